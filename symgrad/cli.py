@@ -1,0 +1,135 @@
+"""The ``symgrad`` command: a thin argparse layer over the library.
+
+Every expected failure (a bad name, a bad parameter, a file symgrad must not
+overwrite) is reported as one line on stderr with exit status 2, never a
+traceback; nothing is written unless the whole module was generated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .catalog import CATALOG, activation
+from .codegen import cli_spec, generate
+from .derive import derive
+from .loader import write_module
+from .model import Activation
+from .notation import text
+
+
+class UsageError(Exception):
+    """A mistake in the command line; the message is shown as is."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise UsageError(message)
+
+
+def parse_spec(spec: str) -> Activation:
+    """``NAME`` or ``NAME:PARAM=VALUE[,PARAM=VALUE...]`` as a catalog activation."""
+    name, _, assignments = spec.partition(":")
+    values: dict[str, float] = {}
+    for item in filter(None, assignments.split(",")):
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"bad parameter {item!r} in {spec!r}: expected PARAM=VALUE")
+        try:
+            values[key.strip()] = float(raw)
+        except ValueError:
+            raise UsageError(
+                f"bad value {raw!r} for parameter {key!r} in {spec!r}: expected a number"
+            ) from None
+    return activation(name.strip(), **values)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="symgrad",
+        description="Derive activation functions and generate NumPy layers.",
+    )
+    parser.add_argument("--version", action="version", version=f"symgrad {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    commands.add_parser("list", help="list the built-in activations")
+
+    gen = commands.add_parser("generate", help="write a module of layer classes")
+    gen.add_argument("names", nargs="+", metavar="NAME[:PARAM=VALUE,...]")
+    gen.add_argument("-o", "--output", required=True, metavar="PATH", help="file, or - for stdout")
+    gen.add_argument(
+        "--force", action="store_true", help="overwrite a file symgrad did not generate"
+    )
+
+    show = commands.add_parser("show", help="print f, f', the output form and the cache")
+    show.add_argument("name", metavar="NAME[:PARAM=VALUE,...]")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return _COMMANDS[args.command](args)
+    except (UsageError, ValueError, OSError) as error:
+        print(f"symgrad: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("symgrad: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(error: BaseException) -> str:
+    message = str(error) or type(error).__name__
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        message = f"{error.filename}: {error.strerror}"
+    return " ".join(message.split())
+
+
+def _list(args: argparse.Namespace) -> int:
+    rows = []
+    for act in CATALOG.values():
+        params = ", ".join(f"{p.name}={p.value!r}" for p in act.params) or "-"
+        rows.append((act.name, act.class_name, params, derive(act).saves, act.summary))
+    header = ("name", "class", "parameters", "caches", "description")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[4]]).rstrip())
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    acts = [parse_spec(spec) for spec in args.names]
+    output = args.output
+    command = shlex.join(["symgrad", "generate", *(cli_spec(a) for a in acts), "-o", output])
+    source = generate(acts, command=command)
+    if output == "-":
+        sys.stdout.write(source)
+        return 0
+    changed = write_module(output, source, force=args.force)
+    classes = ", ".join(a.class_name for a in acts)
+    print(f"{'wrote' if changed else 'unchanged'} {output} ({classes})", file=sys.stderr)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    derivation = derive(parse_spec(args.name))
+    act = derivation.activation
+    print(f"{act.name} ({act.class_name}): {act.summary}")
+    for p in act.params:
+        print(f"  parameter {p.name} = {p.value!r}")
+    print(f"  y      = {text(derivation.forward)}")
+    print(f"  dy/dx  = {text(derivation.derivative)}")
+    form = derivation.output_form
+    print(f"  output form: dy/dx = {text(form) if form is not None else 'none'}")
+    plan = derivation.plan
+    cached = {"mask": f"mask = {text(plan.mask)}", "output": "out (y)", "input": "x"}
+    print(f"  caches: {cached.get(plan.saves, 'nothing')} ({plan.reason})")
+    return 0
+
+
+_COMMANDS = {"list": _list, "generate": _generate, "show": _show}

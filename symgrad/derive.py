@@ -1,0 +1,63 @@
+"""Derive an activation: normal form, derivative, output form and backward plan.
+
+Pure functions of an `Activation`.  The forward expression is put in a normal
+form first (Abs, Max, Min, sign and Heaviside become Piecewise, folded to the
+top), so that every kink is an explicit branch condition; the derivative is taken
+branch by branch, which keeps the convention that the branch holding at a kink
+gives the value there.  Every simplification is checked against the raw
+derivative (`symgrad.verify.proven_equal`) before it is kept.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from .catalog import resolve
+from .model import X, Activation, Derivation
+from .output_form import find_output_form
+from .plan import plan_backward
+from .verify import proven_equal
+
+_KINKED = (sympy.Abs, sympy.Max, sympy.Min, sympy.sign, sympy.Heaviside)
+
+
+class DerivationError(ValueError):
+    """A derivation step could not be verified."""
+
+
+def normal_form(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` with its kinks as explicit Piecewise branches at the top."""
+    if expr.has(*_KINKED):
+        expr = expr.rewrite(sympy.Piecewise)
+    if expr.has(sympy.Piecewise):
+        expr = sympy.piecewise_fold(expr)
+    return expr
+
+
+def differentiate(expr: sympy.Expr, values=None) -> sympy.Expr:
+    """d expr/dx, branch by branch, each branch simplified and checked."""
+    if isinstance(expr, sympy.Piecewise):
+        return sympy.Piecewise(
+            *[(_simplified_derivative(e, values, c), c) for e, c in expr.args]
+        )
+    return _simplified_derivative(expr, values, sympy.true)
+
+
+def _simplified_derivative(expr, values, condition):
+    raw = sympy.diff(expr, X)
+    simple = sympy.simplify(raw)
+    if sympy.count_ops(simple) > sympy.count_ops(raw):
+        simple = raw
+    if simple != raw and not proven_equal(simple, raw, values, condition):
+        raise DerivationError(f"could not verify that d/dx {expr} = {simple}")
+    return simple
+
+
+def derive(act: Activation | str, **params: float) -> Derivation:
+    """Derive an activation (or catalog name): derivative, output form, plan."""
+    act = resolve(act, **params)
+    forward = normal_form(act.expr)
+    derivative = differentiate(forward, act.values)
+    output_form = find_output_form(forward, derivative, act.values)
+    plan = plan_backward(derivative, output_form)
+    return Derivation(act, forward, derivative, output_form, plan)

@@ -1,0 +1,166 @@
+"""The data model every stage shares: immutable, typed, and free of behaviour.
+
+`Activation` is what the user defines (an expression in ``x`` plus named parameters),
+`BackwardPlan` is what the layer caches and how backward uses it, and `Derivation`
+ties an activation to its derivative, output form and plan.  Stages pass these
+objects forward only; nothing here imports a later stage.
+"""
+
+from __future__ import annotations
+
+import keyword
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import sympy
+
+#: The input of every activation, a real number.
+X = sympy.Symbol("x", real=True)
+#: The output of an activation, y = f(x); output forms are written in it.
+Y = sympy.Symbol("y", real=True)
+#: The cached boolean mask, used by backward plans that only need a branch test.
+MASK = sympy.Symbol("mask")
+
+Saves = Literal["output", "input", "mask", "nothing"]
+
+
+def param_symbol(name: str) -> sympy.Symbol:
+    """The SymPy symbol that stands for the parameter ``name`` (always real)."""
+    return sympy.Symbol(name, real=True)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A named, real parameter of an activation, with its current value."""
+
+    name: str
+    value: float
+    learnable: bool = False
+    doc: str = ""
+
+    @property
+    def symbol(self) -> sympy.Symbol:
+        return param_symbol(self.name)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An elementwise activation y = f(x): the definition every later stage starts from.
+
+    ``expr`` is a SymPy expression in `X` and the parameter symbols; piecewise
+    activations use ``sympy.Piecewise`` whose conditions decide the derivative at a
+    kink (the branch that holds there gives the value, as PyTorch does).
+    """
+
+    name: str
+    class_name: str
+    expr: sympy.Expr
+    params: tuple[Param, ...] = ()
+    summary: str = ""
+    kink: str = ""
+    aliases: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.class_name.isidentifier() or keyword.iskeyword(self.class_name):
+            raise ValueError(
+                f"activation {self.name!r}: class name {self.class_name!r} "
+                "is not a valid Python identifier"
+            )
+        if self.class_name.startswith("__"):
+            raise ValueError(
+                f"activation {self.name!r}: class name {self.class_name!r} "
+                "must not be a dunder name"
+            )
+        allowed = {X} | {p.symbol for p in self.params}
+        unknown = sorted(str(s) for s in self.expr.free_symbols - allowed)
+        if unknown:
+            raise ValueError(
+                f"activation {self.name!r}: unknown symbols {', '.join(unknown)}; "
+                f"the formula may use x and its parameters "
+                f"({', '.join(p.name for p in self.params) or 'none'})"
+            )
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def with_values(self, **values: float) -> Activation:
+        """A copy with some parameter values replaced; unknown names raise ValueError."""
+        known = {p.name for p in self.params}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            choices = ", ".join(sorted(known)) or "none"
+            raise ValueError(
+                f"activation {self.name!r} has no parameter "
+                f"{', '.join(map(repr, unknown))}; its parameters: {choices}"
+            )
+        params = tuple(
+            replace(p, value=_as_real(self.name, p.name, values[p.name]))
+            if p.name in values
+            else p
+            for p in self.params
+        )
+        return replace(self, params=params)
+
+    @property
+    def values(self) -> dict[sympy.Symbol, float]:
+        """Parameter symbols mapped to their current values (for numeric checks)."""
+        return {p.symbol: p.value for p in self.params}
+
+    def _repr_latex_(self) -> str:
+        return f"$y = {sympy.latex(self.expr)}$"
+
+
+def _as_real(activation: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(
+            f"activation {activation!r}: parameter {name!r} must be a real number, "
+            f"not {value!r}"
+        )
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(
+            f"activation {activation!r}: parameter {name!r} must be finite, not {value!r}"
+        )
+    return number
+
+
+@dataclass(frozen=True)
+class BackwardPlan:
+    """What forward caches and the expression backward multiplies ``dout`` by.
+
+    ``local_grad`` is written in `X` (saves input), `Y` (saves output), `MASK`
+    (saves mask) or in parameters only (saves nothing).  ``mask`` is the condition
+    on `X` that forward stores when ``saves == "mask"``.
+    """
+
+    saves: Saves
+    local_grad: sympy.Expr
+    mask: sympy.Basic | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """An activation with its derivative, its output form and its backward plan."""
+
+    activation: Activation
+    forward: sympy.Expr
+    derivative: sympy.Expr
+    output_form: sympy.Expr | None
+    plan: BackwardPlan
+
+    @property
+    def saves(self) -> Saves:
+        return self.plan.saves
+
+    def _repr_latex_(self) -> str:
+        lines = [
+            f"y &= {sympy.latex(self.forward)}",
+            rf"\frac{{dy}}{{dx}} &= {sympy.latex(self.derivative)}",
+        ]
+        if self.output_form is not None:
+            lines.append(rf"&= {sympy.latex(self.output_form)}")
+        return r"$\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}$"

@@ -1,0 +1,85 @@
+"""Decide what forward caches and what backward multiplies ``dout`` by.
+
+The cheapest sufficient cache wins, in this order:
+
+- nothing, when the derivative does not depend on x (identity);
+- a boolean mask, when the derivative is piecewise constant with two values
+  (ReLU, LeakyReLU, Hardtanh): one byte per element, and backward is a select;
+- the output y, when an output form g(y) was found (sigmoid: y*(1 - y));
+- the input x otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sympy
+
+from .model import MASK, X, BackwardPlan
+from .output_form import exclusive_branches
+
+
+def plan_backward(
+    derivative: sympy.Expr,
+    output_form: sympy.Expr | None,
+) -> BackwardPlan:
+    """The backward plan for a derivative (in x) and its output form (in y, or None)."""
+    if not derivative.has(X):
+        return BackwardPlan(
+            "nothing", derivative, reason="the derivative does not depend on x"
+        )
+    mask = _two_valued_mask(derivative)
+    if mask is not None:
+        condition, inside, outside = mask
+        return BackwardPlan(
+            "mask",
+            sympy.Piecewise((inside, MASK), (outside, True)),
+            mask=condition,
+            reason="the derivative takes two constant values, so one bit per element "
+            "says which",
+        )
+    if output_form is not None:
+        return BackwardPlan(
+            "output", output_form, reason="the derivative is a function of the output"
+        )
+    return BackwardPlan(
+        "input", derivative, reason="the derivative is not a function of the output"
+    )
+
+
+def _two_valued_mask(derivative):
+    """(condition, value where it holds, value elsewhere) for a piecewise-constant
+    derivative with exactly two values; None otherwise."""
+    if not isinstance(derivative, sympy.Piecewise):
+        return None
+    branches = exclusive_branches(derivative)
+    if any(value.has(X) for value, _ in branches):
+        return None
+    values = list(dict.fromkeys(value for value, _ in branches))
+    if len(values) != 2:
+        return None
+    # The mask marks where the gradient flows: the nonzero value, else the first.
+    inside = values[0] if values[0] != 0 else values[1]
+    outside = values[1] if inside == values[0] else values[0]
+    condition = sympy.Or(*[cond for value, cond in branches if value == inside])
+    condition = sympy.simplify_logic(condition) if condition.has(sympy.Not) else condition
+    return condition, inside, outside
+
+
+def kink_values(
+    derivative: sympy.Expr, values: Mapping[sympy.Symbol, float]
+) -> list[tuple[sympy.Expr, sympy.Expr]]:
+    """(x, f'(x)) at each boundary between branches: the value the branch that holds
+    there gives, which is the convention the generated backward follows."""
+    if not isinstance(derivative, sympy.Piecewise):
+        return []
+    points = []
+    for _, cond in derivative.args:
+        for rel in cond.atoms(sympy.core.relational.Relational):
+            solved = sympy.solve(rel.lhs - rel.rhs, X)
+            points += [p for p in solved if p not in points]
+    ordered = sorted(points, key=lambda p: float(p.subs(values)))
+    return [(p, derivative.subs(X, p)) for p in ordered]
+
+
+

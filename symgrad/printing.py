@@ -1,0 +1,306 @@
+"""SymPy expressions to NumPy source lines that read as if written by hand.
+
+`LayerPrinter` subclasses SymPy's `NumPyPrinter` and overrides only what reads
+badly or runs slowly in stock output: numbers become Python float literals (NumPy
+treats them as weak, so float32 stays float32), integer powers become products,
+Piecewise becomes nested ``np.where`` that lets NaN through, Max/Min become
+``np.maximum``/``np.minimum``, and symgrad's stable functions become calls to the
+helpers in `symgrad.runtime`.  `print_assignments` adds common-subexpression
+elimination and keeps every line within the 88 columns ruff formats to.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+import sympy
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE, precedence
+
+from .functions import FUNCTIONS
+
+#: Columns a generated line may use (ruff format's default).
+LINE_LENGTH = 88
+#: Integer powers up to this are written as repeated multiplication.
+MAX_UNROLLED_POWER = 4
+
+
+class UnprintableError(ValueError):
+    """An expression uses something generated NumPy code cannot express."""
+
+
+class LayerPrinter(NumPyPrinter):
+    """NumPy printer for layer bodies; ``names`` maps each symbol to its source name."""
+
+    printmethod = "_symgrad_numpy"
+
+    def __init__(self, names: Mapping[sympy.Symbol, str]) -> None:
+        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
+        self.names = dict(names)
+        self.helpers: set[str] = set()
+
+    # -- names -------------------------------------------------------------------
+
+    def _module_format(self, fqn: str, register: bool = True) -> str:
+        if fqn.startswith("numpy."):
+            if register:
+                self.module_imports["numpy"].add(fqn.split(".")[1])
+            return "np." + fqn[len("numpy.") :]
+        return super()._module_format(fqn, register)
+
+    def _print_Symbol(self, expr: sympy.Symbol) -> str:
+        try:
+            return self.names[expr]
+        except KeyError:
+            raise UnprintableError(f"no name for symbol {expr}") from None
+
+    _print_Dummy = _print_Symbol
+
+    # -- numbers -----------------------------------------------------------------
+
+    def _print_Float(self, expr: sympy.Float) -> str:
+        return _float_literal(float(expr))
+
+    def _print_Rational(self, expr: sympy.Rational) -> str:
+        return _float_literal(expr.p / expr.q)
+
+    def _print_Integer(self, expr: sympy.Integer) -> str:
+        return _float_literal(float(expr))
+
+    _print_Half = _print_Rational
+    _print_One = _print_Integer
+    _print_Zero = _print_Integer
+    _print_NegativeOne = _print_Integer
+
+    def _print_Exp1(self, expr: sympy.Expr) -> str:
+        return _float_literal(float(expr))
+
+    def _print_Pi(self, expr: sympy.Expr) -> str:
+        return _float_literal(float(expr))
+
+    def _print_NaN(self, expr: sympy.Expr) -> str:
+        raise UnprintableError("the expression is undefined (nan)")
+
+    def _print_ComplexInfinity(self, expr: sympy.Expr) -> str:
+        raise UnprintableError("the expression is infinite (division by zero)")
+
+    _print_Infinity = _print_ComplexInfinity
+    _print_NegativeInfinity = _print_ComplexInfinity
+
+    def _print_ImaginaryUnit(self, expr: sympy.Expr) -> str:
+        raise UnprintableError("the expression is complex")
+
+    # -- arithmetic --------------------------------------------------------------
+
+    def _print_Mul(self, expr: sympy.Mul) -> str:
+        coeff, _ = expr.as_coeff_Mul()
+        if coeff.is_negative:
+            return "-" + self.parenthesize(-expr, PRECEDENCE["Mul"])
+        numerator, denominator = [], []
+        for factor in expr.as_ordered_factors():
+            base, exponent = factor.as_base_exp()
+            if exponent.is_Number and exponent.is_negative and factor.is_Pow:
+                denominator.append(base ** (-exponent))
+            elif factor.is_Rational and factor.p == 1 and factor.q != 1:
+                denominator.append(sympy.Integer(factor.q))
+            else:
+                numerator.append(factor)
+        prec = PRECEDENCE["Mul"]
+        top = " * ".join(self.parenthesize(f, prec) for f in numerator) or "1.0"
+        if not denominator:
+            return top
+        bottom = " * ".join(self.parenthesize(f, prec) for f in denominator)
+        if len(denominator) > 1:
+            bottom = f"({bottom})"
+        elif precedence(denominator[0]) <= prec:
+            bottom = f"({self._print(denominator[0])})"
+        return f"{top} / {bottom}"
+
+    def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
+        base, exponent = expr.args
+        prec = PRECEDENCE["Mul"]
+        if exponent.is_Integer and 0 < abs(exponent) <= MAX_UNROLLED_POWER:
+            product = " * ".join([self.parenthesize(base, prec)] * int(abs(exponent)))
+            if exponent > 0:
+                return product
+            return f"1.0 / {product if abs(exponent) == 1 else f'({product})'}"
+        if exponent == sympy.S.Half:
+            return f"np.sqrt({self._print(base)})"
+        if exponent == -sympy.S.Half:
+            return f"1.0 / np.sqrt({self._print(base)})"
+        if exponent.is_Rational and exponent.q == 2 and abs(exponent.p) <= 2 * MAX_UNROLLED_POWER:
+            # u**(3/2) -> u * sqrt(u): one sqrt instead of a general power.
+            whole = sympy.Pow(base, (abs(exponent.p) - 1) // 2, evaluate=False)
+            text = f"{self._print(whole)} * np.sqrt({self._print(base)})"
+            return text if exponent > 0 else f"1.0 / ({text})"
+        if base == sympy.E:
+            return f"np.exp({self._print(exponent)})"
+        pow_prec = PRECEDENCE["Pow"]
+        return f"{self.parenthesize(base, pow_prec, strict=True)} ** {self.parenthesize(exponent, pow_prec)}"
+
+    # -- piecewise and logic ------------------------------------------------------
+
+    def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
+        branches = _nan_passing_order(expr, self._varies)
+        text = self._print(branches[-1][0])
+        for value, cond in reversed(branches[:-1]):
+            text = f"np.where({self._print(cond)}, {self._print(value)}, {text})"
+        return text
+
+    def _varies(self, expr: sympy.Expr) -> bool:
+        """Whether an expression depends on an array (not only on parameters)."""
+        return any(
+            not self.names.get(s, "").startswith("self.") for s in expr.free_symbols
+        )
+
+    def _print_Relational(self, expr: sympy.core.relational.Relational) -> str:
+        prec = PRECEDENCE["Relational"]
+        lhs = self.parenthesize(expr.lhs, prec)
+        rhs = self.parenthesize(expr.rhs, prec)
+        return f"{lhs} {expr.rel_op} {rhs}"
+
+    def _print_And(self, expr: sympy.And) -> str:
+        return " & ".join(f"({self._print(a)})" for a in _sorted_args(expr))
+
+    def _print_Or(self, expr: sympy.Or) -> str:
+        return " | ".join(f"({self._print(a)})" for a in _sorted_args(expr))
+
+    def _print_Not(self, expr: sympy.Not) -> str:
+        return f"~({self._print(expr.args[0])})"
+
+    def _print_BooleanTrue(self, expr: sympy.Basic) -> str:
+        return "True"
+
+    def _print_BooleanFalse(self, expr: sympy.Basic) -> str:
+        return "False"
+
+    def _print_Max(self, expr: sympy.Max) -> str:
+        return self._nested("np.maximum", expr.args)
+
+    def _print_Min(self, expr: sympy.Min) -> str:
+        return self._nested("np.minimum", expr.args)
+
+    def _nested(self, func: str, args: Sequence[sympy.Expr]) -> str:
+        ordered = sorted(args, key=lambda a: a.is_number)  # arrays first, constants last
+        text = self._print(ordered[0])
+        for arg in ordered[1:]:
+            text = f"{func}({text}, {self._print(arg)})"
+        return text
+
+    # -- functions -----------------------------------------------------------------
+
+    def _print_Function(self, expr: sympy.Function) -> str:
+        name = type(expr).__name__
+        if name in FUNCTIONS:
+            self.helpers.add(f"_{name}")
+            return f"_{name}({', '.join(self._print(a) for a in expr.args)})"
+        return super()._print_Function(expr)
+
+    def _print_not_supported(self, expr: sympy.Basic) -> str:
+        raise UnprintableError(f"NumPy has no function for {type(expr).__name__}")
+
+
+def _float_literal(value: float) -> str:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise UnprintableError(f"constant {value} is not finite")
+    return repr(value)
+
+
+def _sorted_args(expr: sympy.Basic) -> list[sympy.Basic]:
+    return sorted(expr.args, key=sympy.default_sort_key)
+
+
+def _nan_passing_order(expr, varies):
+    """Branches ordered so that a NaN input reaches a branch that depends on it.
+
+    NaN fails every comparison, so it lands in the last (default) branch; if that
+    branch is a constant, ``np.where(x > 0, x, 0.0)`` would turn NaN into 0.  Here
+    the conditions are made exclusive and the last branch that depends on the
+    input becomes the default, so NaN in gives NaN out.
+    """
+    args = [(e, c) for e, c in expr.args]
+    default_expr = args[-1][0]
+    compares = any(c.atoms(sympy.core.relational.Relational) for _, c in args)
+    if not compares or varies(default_expr) or not any(varies(e) for e, _ in args):
+        return args
+    exclusive, earlier = [], []
+    for e, c in args:
+        exclusive.append((e, sympy.And(c, *[sympy.Not(p) for p in earlier])))
+        earlier.append(c)
+    fallback = max(i for i, (e, _) in enumerate(exclusive) if varies(e))
+    ordered = [b for i, b in enumerate(exclusive) if i != fallback]
+    return [*ordered, (exclusive[fallback][0], sympy.true)]
+
+
+# -- statements -----------------------------------------------------------------
+
+
+def print_assignments(
+    assignments: Sequence[tuple[str, sympy.Expr]],
+    names: Mapping[sympy.Symbol, str],
+    *,
+    indent: int = 8,
+    temporaries: Iterable[str] | None = None,
+) -> tuple[list[str], LayerPrinter]:
+    """Source lines assigning each expression to its name, sharing subexpressions.
+
+    Returns the lines and the printer (whose ``module_imports`` and ``helpers`` say
+    what the lines need).  Lines longer than `LINE_LENGTH` are split by moving the
+    largest subexpression into a temporary of its own.
+    """
+    temp_names = iter(temporaries or (f"t{i}" for i in range(10_000)))
+    symbols = sympy.numbered_symbols("_cse", real=True)
+    replacements, reduced = sympy.cse(
+        [e for _, e in assignments], symbols=symbols, optimizations=None, order="canonical"
+    )
+    names = dict(names)
+    statements: list[tuple[str, sympy.Expr]] = []
+    for symbol, value in replacements:
+        names[symbol] = next(temp_names)
+        statements.append((names[symbol], value))
+    statements += [(target, e) for (target, _), e in zip(assignments, reduced, strict=True)]
+    printer = LayerPrinter(names)
+    lines: list[str] = []
+    for target, expr in statements:
+        lines += _fitted(target, expr, printer, names, temp_names, indent)
+    return lines, printer
+
+
+def _fitted(target, expr, printer, names, temp_names, indent):
+    """Assignment lines for target = expr, each within the line length."""
+    text = f"{target} = {format_expression(printer.doprint(expr))}"
+    if indent + len(text) <= LINE_LENGTH:
+        return [text]
+    part = _largest_subexpression(expr)
+    if part is None:
+        return [text]  # cannot split further; ruff will still accept a long atom
+    temp = sympy.Symbol(f"_split{len(names)}", real=True)
+    names[temp] = printer.names[temp] = next(temp_names)
+    head = _fitted(names[temp], part, printer, names, temp_names, indent)
+    return head + _fitted(target, expr.xreplace({part: temp}), printer, names, temp_names, indent)
+
+
+def _largest_subexpression(expr: sympy.Expr) -> sympy.Expr | None:
+    candidates = [
+        a
+        for a in sympy.preorder_traversal(expr)
+        if a is not expr and isinstance(a, sympy.Expr) and a.args and not a.is_number
+    ]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda a: (sympy.count_ops(a), len(str(a))))
+
+
+_SIMPLE_POWER = re.compile(r"(?<![\w.)\]])([\w.]+) \*\* ([\w.]+)(?![\w(\[])")
+
+
+def format_expression(source: str) -> str:
+    """Canonical spacing and parentheses, as ruff format writes them.
+
+    The printed source is parsed (never evaluated) and unparsed, then powers of
+    simple operands lose their spaces (``x**0.5``), as ruff format does.
+    """
+    tree = ast.parse(source, mode="eval")
+    return _SIMPLE_POWER.sub(r"\1**\2", ast.unparse(tree))

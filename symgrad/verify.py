@@ -1,0 +1,131 @@
+"""Numeric evidence for symbolic claims: sample points and high-precision agreement.
+
+Every rewrite symgrad makes (an output form, a simplification, a mask) is accepted
+only when SymPy proves it or, failing that, when both sides agree to high
+precision at many points of the domain.  This module supplies those points and
+that comparison; it never decides anything by itself.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Mapping
+
+import sympy
+
+from .model import X
+
+#: Evaluation precision, in decimal digits, for numeric checks.
+DIGITS = 30
+#: Relative tolerance at which two sides count as equal.
+RTOL = 1e-15
+
+_BASE_POINTS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
+_OFFSETS = (1e-3, 0.1, 0.5, 1.0, 2.0)
+
+
+def evaluate(expr: sympy.Basic, point: Mapping[sympy.Symbol, float]) -> float | None:
+    """``expr`` at ``point`` to `DIGITS` digits, or None where it is not a finite real."""
+    try:
+        value = expr.evalf(DIGITS, subs=dict(point))
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+    if value.is_Boolean:
+        return float(bool(value))
+    if not value.is_number or not value.is_real:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def holds(condition: sympy.Basic, point: Mapping[sympy.Symbol, float]) -> bool:
+    """Whether a condition on x is true at a numeric point."""
+    if condition is sympy.true or condition == True:  # noqa: E712 (SymPy's true)
+        return True
+    value = condition.subs({s: sympy.Float(v, DIGITS) for s, v in point.items()})
+    return bool(value == sympy.true)
+
+
+def boundaries(condition: sympy.Basic, values: Mapping[sympy.Symbol, float]) -> set[float]:
+    """The numeric values of x at which the relations in ``condition`` change."""
+    found: set[float] = set()
+    for rel in condition.atoms(sympy.core.relational.Relational):
+        diff = (rel.lhs - rel.rhs).subs(values)
+        try:
+            roots = sympy.solve(diff, X)
+        except (NotImplementedError, TypeError):
+            continue
+        for root in roots:
+            number = evaluate(root, {})
+            if number is not None:
+                found.add(number)
+    return found
+
+
+def sample_points(
+    condition: sympy.Basic = sympy.true,
+    values: Mapping[sympy.Symbol, float] | None = None,
+    *,
+    extra: Iterable[float] = (),
+    seed: int = 0,
+    count: int = 6,
+) -> list[float]:
+    """Points of x, on both sides of 0 and of every boundary, where ``condition`` holds."""
+    values = dict(values or {})
+    condition = condition.subs(values) if condition is not sympy.true else condition
+    edges = boundaries(condition, {}) if condition is not sympy.true else set()
+    rng = random.Random(seed)
+    candidates = [s * p for p in _BASE_POINTS for s in (1.0, -1.0)]
+    for edge in sorted(edges):
+        candidates += [edge + s * d for d in _OFFSETS for s in (1.0, -1.0)]
+        candidates += [edge * 1.5, edge * 0.5]
+    candidates += [rng.uniform(-6.0, 6.0) for _ in range(count)]
+    candidates += list(extra)
+    points = []
+    for value in candidates:
+        if value not in points and holds(condition, {X: value}):
+            points.append(value)
+    return points
+
+
+def agree(a: float, b: float, rtol: float = RTOL) -> bool:
+    """Equality to ``rtol`` relative to the larger magnitude (and to 1)."""
+    return abs(a - b) <= rtol * max(1.0, abs(a), abs(b))
+
+
+def numerically_equal(
+    lhs: sympy.Basic,
+    rhs: sympy.Basic,
+    points: Iterable[Mapping[sympy.Symbol, float]],
+    *,
+    minimum: int = 4,
+) -> bool:
+    """True when lhs and rhs agree at every point where both are defined (at least
+    ``minimum`` of them); a point where only one side is defined is a disagreement."""
+    compared = 0
+    for point in points:
+        a, b = evaluate(lhs, point), evaluate(rhs, point)
+        if a is None and b is None:
+            continue
+        if a is None or b is None or not agree(a, b):
+            return False
+        compared += 1
+    return compared >= minimum
+
+
+def proven_equal(
+    lhs: sympy.Expr,
+    rhs: sympy.Expr,
+    values: Mapping[sympy.Symbol, float] | None = None,
+    condition: sympy.Basic = sympy.true,
+) -> bool:
+    """Equal symbolically, or failing that numerically at sample points of ``condition``."""
+    try:
+        if sympy.simplify(lhs - rhs) == 0:
+            return True
+    except (TypeError, ValueError, NotImplementedError):
+        pass
+    values = dict(values or {})
+    points = [{X: p, **values} for p in sample_points(condition, values, count=14)]
+    return numerically_equal(lhs, rhs, points)
