@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 from .catalog import CATALOG, activation  # noqa: E402
 from .codegen import generate  # noqa: E402
 from .derive import DerivationError, derive  # noqa: E402
+from .gradcheck import GradcheckResult, gradcheck  # noqa: E402
 from .loader import compile  # noqa: E402
 from .model import Activation, BackwardPlan, Derivation, Param  # noqa: E402
 
@@ -20,9 +21,11 @@ __all__ = [
     "BackwardPlan",
     "Derivation",
     "DerivationError",
+    "GradcheckResult",
     "Param",
     "activation",
     "compile",
     "derive",
     "generate",
+    "gradcheck",
 ]

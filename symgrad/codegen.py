@@ -25,7 +25,7 @@ from .derive import derive
 from .model import MASK, X, Y, Activation, Derivation
 from .notation import latex, text
 from .plan import kink_values
-from .printing import print_assignments
+from .printing import Times, print_assignments
 from .rewrite import stabilize
 
 MODULE_TEMPLATE = "module.py.j2"
@@ -116,7 +116,7 @@ def layer_source(derivation: Derivation) -> LayerSource:
         mask_lines, _ = print_assignments([("mask", plan.mask)], names)
         forward = mask_lines + forward
 
-    gradient = stabilize(sympy.piecewise_fold(DOUT * plan.local_grad))
+    gradient = _chain_rule(stabilize(plan.local_grad))
     backward, backward_printer = print_assignments(
         [("dx", gradient)], names, temporaries=(f"g{i}" for i in range(10_000))
     )
@@ -132,6 +132,16 @@ def layer_source(derivation: Derivation) -> LayerSource:
         comment=f"dy/dx = {_gradient_comment(derivation)}",
         helpers=helpers,
     )
+
+
+def _chain_rule(local_grad: sympy.Expr) -> sympy.Expr:
+    """dout times the local gradient: inside each branch of a piecewise one (so a
+    select picks dout or dout*g), else as one factor, dout * (g)."""
+    if isinstance(local_grad, sympy.Piecewise):
+        return sympy.piecewise_fold(DOUT * local_grad)
+    if local_grad == 1:
+        return DOUT
+    return Times(DOUT, local_grad)
 
 
 def _gradient_comment(derivation: Derivation) -> str:

@@ -25,18 +25,23 @@ _BASE_POINTS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
 _OFFSETS = (1e-3, 0.1, 0.5, 1.0, 2.0)
 
 
-def evaluate(expr: sympy.Basic, point: Mapping[sympy.Symbol, float]) -> float | None:
-    """``expr`` at ``point`` to `DIGITS` digits, or None where it is not a finite real."""
+def evaluate(expr: sympy.Basic, point: Mapping[sympy.Symbol, float]) -> sympy.Float | None:
+    """``expr`` at ``point`` to `DIGITS` digits, or None where it is not a finite real.
+
+    The value stays a `DIGITS`-digit Float: feeding y = f(x) into g(y) as a double
+    would lose the digits that cancel in forms like 1 - y**2 near |y| = 1.
+    """
+    point = {s: sympy.Float(v, DIGITS) for s, v in point.items()}
     try:
-        value = expr.evalf(DIGITS, subs=dict(point))
+        value = expr.evalf(DIGITS, subs=point)
     except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
     if value.is_Boolean:
-        return float(bool(value))
-    if not value.is_number or not value.is_real:
+        return sympy.Float(int(bool(value)))
+    if not value.is_number or value.is_real is not True:
         return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+    value = sympy.Float(value, DIGITS)
+    return value if value.is_finite and math.isfinite(float(value)) else None
 
 
 def holds(condition: sympy.Basic, point: Mapping[sympy.Symbol, float]) -> bool:

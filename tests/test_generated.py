@@ -1,0 +1,205 @@
+"""Generated layers, table-driven over the whole catalog: adding a row adds tests."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import symgrad
+from symgrad.verify import evaluate
+from symgrad.model import X
+
+from .conftest import layer_class, load_generated
+
+NAMES = sorted(symgrad.CATALOG)
+
+
+def _points(rng, shape, kink_gap=1e-3):
+    """Random inputs in [-5, 5], kept away from the kink at 0."""
+    x = rng.uniform(-5.0, 5.0, shape)
+    return np.where(np.abs(x) < kink_gap, kink_gap, x)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_matches_central_differences(catalog_module, name):
+    """backward agrees with finite differences on random n-d arrays (the seed's check)."""
+    rng = np.random.default_rng(1)
+    layer = layer_class(catalog_module, name)()
+    result = symgrad.gradcheck(layer, _points(rng, (7, 11)))
+    assert result.passed
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_and_backward_agree_with_mpmath(catalog_module, name):
+    """Values and derivatives match the SymPy definition evaluated at 30 digits.
+
+    Tolerances are issue #3's float64 bar (rtol 1e-9, atol 1e-12): an output form
+    such as 1 - y**2 loses relative accuracy where the derivative is tiny.
+    """
+    derivation = symgrad.derive(name)
+    layer = layer_class(catalog_module, name)()
+    xs = np.array([-7.5, -2.0, -0.3, 0.4, 1.7, 6.0])
+    out = layer.forward(xs)
+    dx = layer.backward(np.ones_like(xs))
+    for xi, yi, di in zip(xs, out, dx, strict=True):
+        expected_y = float(evaluate(derivation.forward, {X: xi}))
+        expected_dy = float(evaluate(derivation.derivative, {X: xi}))
+        assert yi == pytest.approx(expected_y, rel=1e-9, abs=1e-12)
+        assert di == pytest.approx(expected_dy, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("value", [3, 2.5, np.float32(-1.5), np.array(0.75)])
+def test_scalars_and_zero_d_arrays(catalog_module, name, value):
+    """Python and NumPy scalars and 0-d arrays go through forward and backward."""
+    layer = layer_class(catalog_module, name)()
+    out = layer.forward(value)
+    assert np.shape(out) == ()
+    assert np.shape(layer.backward(1.0)) == ()
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_dtype_is_preserved(catalog_module, name, dtype):
+    """float16/32/64 in gives the same dtype out, forward and backward."""
+    layer = layer_class(catalog_module, name)()
+    x = np.linspace(-3, 3, 13).astype(dtype)
+    assert layer.forward(x).dtype == dtype
+    assert layer.backward(np.ones_like(x)).dtype == dtype
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_integer_input_is_promoted_to_float64(catalog_module, name):
+    layer = layer_class(catalog_module, name)()
+    assert layer.forward(np.arange(-3, 4)).dtype == np.float64
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_nan_in_nan_out(catalog_module, name):
+    """NaN input gives NaN output, whichever branch would hold."""
+    layer = layer_class(catalog_module, name)()
+    assert np.isnan(layer.forward(np.array([np.nan]))).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_extreme_inputs_raise_no_floating_point_errors(catalog_module, name):
+    """No overflow or invalid-value error where the true result is finite."""
+    derivation = symgrad.derive(name)
+    layer = layer_class(catalog_module, name)()
+    magnitudes = [1e-300, 1e-8, 1.0, 20.0, 40.0, 89.0, 710.0, 1e10, 1e300]
+    xs = np.array([s * m for m in magnitudes for s in (1.0, -1.0)])
+    for xi in xs:
+        expected = evaluate(derivation.forward, {X: float(xi)})
+        slope = evaluate(derivation.derivative, {X: float(xi)})
+        if expected is None or slope is None or abs(float(expected)) > 1e300:
+            continue  # the true result is not a finite float64 (exp(710) is not)
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            layer.forward(np.array([xi]))
+            layer.backward(np.array([1.0]))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_before_forward_is_a_clear_error(catalog_module, name):
+    layer = layer_class(catalog_module, name)()
+    with pytest.raises(RuntimeError, match=r"backward\(\) called before forward\(\)"):
+        layer.backward(1.0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dout_of_the_wrong_shape_is_a_clear_error(catalog_module, name):
+    layer = layer_class(catalog_module, name)()
+    layer.forward(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"dout has shape \(3, 2\)"):
+        layer.backward(np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_backward_leaves_dout_and_cache_untouched(catalog_module, name):
+    layer = layer_class(catalog_module, name)()
+    x = np.linspace(-2, 2, 9)
+    layer.forward(x)
+    cached = {k: np.copy(v) for k, v in vars(layer).items() if isinstance(v, np.ndarray)}
+    dout = np.linspace(1, 2, 9)
+    before = dout.copy()
+    layer.backward(dout)
+    np.testing.assert_array_equal(dout, before)
+    for key, value in cached.items():
+        np.testing.assert_array_equal(getattr(layer, key), value)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_caches_only_what_backward_needs(catalog_module, name):
+    """The constructor sets exactly the planned cache to None; forward fills it."""
+    saves = symgrad.derive(name).saves
+    attribute = {"output": "out", "input": "x", "mask": "mask", "nothing": "shape"}[saves]
+    layer = layer_class(catalog_module, name)()
+    assert vars(layer) == {attribute: None}
+    layer.forward(np.linspace(-1, 1, 4))
+    cached = getattr(layer, attribute)
+    assert cached is not None
+    if saves == "mask":
+        assert cached.dtype == np.bool_
+
+
+def test_generation_is_deterministic():
+    """The same activations give byte-identical modules, in this process and another."""
+    first = symgrad.generate(NAMES)
+    assert symgrad.generate(NAMES) == first
+    code = "import symgrad, sys; sys.stdout.write(symgrad.generate(%r))" % (NAMES,)
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert other == first
+
+
+def test_header_names_generator_version_and_command():
+    lines = symgrad.generate(["relu", "sigmoid"]).splitlines()
+    assert lines[0] == (
+        f"# Generated by symgrad {symgrad.__version__} from templates/module.py.j2. "
+        "Do not edit."
+    )
+    assert lines[1] == "# Regenerate with: symgrad generate relu sigmoid"
+
+
+def test_generated_module_is_ruff_clean(tmp_path):
+    """ruff check and ruff format --check accept the whole catalog's module."""
+    path = tmp_path / "layers.py"
+    path.write_text(symgrad.generate(NAMES))
+    for command in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--isolated", str(path)],
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generated_module_imports_only_numpy(tmp_path):
+    """Importing a generated module pulls in neither sympy nor jinja2 nor symgrad."""
+    path = tmp_path / "layers.py"
+    path.write_text(symgrad.generate(NAMES))
+    code = (
+        "import sys; sys.path.insert(0, %r); import layers; "
+        "bad = [m for m in ('sympy', 'jinja2', 'symgrad') if m in sys.modules]; "
+        "print(bad)"
+    ) % str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr
+    imports = [
+        line for line in path.read_text().splitlines() if line.startswith(("import ", "from "))
+    ]
+    assert imports == ["import numpy as np"]
+
+
+def test_class_docstring_gives_formula_and_derivative():
+    module_source = symgrad.generate("sigmoid")
+    assert "y = 1/(1 + exp(-x))" in module_source
+    assert "= y*(1 - y)  (in the output y)" in module_source
+    assert r"\frac{dy}{dx} = y \left(1 - y\right)" in module_source
+
+
+def test_layers_round_trip_through_a_real_file(tmp_path):
+    """A module written to disk imports and its classes work like compiled ones."""
+    module = load_generated(symgrad.generate(["relu", "sigmoid"]), tmp_path)
+    assert module.Relu().forward(np.array([-1.0, 2.0])).tolist() == [0.0, 2.0]
