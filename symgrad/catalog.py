@@ -12,7 +12,7 @@ import difflib
 
 from sympy import Piecewise, exp, tanh
 
-from .model import X, Activation
+from .model import Activation, X
 
 x = X
 
@@ -53,7 +53,9 @@ def _key(name: str) -> str:
 
 
 _INDEX = {
-    _key(alias): act.name for act in CATALOG.values() for alias in (act.name, *act.aliases)
+    _key(alias): act.name
+    for act in CATALOG.values()
+    for alias in (act.name, *act.aliases)
 }
 
 
@@ -80,6 +82,3 @@ def resolve(act: Activation | str, **params: float) -> Activation:
     if isinstance(act, Activation):
         return act.with_values(**params) if params else act
     return activation(act, **params)
-
-
-

@@ -37,7 +37,9 @@ def parse_spec(spec: str) -> Activation:
     for item in filter(None, assignments.split(",")):
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"bad parameter {item!r} in {spec!r}: expected PARAM=VALUE")
+            raise UsageError(
+                f"bad parameter {item!r} in {spec!r}: expected PARAM=VALUE"
+            )
         try:
             values[key.strip()] = float(raw)
         except ValueError:
@@ -53,18 +55,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Derive activation functions and generate NumPy layers.",
     )
     parser.add_argument("--version", action="version", version=f"symgrad {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser
+    )
 
     commands.add_parser("list", help="list the built-in activations")
 
     gen = commands.add_parser("generate", help="write a module of layer classes")
     gen.add_argument("names", nargs="+", metavar="NAME[:PARAM=VALUE,...]")
-    gen.add_argument("-o", "--output", required=True, metavar="PATH", help="file, or - for stdout")
+    gen.add_argument(
+        "-o", "--output", required=True, metavar="PATH", help="file, or - for stdout"
+    )
     gen.add_argument(
         "--force", action="store_true", help="overwrite a file symgrad did not generate"
     )
 
-    show = commands.add_parser("show", help="print f, f', the output form and the cache")
+    show = commands.add_parser(
+        "show", help="print f, f', the output form and the cache"
+    )
     show.add_argument("name", metavar="NAME[:PARAM=VALUE,...]")
     return parser
 
@@ -105,14 +113,18 @@ def _list(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     acts = [parse_spec(spec) for spec in args.names]
     output = args.output
-    command = shlex.join(["symgrad", "generate", *(cli_spec(a) for a in acts), "-o", output])
+    command = shlex.join(
+        ["symgrad", "generate", *(cli_spec(a) for a in acts), "-o", output]
+    )
     source = generate(acts, command=command)
     if output == "-":
         sys.stdout.write(source)
         return 0
     changed = write_module(output, source, force=args.force)
     classes = ", ".join(a.class_name for a in acts)
-    print(f"{'wrote' if changed else 'unchanged'} {output} ({classes})", file=sys.stderr)
+    print(
+        f"{'wrote' if changed else 'unchanged'} {output} ({classes})", file=sys.stderr
+    )
     return 0
 
 

@@ -22,7 +22,7 @@ import sympy
 from . import __version__, runtime
 from .catalog import resolve
 from .derive import derive
-from .model import MASK, X, Y, Activation, Derivation
+from .model import MASK, Activation, Derivation, X, Y
 from .notation import latex, text
 from .plan import kink_values
 from .printing import Times, print_assignments
@@ -78,13 +78,17 @@ def generate(
     if command is None:
         command = "symgrad generate " + " ".join(cli_spec(a) for a in activations)
     names = ", ".join(a.name for a in activations)
-    source = _environment().get_template(MODULE_TEMPLATE).render(
-        version=__version__,
-        template=f"templates/{MODULE_TEMPLATE}",
-        command=command,
-        docstring=f"NumPy layers for {names}, with forward and backward.",
-        helpers=helpers,
-        layers=layers,
+    source = (
+        _environment()
+        .get_template(MODULE_TEMPLATE)
+        .render(
+            version=__version__,
+            template=f"templates/{MODULE_TEMPLATE}",
+            command=command,
+            docstring=f"NumPy layers for {names}, with forward and backward.",
+            helpers=helpers,
+            layers=layers,
+        )
     )
     return source.rstrip("\n") + "\n"
 
@@ -120,7 +124,9 @@ def layer_source(derivation: Derivation) -> LayerSource:
     backward, backward_printer = print_assignments(
         [("dx", gradient)], names, temporaries=(f"g{i}" for i in range(10_000))
     )
-    helpers = frozenset(_ALWAYS_HELPERS) | forward_printer.helpers | backward_printer.helpers
+    helpers = (
+        frozenset(_ALWAYS_HELPERS) | forward_printer.helpers | backward_printer.helpers
+    )
     return LayerSource(
         class_name=act.class_name,
         docstring=_docstring(derivation),
@@ -199,7 +205,9 @@ def _check_unique_class_names(activations: Sequence[Activation]) -> None:
 def _helper_order(used: set[str]) -> list[str]:
     """Helpers in the order `symgrad.runtime` defines them (deterministic)."""
     defined = [name for name, _ in inspect.getmembers(runtime, inspect.isfunction)]
-    order = sorted(defined, key=lambda n: inspect.getsourcelines(getattr(runtime, n))[1])
+    order = sorted(
+        defined, key=lambda n: inspect.getsourcelines(getattr(runtime, n))[1]
+    )
     unknown = used - set(defined)
     if unknown:
         raise RuntimeError(f"printer used undefined helpers: {sorted(unknown)}")

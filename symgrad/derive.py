@@ -13,7 +13,7 @@ from __future__ import annotations
 import sympy
 
 from .catalog import resolve
-from .model import X, Activation, Derivation
+from .model import Activation, Derivation, X
 from .output_form import find_output_form
 from .plan import plan_backward
 from .verify import proven_equal

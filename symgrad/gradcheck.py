@@ -57,7 +57,9 @@ def gradcheck(
     worst = int(np.argmax(error - bound)) if error.size else 0
     result = GradcheckResult(
         max_abs_error=float(error.max(initial=0.0)),
-        max_rel_error=float((error / np.maximum(np.abs(numeric), 1e-300)).max(initial=0.0)),
+        max_rel_error=float(
+            (error / np.maximum(np.abs(numeric), 1e-300)).max(initial=0.0)
+        ),
         worst_x=float(x.reshape(-1)[worst]) if x.size else float("nan"),
         passed=passed,
     )

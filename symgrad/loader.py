@@ -40,7 +40,9 @@ def is_generated(path: Path) -> bool:
         return False
 
 
-def write_module(path: str | os.PathLike[str], source: str, *, force: bool = False) -> bool:
+def write_module(
+    path: str | os.PathLike[str], source: str, *, force: bool = False
+) -> bool:
     """Write ``source`` to ``path`` atomically; return whether the file changed.
 
     Raises `OverwriteError` if the file exists and symgrad did not generate it

@@ -9,9 +9,6 @@ from __future__ import annotations
 import sympy
 
 
-
-
-
 def text(expr: sympy.Basic) -> str:
     """A one-line plain-text rendering, Python-like."""
     if isinstance(expr, sympy.Piecewise):
@@ -34,10 +31,9 @@ def latex(expr: sympy.Basic) -> str:
     if isinstance(expr, sympy.Piecewise):
         rows = []
         for e, c in expr.args:
-            where = r"\text{otherwise}" if c is sympy.true else rf"\text{{if }} {latex(c)}"
+            where = (
+                r"\text{otherwise}" if c is sympy.true else rf"\text{{if }} {latex(c)}"
+            )
             rows.append(rf"{latex(e)} & {where}")
         return r"\begin{cases} " + r" \\ ".join(rows) + r" \end{cases}"
     return sympy.latex(expr)
-
-
-

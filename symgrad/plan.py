@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import sympy
 
-from .model import MASK, X, BackwardPlan
+from .model import MASK, BackwardPlan, X
 from .output_form import exclusive_branches
 
 
@@ -62,7 +62,9 @@ def _two_valued_mask(derivative):
     inside = values[0] if values[0] != 0 else values[1]
     outside = values[1] if inside == values[0] else values[0]
     condition = sympy.Or(*[cond for value, cond in branches if value == inside])
-    condition = sympy.simplify_logic(condition) if condition.has(sympy.Not) else condition
+    condition = (
+        sympy.simplify_logic(condition) if condition.has(sympy.Not) else condition
+    )
     return condition, inside, outside
 
 
@@ -80,6 +82,3 @@ def kink_values(
             points += [p for p in solved if p not in points]
     ordered = sorted(points, key=lambda p: float(p.subs(values)))
     return [(p, derivative.subs(X, p)) for p in ordered]
-
-
-

@@ -47,7 +47,9 @@ class LayerPrinter(NumPyPrinter):
     printmethod = "_symgrad_numpy"
 
     def __init__(self, names: Mapping[sympy.Symbol, str]) -> None:
-        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
+        super().__init__(
+            {"fully_qualified_modules": True, "allow_unknown_functions": False}
+        )
         self.names = dict(names)
         self.helpers: set[str] = set()
 
@@ -107,7 +109,9 @@ class LayerPrinter(NumPyPrinter):
     def _print_Add(self, expr: sympy.Add, order: str | None = None) -> str:
         # Positive terms first, so 1 - a*y**2 reads that way, not -a*y**2 + 1.
         terms = expr.as_ordered_terms()
-        terms = [t for t in terms if not _negative(t)] + [t for t in terms if _negative(t)]
+        terms = [t for t in terms if not _negative(t)] + [
+            t for t in terms if _negative(t)
+        ]
         prec = PRECEDENCE["Add"]
         text = self.parenthesize(terms[0], prec)
         for term in terms[1:]:
@@ -154,7 +158,11 @@ class LayerPrinter(NumPyPrinter):
             return f"np.sqrt({self._print(base)})"
         if exponent == -sympy.S.Half:
             return f"1.0 / np.sqrt({self._print(base)})"
-        if exponent.is_Rational and exponent.q == 2 and abs(exponent.p) <= 2 * MAX_UNROLLED_POWER:
+        if (
+            exponent.is_Rational
+            and exponent.q == 2
+            and abs(exponent.p) <= 2 * MAX_UNROLLED_POWER
+        ):
             # u**(3/2) -> u * sqrt(u): one sqrt instead of a general power.
             whole = sympy.Pow(base, (abs(exponent.p) - 1) // 2, evaluate=False)
             text = f"{self._print(whole)} * np.sqrt({self._print(base)})"
@@ -216,7 +224,9 @@ class LayerPrinter(NumPyPrinter):
         return self._nested("np.minimum", expr.args)
 
     def _nested(self, func: str, args: Sequence[sympy.Expr]) -> str:
-        ordered = sorted(args, key=lambda a: a.is_number)  # arrays first, constants last
+        ordered = sorted(
+            args, key=lambda a: a.is_number
+        )  # arrays first, constants last
         text = self._print(ordered[0])
         for arg in ordered[1:]:
             text = f"{func}({text}, {self._print(arg)})"
@@ -290,14 +300,19 @@ def print_assignments(
     temp_names = iter(temporaries or (f"t{i}" for i in range(10_000)))
     symbols = sympy.numbered_symbols("_cse", real=True)
     replacements, reduced = sympy.cse(
-        [e for _, e in assignments], symbols=symbols, optimizations=None, order="canonical"
+        [e for _, e in assignments],
+        symbols=symbols,
+        optimizations=None,
+        order="canonical",
     )
     names = dict(names)
     statements: list[tuple[str, sympy.Expr]] = []
     for symbol, value in replacements:
         names[symbol] = next(temp_names)
         statements.append((names[symbol], value))
-    statements += [(target, e) for (target, _), e in zip(assignments, reduced, strict=True)]
+    statements += [
+        (target, e) for (target, _), e in zip(assignments, reduced, strict=True)
+    ]
     printer = LayerPrinter(names)
     lines: list[str] = []
     for target, expr in statements:
@@ -316,7 +331,9 @@ def _fitted(target, expr, printer, names, temp_names, indent):
     temp = sympy.Symbol(f"_split{len(names)}", real=True)
     names[temp] = printer.names[temp] = next(temp_names)
     head = _fitted(names[temp], part, printer, names, temp_names, indent)
-    return head + _fitted(target, expr.xreplace({part: temp}), printer, names, temp_names, indent)
+    return head + _fitted(
+        target, expr.xreplace({part: temp}), printer, names, temp_names, indent
+    )
 
 
 def _largest_subexpression(expr: sympy.Expr) -> sympy.Expr | None:

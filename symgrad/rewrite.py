@@ -51,7 +51,9 @@ def piecewise_as_extremum(expr: sympy.Expr) -> sympy.Expr | None:
     if not isinstance(expr, sympy.Piecewise) or len(expr.args) != 2:
         return None
     (first, cond), (second, default) = expr.args
-    if default is not sympy.true or not isinstance(cond, sympy.core.relational.Relational):
+    if default is not sympy.true or not isinstance(
+        cond, sympy.core.relational.Relational
+    ):
         return None
     for rel in (cond, cond.reversed):
         if {rel.lhs, rel.rhs} != {first, second} or rel.lhs != first:
@@ -93,7 +95,9 @@ def stabilize(expr: sympy.Basic, rules: tuple[Rule, ...] = RULES) -> sympy.Basic
         for rule in rules:
             replacement = rule(expr)
             if replacement is not None and replacement != expr:
-                expr = stabilize(replacement, rules) if replacement.args else replacement
+                expr = (
+                    stabilize(replacement, rules) if replacement.args else replacement
+                )
                 changed = True
                 break
     return expr

@@ -25,7 +25,9 @@ _BASE_POINTS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
 _OFFSETS = (1e-3, 0.1, 0.5, 1.0, 2.0)
 
 
-def evaluate(expr: sympy.Basic, point: Mapping[sympy.Symbol, float]) -> sympy.Float | None:
+def evaluate(
+    expr: sympy.Basic, point: Mapping[sympy.Symbol, float]
+) -> sympy.Float | None:
     """``expr`` at ``point`` to `DIGITS` digits, or None where it is not a finite real.
 
     The value stays a `DIGITS`-digit Float: feeding y = f(x) into g(y) as a double
@@ -52,7 +54,9 @@ def holds(condition: sympy.Basic, point: Mapping[sympy.Symbol, float]) -> bool:
     return bool(value == sympy.true)
 
 
-def boundaries(condition: sympy.Basic, values: Mapping[sympy.Symbol, float]) -> set[float]:
+def boundaries(
+    condition: sympy.Basic, values: Mapping[sympy.Symbol, float]
+) -> set[float]:
     """The numeric values of x at which the relations in ``condition`` change."""
     found: set[float] = set()
     for rel in condition.atoms(sympy.core.relational.Relational):

@@ -15,12 +15,16 @@ def test_activation_lookup_ignores_case_and_underscores():
 
 
 def test_unknown_activation_lists_close_matches():
-    with pytest.raises(ValueError, match=r"unknown activation 'sigmod'; did you mean sigmoid\?"):
+    with pytest.raises(
+        ValueError, match=r"unknown activation 'sigmod'; did you mean sigmoid\?"
+    ):
         symgrad.activation("sigmod")
 
 
 def test_unknown_parameter_names_the_allowed_ones():
-    with pytest.raises(ValueError, match=r"has no parameter 'beta'; its parameters: none"):
+    with pytest.raises(
+        ValueError, match=r"has no parameter 'beta'; its parameters: none"
+    ):
         symgrad.activation("relu", beta=2.0)
 
 
@@ -33,7 +37,9 @@ def test_unknown_parameter_names_the_allowed_ones():
         ("exp", "output", Y),
     ],
 )
-def test_derive_exposes_forward_derivative_output_form_and_saves(name, saves, output_form):
+def test_derive_exposes_forward_derivative_output_form_and_saves(
+    name, saves, output_form
+):
     d = symgrad.derive(name)
     assert d.saves == saves
     assert proven_equal(sympy.diff(d.forward, X), d.derivative)
@@ -68,8 +74,9 @@ def test_generate_refuses_duplicate_class_names():
 def test_custom_activation_objects_work_everywhere():
     """An Activation built by hand derives, generates and compiles like a catalog one."""
     alpha = symgrad.Param("alpha", 2.0)
-    act = symgrad.Activation("scaled_tanh", "ScaledTanh", alpha.symbol * sympy.tanh(X),
-                             params=(alpha,))
+    act = symgrad.Activation(
+        "scaled_tanh", "ScaledTanh", alpha.symbol * sympy.tanh(X), params=(alpha,)
+    )
     d = symgrad.derive(act)
     assert d.saves == "output"
     layer = symgrad.compile(act)()
@@ -95,4 +102,6 @@ def test_gradcheck_catches_a_wrong_backward():
 
     with pytest.raises(AssertionError, match="gradcheck failed for Wrong"):
         symgrad.gradcheck(Wrong(), np.linspace(1, 2, 5))
-    assert not symgrad.gradcheck(Wrong(), np.linspace(1, 2, 5), raise_exception=False).passed
+    assert not symgrad.gradcheck(
+        Wrong(), np.linspace(1, 2, 5), raise_exception=False
+    ).passed

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import symgrad
-from symgrad.verify import evaluate
 from symgrad.model import X
+from symgrad.verify import evaluate
 
 from .conftest import layer_class, load_generated
 
@@ -119,7 +119,9 @@ def test_backward_leaves_dout_and_cache_untouched(catalog_module, name):
     layer = layer_class(catalog_module, name)()
     x = np.linspace(-2, 2, 9)
     layer.forward(x)
-    cached = {k: np.copy(v) for k, v in vars(layer).items() if isinstance(v, np.ndarray)}
+    cached = {
+        k: np.copy(v) for k, v in vars(layer).items() if isinstance(v, np.ndarray)
+    }
     dout = np.linspace(1, 2, 9)
     before = dout.copy()
     layer.backward(dout)
@@ -132,7 +134,9 @@ def test_backward_leaves_dout_and_cache_untouched(catalog_module, name):
 def test_forward_caches_only_what_backward_needs(catalog_module, name):
     """The constructor sets exactly the planned cache to None; forward fills it."""
     saves = symgrad.derive(name).saves
-    attribute = {"output": "out", "input": "x", "mask": "mask", "nothing": "shape"}[saves]
+    attribute = {"output": "out", "input": "x", "mask": "mask", "nothing": "shape"}[
+        saves
+    ]
     layer = layer_class(catalog_module, name)()
     assert vars(layer) == {attribute: None}
     layer.forward(np.linspace(-1, 1, 4))
@@ -146,7 +150,7 @@ def test_generation_is_deterministic():
     """The same activations give byte-identical modules, in this process and another."""
     first = symgrad.generate(NAMES)
     assert symgrad.generate(NAMES) == first
-    code = "import symgrad, sys; sys.stdout.write(symgrad.generate(%r))" % (NAMES,)
+    code = f"import symgrad, sys; sys.stdout.write(symgrad.generate({NAMES!r}))"
     other = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
@@ -180,14 +184,16 @@ def test_generated_module_imports_only_numpy(tmp_path):
     path = tmp_path / "layers.py"
     path.write_text(symgrad.generate(NAMES))
     code = (
-        "import sys; sys.path.insert(0, %r); import layers; "
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import layers; "
         "bad = [m for m in ('sympy', 'jinja2', 'symgrad') if m in sys.modules]; "
         "print(bad)"
-    ) % str(tmp_path)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stderr
     imports = [
-        line for line in path.read_text().splitlines() if line.startswith(("import ", "from "))
+        line
+        for line in path.read_text().splitlines()
+        if line.startswith(("import ", "from "))
     ]
     assert imports == ["import numpy as np"]
 

@@ -66,7 +66,9 @@ def test_compile_in_a_new_process_reuses_the_cache_without_deriving(isolated_cac
     )
     result = subprocess.run(
         [sys.executable, "-c", "import symgrad.codegen; " + code],
-        capture_output=True, text=True, env={**os.environ, "SYMGRAD_CACHE": str(isolated_cache)},
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SYMGRAD_CACHE": str(isolated_cache)},
     )
     assert result.returncode == 0, result.stderr
     assert float(result.stdout) == pytest.approx(0.46211715726000974)

@@ -1,11 +1,10 @@
 """The output form comes from elimination, for listed and unlisted formulas alike."""
 
+import pytest
 import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sympy import Abs, Piecewise, exp, log, sin, sqrt, tanh
-
-import pytest
 
 import symgrad
 from symgrad.model import X as x
@@ -30,10 +29,18 @@ CASES = [
     ("bipolar_sigmoid", (1 - exp(-x)) / (1 + exp(-x)), (1 - y**2) / 2, {}),
     ("softsign", x / (1 + Abs(x)), (1 - Abs(y)) ** 2, {}),
     ("scaled_tanh", 2 * tanh(x / 3), (4 - y**2) / 6, {}),
-    ("elu", Piecewise((x, x > 0), (alpha * (exp(x) - 1), True)),
-     Piecewise((1, y > 0), (y + alpha, True)), {alpha: 1.0}),
-    ("isrlu_negative", x / sqrt(1 + a * x**2), (1 - a * y**2) ** sympy.Rational(3, 2),
-     {a: 1.0}),
+    (
+        "elu",
+        Piecewise((x, x > 0), (alpha * (exp(x) - 1), True)),
+        Piecewise((1, y > 0), (y + alpha, True)),
+        {alpha: 1.0},
+    ),
+    (
+        "isrlu_negative",
+        x / sqrt(1 + a * x**2),
+        (1 - a * y**2) ** sympy.Rational(3, 2),
+        {a: 1.0},
+    ),
 ]
 
 
@@ -85,8 +92,11 @@ def test_affine_images_of_invertible_functions_have_verified_output_forms(
     scale, rate, shift, kind
 ):
     """For f = s*h(r*x) + c with h invertible, an output form exists and is right."""
-    inner = {"sigmoid": 1 / (1 + exp(-rate * x)), "tanh": tanh(rate * x),
-             "exp": exp(rate * x)}[kind]
+    inner = {
+        "sigmoid": 1 / (1 + exp(-rate * x)),
+        "tanh": tanh(rate * x),
+        "exp": exp(rate * x),
+    }[kind]
     f = scale * inner + shift
     derivative = sympy.diff(f, x)
     g = find_output_form(f, derivative)
@@ -94,4 +104,6 @@ def test_affine_images_of_invertible_functions_have_verified_output_forms(
     for point in (-1.7, -0.4, 0.6, 1.3):
         yv = evaluate(f, {x: point})
         expected = float(evaluate(derivative, {x: point}))
-        assert float(evaluate(g, {y: yv})) == pytest.approx(expected, rel=1e-12, abs=1e-12)
+        assert float(evaluate(g, {y: yv})) == pytest.approx(
+            expected, rel=1e-12, abs=1e-12
+        )

@@ -6,7 +6,12 @@ from sympy import Abs, Max, Min, Piecewise, Rational, exp, sqrt
 
 from symgrad.functions import sigmoid
 from symgrad.model import MASK, X, Y
-from symgrad.printing import LINE_LENGTH, LayerPrinter, format_expression, print_assignments
+from symgrad.printing import (
+    LINE_LENGTH,
+    LayerPrinter,
+    format_expression,
+    print_assignments,
+)
 
 alpha = sympy.Symbol("alpha", real=True)
 NAMES = {X: "x", Y: "out", MASK: "mask", alpha: "self.alpha"}
@@ -21,8 +26,11 @@ CASES = [
     ("float constant", sympy.Float(0.01) * X, "0.01 * x"),
     ("pi is a float literal", sympy.pi * X, "3.141592653589793 * x"),
     ("sqrt", sqrt(1 + X**2), "np.sqrt(x * x + 1.0)"),
-    ("three halves power", (1 - alpha * Y**2) ** Rational(3, 2),
-     "(1.0 - self.alpha * out * out) * np.sqrt(1.0 - self.alpha * out * out)"),
+    (
+        "three halves power",
+        (1 - alpha * Y**2) ** Rational(3, 2),
+        "(1.0 - self.alpha * out * out) * np.sqrt(1.0 - self.alpha * out * out)",
+    ),
     ("max", Max(X, 0), "np.maximum(x, 0.0)"),
     ("min of max", Min(Max(X, 0), 6), "np.minimum(np.maximum(x, 0.0), 6.0)"),
     ("abs", Abs(X), "np.abs(x)"),
@@ -30,11 +38,21 @@ CASES = [
     ("division", X / (1 + Abs(X)), "x / (np.abs(x) + 1.0)"),
     ("stable helper", sigmoid(X), "_sigmoid(x)"),
     ("exp", exp(-X), "np.exp(-x)"),
-    ("piecewise, NaN reaches x", Piecewise((X, X > 0), (0, True)),
-     "np.where(x <= 0.0, 0.0, x)"),
-    ("piecewise on a mask", Piecewise((1, MASK), (0, True)), "np.where(mask, 1.0, 0.0)"),
-    ("three branches", Piecewise((-1, X <= -1), (1, X >= 1), (X, True)),
-     "np.where(x <= -1.0, -1.0, np.where(x >= 1.0, 1.0, x))"),
+    (
+        "piecewise, NaN reaches x",
+        Piecewise((X, X > 0), (0, True)),
+        "np.where(x <= 0.0, 0.0, x)",
+    ),
+    (
+        "piecewise on a mask",
+        Piecewise((1, MASK), (0, True)),
+        "np.where(mask, 1.0, 0.0)",
+    ),
+    (
+        "three branches",
+        Piecewise((-1, X <= -1), (1, X >= 1), (X, True)),
+        "np.where(x <= -1.0, -1.0, np.where(x >= 1.0, 1.0, x))",
+    ),
     ("and", sympy.And(X > -1, X < 1), "(x > -1.0) & (x < 1.0)"),
 ]
 

@@ -16,7 +16,8 @@ def test_wheel_installs_into_a_fresh_venv_and_generates(tmp_path):
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(dist), str(ROOT)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     (wheel,) = dist.glob("symgrad-*.whl")
     env_dir = tmp_path / "venv"
@@ -25,23 +26,35 @@ def test_wheel_installs_into_a_fresh_venv_and_generates(tmp_path):
     python = bin_dir / "python"
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", str(wheel)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     work = tmp_path / "work"
     work.mkdir()
     result = subprocess.run(
         [str(bin_dir / "symgrad"), "generate", "relu", "sigmoid", "-o", "layers.py"],
-        cwd=work, capture_output=True, text=True,
+        cwd=work,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     check = subprocess.run(
-        [str(python), "-c",
-         "import layers; print(layers.Relu().forward(-5), layers.Sigmoid().forward(10))"],
-        cwd=work, capture_output=True, text=True, check=True,
+        [
+            str(python),
+            "-c",
+            "import layers; print(layers.Relu().forward(-5), layers.Sigmoid().forward(10))",
+        ],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert check.stdout.split() == ["0.0", "0.9999546021312976"]
     located = subprocess.run(
         [str(python), "-c", "import symgrad.codegen as c; print(c.templates_root())"],
-        cwd=work, capture_output=True, text=True, check=True,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert "site-packages" in located
