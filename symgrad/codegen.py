@@ -20,7 +20,7 @@ import jinja2
 import sympy
 
 from . import __version__, runtime
-from .catalog import resolve
+from .catalog import CATALOG, resolve
 from .derive import derive
 from .model import MASK, Activation, Derivation, X, Y
 from .notation import latex, text
@@ -95,8 +95,6 @@ def generate(
 
 def cli_spec(act: Activation) -> str:
     """How the command line names this activation: ``elu`` or ``elu:alpha=0.5``."""
-    from .catalog import CATALOG
-
     default = CATALOG.get(act.name)
     changed = [
         f"{p.name}={p.value!r}"
