@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.resources
 import inspect
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -50,9 +51,11 @@ class LayerSource:
     params: tuple[dict[str, str], ...]
     cache: str
     cache_value: str
+    learnable: tuple[str, ...]
     forward: tuple[str, ...]
     backward: tuple[str, ...]
     comment: str
+    param_grads: tuple[dict[str, object], ...]
     helpers: frozenset[str]
 
 
@@ -108,7 +111,10 @@ def layer_source(derivation: Derivation) -> LayerSource:
     """Print one derivation's forward and backward into template-ready pieces."""
     act, plan = derivation.activation, derivation.plan
     names = {X: "x", Y: "out", MASK: "mask", DOUT: "dout"}
-    names.update({p.symbol: f"self.{p.name}" for p in act.params})
+    # Learnable parameters are read from self.params into a local of their name.
+    names.update(
+        {p.symbol: p.name if p.learnable else f"self.{p.name}" for p in act.params}
+    )
     cache, cache_value = _CACHE[plan.saves]
 
     # The forward pass prints the definition as written (Max stays np.maximum);
@@ -125,15 +131,33 @@ def layer_source(derivation: Derivation) -> LayerSource:
     helpers = (
         frozenset(_ALWAYS_HELPERS) | forward_printer.helpers | backward_printer.helpers
     )
+    param_grads = []
+    for name, derivative in plan.param_grads:
+        expression = stabilize(_chain_rule(derivative))
+        lines, printer = print_assignments(
+            [(f"d{name}", expression)],
+            names,
+            temporaries=(f"p{i}" for i in range(10_000)),
+        )
+        helpers |= printer.helpers
+        param_grads.append(
+            {
+                "name": name,
+                "comment": f"dy/d{name} = {text(derivative)}",
+                "lines": lines,
+            }
+        )
     return LayerSource(
         class_name=act.class_name,
         docstring=_docstring(derivation),
         params=tuple({"name": p.name, "default": repr(p.value)} for p in act.params),
         cache=cache,
         cache_value=cache_value,
+        learnable=tuple(p.name for p in act.learnable),
         forward=tuple(forward),
         backward=tuple(backward),
         comment=f"dy/dx = {_gradient_comment(derivation)}",
+        param_grads=tuple(param_grads),
         helpers=helpers,
     )
 
@@ -163,12 +187,13 @@ def _docstring(derivation: Derivation) -> str:
     if derivation.output_form is not None and plan.saves == "output":
         lines.append(f"      = {text(derivation.output_form)}  (in the output y)")
     lines.append("")
-    lines.append(_caching_sentence(derivation))
+    prose = [_caching_sentence(derivation)]
     for point, value in kink_values(derivation.derivative, act.values):
-        lines.append(
+        prose.append(
             f"At x = {text(point)}, dy/dx = {text(value)}: the branch that holds "
             "there decides, as in PyTorch."
         )
+    lines += textwrap.wrap(" ".join(prose), width=80, break_on_hyphens=False)
     lines += ["", ".. math::", ""]
     lines.append(f"    y = {latex(derivation.forward)}")
     lines.append("")
@@ -183,6 +208,12 @@ def _caching_sentence(derivation: Derivation) -> str:
         return "Backward needs only the output, so forward caches ``out``."
     if plan.saves == "mask":
         return f"Forward caches the boolean ``mask = {text(plan.mask)}``; backward selects."
+    if plan.saves == "input" and plan.param_grads:
+        learned = ", ".join(name for name, _ in plan.param_grads)
+        return (
+            f"Learnable: {learned} (in self.params; backward puts its gradient, "
+            "summed over all elements, in self.grads), so forward caches ``x``."
+        )
     if plan.saves == "input":
         return "The derivative is not a function of y, so forward caches ``x``."
     return "The derivative is constant, so forward caches only the shape."
@@ -201,15 +232,24 @@ def _check_unique_class_names(activations: Sequence[Activation]) -> None:
 
 
 def _helper_order(used: set[str]) -> list[str]:
-    """Helpers in the order `symgrad.runtime` defines them (deterministic)."""
-    defined = [name for name, _ in inspect.getmembers(runtime, inspect.isfunction)]
-    order = sorted(
-        defined, key=lambda n: inspect.getsourcelines(getattr(runtime, n))[1]
-    )
+    """The helpers used and those they call, in the order `symgrad.runtime` defines
+    them (deterministic)."""
+    defined = {
+        name: func
+        for name, func in inspect.getmembers(runtime, inspect.isfunction)
+        if func.__module__ == runtime.__name__
+    }
     unknown = used - set(defined)
     if unknown:
         raise RuntimeError(f"printer used undefined helpers: {sorted(unknown)}")
-    return [name for name in order if name in used]
+    needed, pending = set(), list(used)
+    while pending:
+        name = pending.pop()
+        if name not in needed:
+            needed.add(name)
+            pending += [n for n in defined[name].__code__.co_names if n in defined]
+    order = sorted(needed, key=lambda n: inspect.getsourcelines(defined[n])[1])
+    return order
 
 
 @cache

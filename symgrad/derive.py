@@ -34,17 +34,17 @@ def normal_form(expr: sympy.Expr) -> sympy.Expr:
     return expr
 
 
-def differentiate(expr: sympy.Expr, values=None) -> sympy.Expr:
-    """d expr/dx, branch by branch, each branch simplified and checked."""
+def differentiate(expr: sympy.Expr, values=None, wrt: sympy.Symbol = X) -> sympy.Expr:
+    """d expr/d wrt (x by default), branch by branch, each simplified and checked."""
     if isinstance(expr, sympy.Piecewise):
         return sympy.Piecewise(
-            *[(_simplified_derivative(e, values, c), c) for e, c in expr.args]
+            *[(_simplified_derivative(e, values, c, wrt), c) for e, c in expr.args]
         )
-    return _simplified_derivative(expr, values, sympy.true)
+    return _simplified_derivative(expr, values, sympy.true, wrt)
 
 
-def _simplified_derivative(expr, values, condition):
-    raw = sympy.diff(expr, X)
+def _simplified_derivative(expr, values, condition, wrt=X):
+    raw = sympy.diff(expr, wrt)
     simple = sympy.simplify(raw)
     if sympy.count_ops(simple) > sympy.count_ops(raw):
         simple = raw
@@ -59,5 +59,8 @@ def derive(act: Activation | str, **params: float) -> Derivation:
     forward = normal_form(act.expr)
     derivative = differentiate(forward, act.values)
     output_form = find_output_form(forward, derivative, act.values)
-    plan = plan_backward(derivative, output_form)
+    param_grads = tuple(
+        (p.name, differentiate(forward, act.values, p.symbol)) for p in act.learnable
+    )
+    plan = plan_backward(derivative, output_form, param_grads)
     return Derivation(act, forward, derivative, output_form, plan)

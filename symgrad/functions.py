@@ -1,10 +1,12 @@
 """SymPy functions that symgrad prints as stable NumPy helpers.
 
 The rewrite stage (`symgrad.rewrite`) recognises numerically fragile patterns such
-as 1/(1 + exp(-u)) and replaces them with these functions; the printer maps each
-to a helper of the same name in `symgrad.runtime`, copied into the generated
-module.  Each function knows its derivative and its definition through exp, so
-derivation and numeric verification work on expressions that contain it.
+as 1/(1 + exp(-u)) and log(1 + exp(u)) and replaces them with these functions; the
+printer maps each to the helper of the same name in `symgrad.runtime`, copied
+into the generated module.  Each function knows its derivative and its definition
+through exp, so derivation, output forms and numeric verification work on
+expressions that contain it.  Catalog rows may use them directly (SiLU is
+x*sigmoid(x)).
 """
 
 from __future__ import annotations
@@ -35,9 +37,75 @@ class sigmoid(sympy.Function):  # noqa: N801 (SymPy's convention: functions are 
     def _eval_is_real(self):
         return self.args[0].is_real
 
+    def _eval_is_positive(self):
+        return True if self.args[0].is_real else None
+
     def _latex(self, printer):
         return rf"\sigma\left({printer._print(self.args[0])}\right)"
 
 
-#: Every symgrad function, by name (the printer emits a helper of the same name).
-FUNCTIONS = {f.__name__: f for f in (sigmoid,)}
+class softplus(sympy.Function):  # noqa: N801
+    """log(1 + exp(u)), evaluated without overflow."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, arg):
+        if arg.is_zero:
+            return sympy.log(2)
+        return None
+
+    def fdiff(self, argindex=1):
+        return sigmoid(self.args[0])
+
+    def _eval_rewrite_as_exp(self, arg, **kwargs):
+        return sympy.log(1 + sympy.exp(arg))
+
+    _eval_rewrite_as_log = _eval_rewrite_as_exp
+
+    def _eval_evalf(self, prec):
+        return self.rewrite(sympy.exp)._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_is_positive(self):
+        return True if self.args[0].is_real else None
+
+    def _latex(self, printer):
+        return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
+
+
+class erfc(sympy.Function):  # noqa: N801
+    """The complementary error function, left as written.
+
+    SymPy's own erfc rewrites erfc(-u) as 2 - erfc(u), which is exactly the
+    cancellation `symgrad.rewrite.erfc_of_complement` exists to avoid.
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        u = self.args[0]
+        return -2 * sympy.exp(-(u**2)) / sympy.sqrt(sympy.pi)
+
+    def _eval_evalf(self, prec):
+        return sympy.erfc(self.args[0])._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer):
+        return rf"\operatorname{{erfc}}\left({printer._print(self.args[0])}\right)"
+
+
+#: Every symgrad function, by name (the printer emits a helper ``_<name>``).
+FUNCTIONS = {f.__name__: f for f in (sigmoid, softplus, erfc)}
+
+
+def to_elementary(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` with symgrad's functions written out through exp and log."""
+    present = [f for f in (sigmoid, softplus) if expr.has(f)]
+    if present:
+        expr = expr.rewrite(present, sympy.exp)
+    return expr.replace(erfc, sympy.erfc) if expr.has(erfc) else expr

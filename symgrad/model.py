@@ -104,6 +104,25 @@ class Activation:
         )
         return replace(self, params=params)
 
+    def with_learnable(self, names) -> Activation:
+        """A copy in which the parameters ``names`` are learnable."""
+        known = {p.name for p in self.params}
+        unknown = sorted(set(names) - known)
+        if unknown:
+            choices = ", ".join(sorted(known)) or "none"
+            raise ValueError(
+                f"activation {self.name!r} has no parameter "
+                f"{', '.join(map(repr, unknown))} to learn; its parameters: {choices}"
+            )
+        params = tuple(
+            replace(p, learnable=True) if p.name in names else p for p in self.params
+        )
+        return replace(self, params=params)
+
+    @property
+    def learnable(self) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if p.learnable)
+
     @property
     def values(self) -> dict[sympy.Symbol, float]:
         """Parameter symbols mapped to their current values (for numeric checks)."""
@@ -140,6 +159,8 @@ class BackwardPlan:
     local_grad: sympy.Expr
     mask: sympy.Basic | None = None
     reason: str = ""
+    #: (parameter name, d f/d parameter in x) for each learnable parameter.
+    param_grads: tuple[tuple[str, sympy.Expr], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from collections.abc import Mapping
 import sympy
 
 from .model import X, Y
-from .verify import agree, evaluate, numerically_equal, sample_points
+from .tidy import tidy
+from .verify import agree, evaluate, holds, numerically_equal, sample_points
 
 # Limits that keep elimination fast on formulas nobody listed (a Groebner basis
 # can grow doubly exponentially); beyond them we give up and save the input.
@@ -55,6 +56,9 @@ def find_output_form(
     ``values`` gives numbers for the parameters, used only for verification.
     """
     values = dict(values or {})
+    # Exact arithmetic: 1.05070098735548 stays every digit it was written with.
+    f = sympy.nsimplify(f, rational=True)
+    derivative = sympy.nsimplify(derivative, rational=True)
     if isinstance(f, sympy.Piecewise):
         return _piecewise_output_form(f, derivative, values)
     return _branch_output_form(f, derivative, sympy.true, values)
@@ -65,8 +69,14 @@ def _branch_output_form(f, derivative, condition, values):
         return derivative
     for candidate in _candidates(f, derivative):
         if _verified(candidate, f, derivative, condition, values):
-            return candidate
+            return _floats_for_long_rationals(candidate)
     return None
+
+
+def _floats_for_long_rationals(expr):
+    """Constants that came in as floats (SELU's) go back to 30-digit Floats."""
+    long = [r for r in expr.atoms(sympy.Rational) if r.q > 10**6]
+    return expr.xreplace({r: sympy.Float(r, 30) for r in long})
 
 
 def _piecewise_output_form(f, derivative, values):
@@ -81,12 +91,14 @@ def _piecewise_output_form(f, derivative, values):
         pieces.append((g, y_cond))
     # The last branch is the default: its condition follows from the others.
     pieces[-1] = (pieces[-1][0], sympy.true)
+    pieces = [(g, _simpler_condition(c)) for g, c in pieces]
     g = sympy.Piecewise(*pieces)
-    merged = _merge_by_symmetry(g, values)
-    if merged is not None:
-        g = merged
-    if _verified(g, f, derivative, sympy.true, values):
-        return g
+    merged = _merge_by_symmetry(g, f, values)
+    for candidate in (merged, g):
+        if candidate is not None and _verified(
+            candidate, f, derivative, sympy.true, values
+        ):
+            return _floats_for_long_rationals(candidate)
     return None
 
 
@@ -136,24 +148,46 @@ def _relation_on_output(f, rel, values):
     if not sign.is_number or sign == 0:
         return None
     op = rel.rel_op if sign > 0 else _FLIPPED[rel.rel_op]
-    fk = sympy.simplify(f.subs(X, k))
-    if fk.has(sympy.Piecewise) or fk.has(sympy.nan):
+    fk = _value_at(f, k, values)
+    if fk is None:
         return None
     return sympy.Rel(Y, fk, op)
+
+
+def _value_at(f, k, values):
+    """f(k), taking the branch that holds at k for the given parameter values."""
+    if isinstance(f, sympy.Piecewise):
+        for expr, cond in f.args:
+            if holds(cond.subs(X, k), values):
+                return sympy.simplify(expr.subs(X, k))
+        return None
+    value = sympy.simplify(f.subs(X, k))
+    return None if value.has(sympy.nan) else value
+
+
+def _simpler_condition(condition):
+    """Drop redundant clauses from a mapped condition (relations kept as written)."""
+    if condition in (sympy.true, sympy.false):
+        return condition
+    try:
+        return sympy.simplify_logic(condition, force=True)
+    except (TypeError, ValueError):
+        return condition
 
 
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 
-def _merge_by_symmetry(g, values):
+def _merge_by_symmetry(g, f, values):
     """Try writing a two-branch form split at y = 0 as one expression in |y|."""
     if len(g.args) != 2:
         return None
-    points = [{Y: v, **values} for v in sample_points(sympy.true, values, count=8)]
+    outputs = [evaluate(f, {X: v, **values}) for v in sample_points(sympy.true, values)]
+    points = [{Y: y, **values} for y in outputs if y is not None]
     for expr, _ in g.args:
         for candidate in (expr.subs(Y, sympy.Abs(Y)), expr.subs(Y, -sympy.Abs(Y))):
             if numerically_equal(candidate, g, points, minimum=8):
-                return _tidy(candidate)
+                return tidy(candidate)
     return None
 
 
@@ -214,7 +248,7 @@ def _candidates(f, derivative) -> list[sympy.Expr]:
         if sympy.degree(poly, _D) > _MAX_ROOT_DEGREE:
             continue
         for root in sympy.solve(poly, _D):
-            candidate = _tidy(root.subs(back))
+            candidate = tidy(root.subs(back))
             if candidate.has(sympy.I) or candidate in found:
                 continue
             found.append(candidate)
@@ -327,64 +361,3 @@ class _Algebraizer:
         s = self.radicals[key]
         self.used.add(s)
         return s
-
-
-def _tidy(expr: sympy.Expr) -> sympy.Expr:
-    """The shortest of a few equivalent spellings; ties go to the factored one.
-
-    Signs are absorbed into differences, so -y*(y - 1) reads y*(1 - y) and
-    (|y| - 1)**2 reads (1 - |y|)**2.
-    """
-    expr = sympy.simplify(expr)
-    if expr.has(sympy.Piecewise):
-        return expr
-    expanded = sympy.expand(expr)
-    spellings = [
-        sympy.factor(expr),
-        sympy.factor_terms(expanded),
-        expanded,
-        expr,
-    ]
-    spellings = [_absorb_signs(s) for s in spellings]
-    return min(spellings, key=lambda e: (sympy.count_ops(e), len(str(e))))
-
-
-def _absorb_signs(expr: sympy.Expr) -> sympy.Expr:
-    """Move minus signs into sums where that removes a negation."""
-    if not expr.args:
-        return expr
-    args = tuple(_absorb_signs(a) for a in expr.args)
-    if args != expr.args:
-        expr = expr.func(*args)
-    if isinstance(expr, sympy.Pow):
-        base, exponent = expr.args
-        inner, power = base.as_base_exp()
-        if power.is_Integer and power != 1 and exponent.is_Rational and _is_sum(inner):
-            # sqrt(u**3) -> u**(3/2): equal wherever the root is real.
-            return _absorb_signs(inner ** (power * exponent))
-        if _is_sum(base) and exponent.is_even and _reads_better_negated(base):
-            return (-base) ** exponent
-        return expr
-    if isinstance(expr, sympy.Mul):
-        coeff, rest = expr.as_coeff_Mul()
-        if coeff >= 0:
-            return expr
-        factors = list(sympy.Mul.make_args(rest))
-        for i, factor in enumerate(factors):
-            base, exponent = factor.as_base_exp()
-            if _is_sum(base) and exponent.is_odd:
-                factors[i] = (-base) ** exponent
-                return -coeff * sympy.Mul(*factors)
-    return expr
-
-
-def _is_sum(expr: sympy.Expr) -> bool:
-    return isinstance(expr, sympy.Add)
-
-
-def _reads_better_negated(total: sympy.Add) -> bool:
-    """More negative terms than positive, or a tie with a negative constant."""
-    signs = [t.could_extract_minus_sign() for t in total.args]
-    negative, positive = sum(signs), len(signs) - sum(signs)
-    constant = total.as_coeff_Add()[0]
-    return negative > positive or (negative == positive and constant < 0)

@@ -6,7 +6,8 @@ The cheapest sufficient cache wins, in this order:
 - a boolean mask, when the derivative is piecewise constant with two values
   (ReLU, LeakyReLU, Hardtanh): one byte per element, and backward is a select;
 - the output y, when an output form g(y) was found (sigmoid: y*(1 - y));
-- the input x otherwise.
+- the input x otherwise, and always when a parameter is learnable (its
+  gradient, such as PReLU's x where x <= 0, needs x itself).
 """
 
 from __future__ import annotations
@@ -22,8 +23,17 @@ from .output_form import exclusive_branches
 def plan_backward(
     derivative: sympy.Expr,
     output_form: sympy.Expr | None,
+    param_grads: tuple[tuple[str, sympy.Expr], ...] = (),
 ) -> BackwardPlan:
-    """The backward plan for a derivative (in x) and its output form (in y, or None)."""
+    """The backward plan for a derivative (in x) and its output form (in y, or None);
+    ``param_grads`` are the derivatives by learnable parameters, also in x."""
+    if param_grads:
+        return BackwardPlan(
+            "input",
+            derivative,
+            reason="a learnable parameter's gradient needs the input",
+            param_grads=param_grads,
+        )
     if not derivative.has(X):
         return BackwardPlan(
             "nothing", derivative, reason="the derivative does not depend on x"

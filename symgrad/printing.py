@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 import sympy
+from sympy.logic.boolalg import to_nnf
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
@@ -139,11 +140,11 @@ class LayerPrinter(NumPyPrinter):
         top = top or "1.0"
         if not denominator:
             return top
-        bottom = " * ".join(self.parenthesize(f, prec) for f in denominator)
+        # Always parenthesised (format_expression drops what is redundant): an
+        # unrolled power prints as a product, and a / u * u is not a / (u * u).
+        bottom = " * ".join(f"({self._print(f)})" for f in denominator)
         if len(denominator) > 1:
             bottom = f"({bottom})"
-        elif precedence(denominator[0]) <= prec:
-            bottom = f"({self._print(denominator[0])})"
         return f"{top} / {bottom}"
 
     def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
@@ -189,10 +190,30 @@ class LayerPrinter(NumPyPrinter):
         )
 
     def _print_Relational(self, expr: sympy.core.relational.Relational) -> str:
+        expr = self._solved_for_array(expr)
         prec = PRECEDENCE["Relational"]
         lhs = self.parenthesize(expr.lhs, prec)
         rhs = self.parenthesize(expr.rhs, prec)
         return f"{lhs} {expr.rel_op} {rhs}"
+
+    def _solved_for_array(self, rel):
+        """lambd < -x reads x < -lambd: the array alone on the left where the
+        relation is linear in it with a numeric coefficient."""
+        arrays = [s for s in rel.free_symbols if self._varies(s)]
+        if len(arrays) != 1:
+            return rel
+        (v,) = arrays
+        difference = sympy.expand(rel.lhs - rel.rhs)
+        coefficient = difference.coeff(v)
+        if (
+            not coefficient.is_number
+            or coefficient == 0
+            or (difference - coefficient * v).has(v)
+        ):
+            return rel
+        bound = -(difference - coefficient * v) / coefficient
+        op = rel.rel_op if coefficient > 0 else rel.reversed.rel_op
+        return sympy.Rel(v, bound, op, evaluate=False)
 
     def _print_And(self, expr: sympy.And) -> str:
         return " & ".join(f"({self._print(a)})" for a in _sorted_args(expr))
@@ -241,6 +262,14 @@ class LayerPrinter(NumPyPrinter):
             return f"_{name}({', '.join(self._print(a) for a in expr.args)})"
         return super()._print_Function(expr)
 
+    def _print_erf(self, expr: sympy.erf) -> str:
+        self.helpers.add("_erf")
+        return f"_erf({self._print(expr.args[0])})"
+
+    def _print_erfc(self, expr: sympy.erfc) -> str:
+        self.helpers.add("_erfc")
+        return f"_erfc({self._print(expr.args[0])})"
+
     def _print_not_supported(self, expr: sympy.Basic) -> str:
         raise UnprintableError(f"NumPy has no function for {type(expr).__name__}")
 
@@ -274,7 +303,10 @@ def _nan_passing_order(expr, varies):
         return args
     exclusive, earlier = [], []
     for e, c in args:
-        exclusive.append((e, sympy.And(c, *[sympy.Not(p) for p in earlier])))
+        # Negations pushed into the relations (x <= 0, not ~(x > 0)): NaN fails
+        # both, where ~(NaN > 0) would be True.
+        condition = sympy.And(c, *[sympy.Not(p) for p in earlier])
+        exclusive.append((e, to_nnf(condition, simplify=False)))
         earlier.append(c)
     fallback = max(i for i, (e, _) in enumerate(exclusive) if varies(e))
     ordered = [b for i, b in enumerate(exclusive) if i != fallback]
@@ -298,6 +330,7 @@ def print_assignments(
     largest subexpression into a temporary of its own.
     """
     temp_names = iter(temporaries or (f"t{i}" for i in range(10_000)))
+    assignments = [(target, floats_for_constants(e)) for target, e in assignments]
     symbols = sympy.numbered_symbols("_cse", real=True)
     replacements, reduced = sympy.cse(
         [e for _, e in assignments],
@@ -305,6 +338,7 @@ def print_assignments(
         optimizations=None,
         order="canonical",
     )
+    replacements, reduced = _inline_trivial(replacements, reduced)
     names = dict(names)
     statements: list[tuple[str, sympy.Expr]] = []
     for symbol, value in replacements:
@@ -317,7 +351,49 @@ def print_assignments(
     lines: list[str] = []
     for target, expr in statements:
         lines += _fitted(target, expr, printer, names, temp_names, indent)
-    return lines, printer
+    return _renumbered(lines, {target for target, _ in assignments}), printer
+
+
+def _renumbered(lines: list[str], keep: set[str]) -> list[str]:
+    """Temporaries renamed t0, t1, ... in the order they are assigned."""
+    targets = [line.split(" = ", 1)[0] for line in lines]
+    temps = [t for t in targets if t not in keep]
+    if not temps:
+        return lines
+    prefix = temps[0].rstrip("0123456789")
+    mapping = {old: f"{prefix}{i}" for i, old in enumerate(temps)}
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, mapping)) + r")\b")
+    return [pattern.sub(lambda m: mapping[m.group(1)], line) for line in lines]
+
+
+def _inline_trivial(replacements, reduced):
+    """Put back common subexpressions too cheap to name (-x, 2*x)."""
+    kept, inline = [], {}
+    for symbol, value in replacements:
+        value = value.xreplace(inline)
+        if sympy.count_ops(value) <= 1 and not isinstance(value, sympy.Function):
+            inline[symbol] = value
+        else:
+            kept.append((symbol, value))
+    return kept, [e.xreplace(inline) for e in reduced]
+
+
+def floats_for_constants(expr: sympy.Basic) -> sympy.Basic:
+    """Irrational constants (sqrt(2), pi, log(2)...) as Float literals.
+
+    Printed as np.sqrt(2.0) they would be NumPy float64 scalars, which turn a
+    float32 layer into float64; a Python float literal is weak and does not.
+    """
+    return expr.replace(
+        lambda e: (
+            isinstance(e, sympy.Expr)
+            and e.is_number
+            and not e.is_Rational
+            and not e.is_Float
+            and e.is_real
+        ),
+        lambda e: sympy.Float(float(e)),
+    )
 
 
 def _fitted(target, expr, printer, names, temp_names, indent):
@@ -325,18 +401,23 @@ def _fitted(target, expr, printer, names, temp_names, indent):
     text = f"{target} = {format_expression(printer.doprint(expr))}"
     if indent + len(text) <= LINE_LENGTH:
         return [text]
-    part = _largest_subexpression(expr)
-    if part is None:
-        return [text]  # cannot split further; ruff will still accept a long atom
     temp = sympy.Symbol(f"_split{len(names)}", real=True)
+    split = _split_off(expr, temp)
+    if split is None:
+        return [text]  # nothing left to split: ruff accepts a long atom
+    part, rest = split
     names[temp] = printer.names[temp] = next(temp_names)
     head = _fitted(names[temp], part, printer, names, temp_names, indent)
-    return head + _fitted(
-        target, expr.xreplace({part: temp}), printer, names, temp_names, indent
-    )
+    return head + _fitted(target, rest, printer, names, temp_names, indent)
 
 
-def _largest_subexpression(expr: sympy.Expr) -> sympy.Expr | None:
+def _split_off(expr, temp):
+    """(part, expr with part replaced by temp) for the largest part, or None."""
+    if isinstance(expr, sympy.Piecewise) and len(expr.args) > 2:
+        # The inner np.where of a nested select becomes its own line.
+        return sympy.Piecewise(*expr.args[1:]), sympy.Piecewise(
+            expr.args[0], (temp, True)
+        )
     candidates = [
         a
         for a in sympy.preorder_traversal(expr)
@@ -344,7 +425,8 @@ def _largest_subexpression(expr: sympy.Expr) -> sympy.Expr | None:
     ]
     if not candidates:
         return None
-    return max(candidates, key=lambda a: (sympy.count_ops(a), len(str(a))))
+    part = max(candidates, key=lambda a: (sympy.count_ops(a), len(str(a))))
+    return part, expr.xreplace({part: temp})
 
 
 _SIMPLE_POWER = re.compile(r"(?<![\w.)\]])([\w.]+) \*\* ([\w.]+)(?![\w(\[])")

@@ -1,43 +1,234 @@
 """Stability rewrites: rules over SymPy expressions, applied before printing.
 
 Each rule maps one numerically fragile pattern to an equivalent, stable one and
-returns None where it does not apply.  `stabilize` applies every rule bottom-up
-over the whole expression, so a rule fires wherever its pattern occurs, in any
-activation, forward or backward; no rule knows which activation it is serving.
+returns None where it does not apply.  No rule knows which activation it serves;
+`stabilize` applies them to every forward and backward expression:
+
+- top-down, to the largest subexpression that matches:
+  `rational_in_exp_as_sigmoid` (t/(1 + t)**2 with t = exp(v) becomes s*(1 - s)
+  with s = sigmoid(v), which never overflows) and `clip_saturating` (a part that
+  tends to a finite limit, such as tanh(x + x**3) or x*exp(-x**2), is evaluated
+  on an input clipped where it has reached that limit, so x**3 cannot overflow);
+- bottom-up, at every node: `softplus_of_exp`, `log_of_sigmoid`, `log1p`,
+  `expm1`, `erfc_of_complement`, `piecewise_as_extremum`, `guard_branches`.
+
+Every rewrite is an identity (or, for clipping, exact to float64 rounding);
+`tests/test_rewrite.py` checks each rule on its own.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import sympy
+from sympy.codegen.cfunctions import expm1 as Expm1
+from sympy.codegen.cfunctions import log1p as Log1p
+from sympy.core.relational import Relational
 
-from .functions import sigmoid
+from .functions import erfc, sigmoid, softplus
+from .tidy import tidy
+from .verify import evaluate_fixed
 
-Rule = Callable[[sympy.Expr], sympy.Expr | None]
+Rule = Callable[[sympy.Expr], "sympy.Expr | None"]
+
+# Functions whose value (or whose argument's value) can overflow for large input.
+_EXPLOSIVE = (sympy.exp, sympy.cosh, sympy.sinh, Expm1)
 
 
-def reciprocal_one_plus_exp(expr: sympy.Expr) -> sympy.Expr | None:
-    """1/(1 + exp(v)) -> sigmoid(-v): exp(v) overflows for large v, sigmoid never."""
-    if not (isinstance(expr, sympy.Pow) and expr.exp == -1):
+# -- top-down rules ------------------------------------------------------------
+
+
+def rational_in_exp_as_sigmoid(expr: sympy.Expr) -> sympy.Expr | None:
+    """R(exp(v)) with exp(v) in a denominator -> a polynomial in sigmoid(-v).
+
+    With t = exp(v) and s = sigmoid(-v) = 1/(1 + t), t = (1 - s)/s; when R then
+    becomes a polynomial in s (no s left in a denominator) it is bounded and
+    overflow-free: 1/(1 + exp(-x)) -> sigmoid(x), exp(-x)/(1 + exp(-x))**2 ->
+    sigmoid(x)*(1 - sigmoid(x)).
+    """
+    if not isinstance(expr, (sympy.Add, sympy.Mul, sympy.Pow)):
         return None
-    v = _one_plus_exp_argument(expr.base)
-    return None if v is None else sigmoid(-v)
-
-
-def exp_times_sigmoid(expr: sympy.Expr) -> sympy.Expr | None:
-    """exp(v)*sigmoid(-v) -> sigmoid(v): the product is inf*0 for large v."""
-    if not isinstance(expr, sympy.Mul):
+    if isinstance(expr, sympy.Mul):
+        # Convert the factors that involve exp; x*exp(-x)/(1 + exp(-x))**2 keeps its x.
+        inner = [f for f in expr.args if f.has(sympy.exp)]
+        outer = [f for f in expr.args if not f.has(sympy.exp)]
+        if outer and inner:
+            converted = rational_in_exp_as_sigmoid(sympy.Mul(*inner))
+            return None if converted is None else sympy.Mul(*outer) * converted
+    exps = {e for e in expr.atoms(sympy.exp) if e.free_symbols}
+    if not exps:
         return None
-    factors = list(expr.args)
-    for i, e in enumerate(factors):
-        if not isinstance(e, sympy.exp):
-            continue
-        partner = sigmoid(-e.args[0])
-        if partner in factors:
-            rest = [f for j, f in enumerate(factors) if j != i]
-            rest.remove(partner)
-            return sympy.Mul(*rest, sigmoid(e.args[0]))
+    v = min((e.args[0] for e in exps), key=sympy.default_sort_key)
+    t, s = sympy.Dummy("t", positive=True), sympy.Dummy("s", positive=True)
+    in_t = expr.xreplace({sympy.exp(v): t, sympy.exp(-v): 1 / t})
+    if in_t.has(sympy.exp) or in_t.free_symbols & v.free_symbols:
+        return None
+    if not sympy.denom(sympy.together(in_t)).has(t):
+        return None
+    in_s = sympy.cancel(sympy.together(in_t.xreplace({t: (1 - s) / s})))
+    numerator, denominator = sympy.fraction(in_s)
+    if denominator.has(s) or not numerator.has(s):
+        return None
+    return tidy(in_s).xreplace({s: sigmoid(-v)})
+
+
+def clip_saturating(expr: sympy.Expr) -> sympy.Expr | None:
+    """A parameter-free part with finite limits -> the same part on a clipped input.
+
+    Where S(x) has reached its limit to float64 precision beyond |x| = B, S(x) ==
+    S(clip(x, -B, B)) in floating point, and inside the clip no power or exp of x
+    can overflow: 0.5*(1 + tanh(c*(x + 0.044715*x**3))) for |x| up to 1e308.
+    Only the sides toward which something overflows are clipped; if one of them
+    has no finite limit, the rule leaves this part to its subexpressions.
+    """
+    if isinstance(expr, sympy.Piecewise) or len(expr.free_symbols) != 1:
+        return None
+    (v,) = expr.free_symbols
+    if not _explosive(expr, v):
+        return None
+    bounds = {}
+    for side in (-1, +1):
+        if _overflows_toward(expr, v, side):
+            bounds[side] = _saturation_bound(expr, v, side)
+            if bounds[side] is None:
+                return None
+    if not bounds:
+        return None
+    clipped = v
+    if -1 in bounds:
+        clipped = sympy.Max(clipped, sympy.Float(-bounds[-1]))
+    if +1 in bounds:
+        clipped = sympy.Min(clipped, sympy.Float(bounds[+1]))
+    return expr.xreplace({v: clipped})
+
+
+def _explosive(expr: sympy.Expr, v: sympy.Symbol) -> bool:
+    """Whether some power, product or exponential of v inside expr can overflow."""
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, _EXPLOSIVE) and node.has(v):
+            return True
+        if isinstance(node, sympy.Mul) and sum(a.has(v) for a in node.args) >= 2:
+            return True
+        if isinstance(node, sympy.Pow) and node.base.has(v):
+            exponent = node.exp
+            if not exponent.is_number or abs(exponent) >= 2 or exponent.is_negative:
+                return True
+    return False
+
+
+_PROBES = [10.0**k for k in (1, 2, 4, 8, 16, 32)]
+
+
+def _overflows_toward(expr, v, side) -> bool:
+    """Whether a power or exponential inside expr leaves the float64 range as
+    v -> side*inf (exp(-x) does not toward +inf; x**3 does both ways)."""
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, (*_EXPLOSIVE, sympy.Pow, sympy.Mul)) and node.has(v):
+            if _value(node, {v: side * 1e300}) is None:
+                return True
+    return False
+
+
+def _saturation_bound(expr, v, side):
+    """The |x| beyond which expr equals its limit at side*inf in float64, or None
+    where there is no finite limit or nothing there can overflow."""
+    values = [_value(expr, {v: side * p}) for p in _PROBES]
+    if any(value is None for value in values):
+        return None
+    limit = values[-1]
+    if not all(_saturated(value, limit) for value in values[-4:]):
+        return None
+    unsaturated = [
+        p for p, y in zip(_PROBES, values, strict=True) if not _saturated(y, limit)
+    ]
+    low = max(unsaturated, default=0.0)
+    high = min(p for p in _PROBES if p > low)
+    for _ in range(100):  # bisect (in log space) to the first saturated point
+        if high - low <= 1e-3 * high:
+            break
+        middle = math.sqrt(low * high) if low > 0 else high / 2
+        if _saturated(_value(expr, {v: side * middle}), limit):
+            high = middle
+        else:
+            low = middle
+    return _round_up(high)
+
+
+def _round_up(number: float) -> float:
+    """number rounded up to two significant digits, for a readable literal."""
+    unit = 10.0 ** (math.floor(math.log10(number)) - 1)
+    return math.ceil(number / unit) * unit
+
+
+def _value(expr, point):
+    """expr at point to 30 digits, or None where it is not a finite float64."""
+    value = evaluate_fixed(expr, point)
+    if value is None or abs(value) > 1.7e308:
+        return None
+    return value
+
+
+def _saturated(value, limit) -> bool:
+    """value equals limit once rounded to float64 (or both underflow to 0)."""
+    if value is None:
+        return False
+    if abs(limit) < 1e-320:  # below the smallest subnormal: the limit is 0
+        return abs(value) < 1e-320
+    return abs(value - limit) <= 2.0**-60 * abs(limit)
+
+
+# -- bottom-up rules -----------------------------------------------------------
+
+
+def softplus_of_exp(expr: sympy.Expr) -> sympy.Expr | None:
+    """log(1 + exp(u)) -> softplus(u): exp(u) overflows for u > 709."""
+    if isinstance(expr, sympy.log):
+        u = _one_plus_exp_argument(expr.args[0])
+        if u is not None:
+            return softplus(u)
+    return None
+
+
+def log_of_sigmoid(expr: sympy.Expr) -> sympy.Expr | None:
+    """log(sigmoid(u)) -> -softplus(-u): sigmoid underflows to 0 for u < -745."""
+    if isinstance(expr, sympy.log) and isinstance(expr.args[0], sigmoid):
+        return -softplus(-expr.args[0].args[0])
+    return None
+
+
+def log1p(expr: sympy.Expr) -> sympy.Expr | None:
+    """log(1 + u) -> log1p(u): 1 + u rounds away u's digits when |u| is small."""
+    if isinstance(expr, sympy.log) and isinstance(expr.args[0], sympy.Add):
+        constant, rest = expr.args[0].as_coeff_Add()
+        if constant == 1 and rest != 0:
+            return Log1p(rest)
+    return None
+
+
+def expm1(expr: sympy.Expr) -> sympy.Expr | None:
+    """exp(u) - 1 -> expm1(u) (and 1 - exp(u) -> -expm1(u)): no cancellation near 0."""
+    if not isinstance(expr, sympy.Add):
+        return None
+    constant, rest = expr.as_coeff_Add()
+    for term in sympy.Add.make_args(rest):
+        coeff, factor = term.as_coeff_Mul()
+        if isinstance(factor, sympy.exp) and constant == -coeff:
+            return expr - term - constant + coeff * Expm1(factor.args[0])
+    return None
+
+
+def erfc_of_complement(expr: sympy.Expr) -> sympy.Expr | None:
+    """c + c*erf(u) -> c*erfc(-u), c - c*erf(u) -> c*erfc(u): no cancellation in
+    the tail, where erf(u) is -1 (or 1) to double precision."""
+    if not isinstance(expr, sympy.Add):
+        return None
+    constant, rest = expr.as_coeff_Add()
+    for term in sympy.Add.make_args(rest):
+        coeff, factor = term.as_coeff_Mul()
+        if isinstance(factor, sympy.erf) and constant == abs(coeff) and coeff != 0:
+            u = factor.args[0]
+            return expr - term - constant + constant * erfc(-u if coeff > 0 else u)
     return None
 
 
@@ -51,9 +242,7 @@ def piecewise_as_extremum(expr: sympy.Expr) -> sympy.Expr | None:
     if not isinstance(expr, sympy.Piecewise) or len(expr.args) != 2:
         return None
     (first, cond), (second, default) = expr.args
-    if default is not sympy.true or not isinstance(
-        cond, sympy.core.relational.Relational
-    ):
+    if default is not sympy.true or not isinstance(cond, Relational):
         return None
     for rel in (cond, cond.reversed):
         if {rel.lhs, rel.rhs} != {first, second} or rel.lhs != first:
@@ -65,39 +254,122 @@ def piecewise_as_extremum(expr: sympy.Expr) -> sympy.Expr | None:
     return None
 
 
+def guard_branches(expr: sympy.Expr) -> sympy.Expr | None:
+    """Evaluate each non-linear branch of a select on an input clamped to its domain.
+
+    np.where computes every branch everywhere, so ELU's alpha*expm1(x) overflows
+    for x = 1000 although that branch is not selected there.  Clamping x to the
+    branch's interval (Min(x, 0) for x <= 0) leaves the selected values unchanged.
+    """
+    if not isinstance(expr, sympy.Piecewise):
+        return None
+    changed, pieces, earlier = False, [], []
+    for value, cond in expr.args:
+        exclusive = sympy.And(cond, *[sympy.Not(c) for c in earlier])
+        earlier.append(cond)
+        guarded = _clamped_to(value, exclusive)
+        changed |= guarded is not value
+        pieces.append((guarded, cond))
+    return sympy.Piecewise(*pieces) if changed else None
+
+
+def _clamped_to(value, condition):
+    """value with its variable clamped to the interval the condition allows."""
+    for v in sorted(value.free_symbols & condition.free_symbols, key=str):
+        lower, upper = _interval(condition, v)
+        if (lower is not None or upper is not None) and _explosive(value, v):
+            break
+    else:
+        return value
+    clamped = v
+    if lower is not None:
+        clamped = sympy.Max(clamped, lower)
+    if upper is not None:
+        clamped = sympy.Min(clamped, upper)
+    return value if clamped is v else value.xreplace({v: clamped})
+
+
+def _interval(condition, v):
+    """(lower, upper) bounds on v implied by a conjunction of relations, or None."""
+    relations = sympy.And.make_args(condition)
+    lower = upper = None
+    for rel in relations:
+        if rel is sympy.true:
+            continue
+        if not isinstance(rel, Relational) or rel.rel_op in ("==", "!="):
+            return None, None
+        if rel.lhs == v and not rel.rhs.has(v):
+            bound, op = rel.rhs, rel.rel_op
+        elif rel.rhs == v and not rel.lhs.has(v):
+            bound, op = rel.lhs, rel.reversed.rel_op
+        else:
+            return None, None
+        if op in (">", ">="):
+            if lower is not None:
+                return None, None
+            lower = bound
+        else:
+            if upper is not None:
+                return None, None
+            upper = bound
+    return lower, upper
+
+
 def _one_plus_exp_argument(expr: sympy.Expr) -> sympy.Expr | None:
-    """v where expr is 1 + exp(v), else None."""
-    if not isinstance(expr, sympy.Add) or len(expr.args) != 2:
+    """u where expr is 1 + exp(u), else None."""
+    if not isinstance(expr, sympy.Add):
         return None
-    one, other = sorted(expr.args, key=lambda a: not a.is_Number)
-    if one != 1 or not isinstance(other, sympy.exp):
+    constant, rest = expr.as_coeff_Add()
+    if constant != 1 or not isinstance(rest, sympy.exp):
         return None
-    return other.args[0]
+    return rest.args[0]
 
 
-#: The rules, applied in this order at every node.
-RULES: tuple[Rule, ...] = (
-    reciprocal_one_plus_exp,
-    exp_times_sigmoid,
+#: Passes in order: sigmoid forms first (they remove most exp), then the local
+#: rules, then clipping for whatever can still overflow.
+FIRST: Rule = rational_in_exp_as_sigmoid
+LAST: Rule = clip_saturating
+#: Rules applied at every node, children first, in this order.
+BOTTOM_UP: tuple[Rule, ...] = (
+    softplus_of_exp,
+    log_of_sigmoid,
+    log1p,
+    expm1,
+    erfc_of_complement,
     piecewise_as_extremum,
+    guard_branches,
 )
 
 
-def stabilize(expr: sympy.Basic, rules: tuple[Rule, ...] = RULES) -> sympy.Basic:
-    """``expr`` with every rule applied bottom-up until none fires."""
+def stabilize(expr: sympy.Basic) -> sympy.Basic:
+    """``expr`` with every rule applied throughout (see the module docstring)."""
+    return _top_down(_bottom_up(_top_down(expr, FIRST)), LAST)
+
+
+def _top_down(expr: sympy.Basic, rule: Rule) -> sympy.Basic:
+    if isinstance(expr, sympy.Expr):
+        replacement = rule(expr)
+        if replacement is not None:
+            return replacement
+    if not expr.args:
+        return expr
+    args = tuple(_top_down(a, rule) for a in expr.args)
+    return expr.func(*args) if args != expr.args else expr
+
+
+def _bottom_up(expr: sympy.Basic) -> sympy.Basic:
     if expr.args:
-        args = tuple(stabilize(a, rules) for a in expr.args)
+        args = tuple(_bottom_up(a) for a in expr.args)
         if args != expr.args:
             expr = expr.func(*args)
-    changed = True
-    while changed:
-        changed = False
-        for rule in rules:
-            replacement = rule(expr)
+    for _ in range(
+        len(BOTTOM_UP) * 4
+    ):  # each rule removes its pattern: this terminates
+        for rule in BOTTOM_UP:
+            replacement = rule(expr) if isinstance(expr, sympy.Expr) else None
             if replacement is not None and replacement != expr:
-                expr = (
-                    stabilize(replacement, rules) if replacement.args else replacement
-                )
-                changed = True
+                expr = _bottom_up(replacement)
                 break
+        else:
+            return expr
     return expr

@@ -12,6 +12,7 @@ import math
 import random
 from collections.abc import Iterable, Mapping
 
+import mpmath
 import sympy
 
 from .model import X
@@ -138,3 +139,109 @@ def proven_equal(
     values = dict(values or {})
     points = [{X: p, **values} for p in sample_points(condition, values, count=14)]
     return numerically_equal(lhs, rhs, points)
+
+
+# -- fixed-precision evaluation ------------------------------------------------
+
+
+def _mp_erfc(u):
+    """mpmath's erfc, with its asymptotic form where mpmath overflows (|u| > 1e6)."""
+    if abs(u) < 1e6:
+        return mpmath.erfc(u)
+    tail = mpmath.exp(-u * u) / (abs(u) * mpmath.sqrt(mpmath.pi))
+    return tail if u > 0 else 2 - tail
+
+
+_MP_FUNCTIONS = {
+    "exp": mpmath.exp,
+    "log": mpmath.log,
+    "sin": mpmath.sin,
+    "cos": mpmath.cos,
+    "tan": mpmath.tan,
+    "sinh": mpmath.sinh,
+    "cosh": mpmath.cosh,
+    "tanh": mpmath.tanh,
+    "asinh": mpmath.asinh,
+    "atan": mpmath.atan,
+    "erf": lambda u: 1 - _mp_erfc(u),
+    "erfc": _mp_erfc,
+    "expm1": mpmath.expm1,
+    "log1p": mpmath.log1p,
+    "Abs": abs,
+    "sign": mpmath.sign,
+    "sigmoid": lambda u: 1 / (1 + mpmath.exp(-u)),
+    "softplus": lambda u: (
+        mpmath.log1p(mpmath.exp(u)) if u < 0 else u + mpmath.log1p(mpmath.exp(-u))
+    ),
+}
+
+
+def evaluate_fixed(
+    expr: sympy.Basic, point: Mapping[sympy.Symbol, float], digits: int = DIGITS
+) -> mpmath.mpf | None:
+    """``expr`` at ``point`` in mpmath at a fixed precision, or None if not real.
+
+    Unlike `evaluate` (SymPy's evalf), precision is never raised to resolve a
+    cancellation, so 1/2 + erf(x)/2 at x = -1e4 returns at once (as ~0) instead
+    of asking for millions of digits.  It walks the expression tree itself.
+    """
+    with mpmath.workdps(digits):
+        try:
+            value = _walk(expr, {s: mpmath.mpf(v) for s, v in point.items()})
+        except (ZeroDivisionError, ValueError, OverflowError, TypeError, KeyError):
+            return None
+    if isinstance(value, bool):
+        return mpmath.mpf(int(value))
+    if not isinstance(value, mpmath.mpf) or not mpmath.isfinite(value):
+        return None
+    return value
+
+
+def _walk(expr, env):
+    if isinstance(expr, sympy.Symbol):
+        return env[expr]
+    if expr.is_Number or isinstance(expr, sympy.NumberSymbol):
+        return mpmath.mpf(sympy.Float(expr, mpmath.mp.dps + 5))
+    if expr is sympy.true or expr is sympy.false:
+        return bool(expr)
+    if isinstance(expr, sympy.Add):
+        return mpmath.fsum(_walk(a, env) for a in expr.args)
+    if isinstance(expr, sympy.Mul):
+        return mpmath.fprod(_walk(a, env) for a in expr.args)
+    if isinstance(expr, sympy.Pow):
+        base, exponent = _walk(expr.base, env), _walk(expr.exp, env)
+        if base < 0 and exponent != int(exponent):
+            raise ValueError("complex power")
+        return base**exponent
+    if isinstance(expr, sympy.Piecewise):
+        for value, cond in expr.args:
+            if _walk(cond, env):
+                return _walk(value, env)
+        raise ValueError("no branch holds")
+    if isinstance(expr, sympy.core.relational.Relational):
+        lhs, rhs = _walk(expr.lhs, env), _walk(expr.rhs, env)
+        return {
+            "<": lhs < rhs,
+            "<=": lhs <= rhs,
+            ">": lhs > rhs,
+            ">=": lhs >= rhs,
+            "==": lhs == rhs,
+            "!=": lhs != rhs,
+        }[expr.rel_op]
+    if isinstance(expr, sympy.And):
+        return all(_walk(a, env) for a in expr.args)
+    if isinstance(expr, sympy.Or):
+        return any(_walk(a, env) for a in expr.args)
+    if isinstance(expr, sympy.Not):
+        return not _walk(expr.args[0], env)
+    if isinstance(expr, sympy.Max):
+        return max(_walk(a, env) for a in expr.args)
+    if isinstance(expr, sympy.Min):
+        return min(_walk(a, env) for a in expr.args)
+    name = type(expr).__name__
+    if name in _MP_FUNCTIONS and len(expr.args) == 1:
+        result = _MP_FUNCTIONS[name](_walk(expr.args[0], env))
+        if isinstance(result, mpmath.mpc):
+            raise ValueError("complex value")
+        return result
+    raise TypeError(f"cannot evaluate {name}")

@@ -16,7 +16,7 @@ def test_activation_lookup_ignores_case_and_underscores():
 
 def test_unknown_activation_lists_close_matches():
     with pytest.raises(
-        ValueError, match=r"unknown activation 'sigmod'; did you mean sigmoid\?"
+        ValueError, match=r"unknown activation 'sigmod'; did you mean sigmoid"
     ):
         symgrad.activation("sigmod")
 

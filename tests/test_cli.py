@@ -79,7 +79,7 @@ def test_catalog_parameters_on_the_command_line(tmp_path):
     [
         (
             ["generate", "rellu", "-o", "x.py"],
-            "unknown activation 'rellu'; did you mean relu?",
+            "unknown activation 'rellu'; did you mean relu",
         ),
         (["generate", "relu"], "required: -o/--output"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
