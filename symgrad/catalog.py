@@ -16,7 +16,7 @@ import sympy
 from sympy import Abs, Max, Min, Piecewise, Rational, erf, exp, log, pi, sin, sqrt, tanh
 
 from .functions import sigmoid, softplus
-from .model import X, Activation, Param, param_symbol
+from .model import Activation, Param, X, param_symbol
 
 x = X
 alpha, beta, lambd = (param_symbol(n) for n in ("alpha", "beta", "lambd"))

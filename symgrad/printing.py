@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import sympy
 from sympy.logic.boolalg import to_nnf
 from sympy.printing.numpy import NumPyPrinter
-from sympy.printing.precedence import PRECEDENCE, precedence
+from sympy.printing.precedence import PRECEDENCE
 
 from .functions import FUNCTIONS
 
