@@ -131,7 +131,9 @@ class LayerPrinter(NumPyPrinter):
             base, exponent = factor.as_base_exp()
             if exponent.is_Number and exponent.is_negative and factor.is_Pow:
                 denominator.append(base ** (-exponent))
-            elif factor.is_Rational and factor.p == 1 and factor.q != 1:
+            elif factor.is_Rational and factor.p == 1 and factor.q & (factor.q - 1):
+                # 1/3: divide, which is exact; 1/2, 1/4 stay factors in front, so
+                # 0.5 * x * g cannot overflow where x * g / 2.0 would.
                 denominator.append(sympy.Integer(factor.q))
             else:
                 numerator.append(factor)
@@ -150,6 +152,9 @@ class LayerPrinter(NumPyPrinter):
     def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
         base, exponent = expr.args
         prec = PRECEDENCE["Mul"]
+        if exponent == 2 and not base.is_Atom:
+            # A sum squared: one ufunc pass, and the sum is computed once.
+            return f"np.square({self._print(base)})"
         if exponent.is_Integer and 0 < abs(exponent) <= MAX_UNROLLED_POWER:
             product = " * ".join([self.parenthesize(base, prec)] * int(abs(exponent)))
             if exponent > 0:
@@ -279,9 +284,10 @@ def _negative(term: sympy.Expr) -> bool:
 
 
 def _float_literal(value: float) -> str:
+    """The shortest round-trip literal, spelled as ruff format spells it (1.2e18)."""
     if value != value or value in (float("inf"), float("-inf")):
         raise UnprintableError(f"constant {value} is not finite")
-    return repr(value)
+    return repr(value).replace("e+", "e")
 
 
 def _sorted_args(expr: sympy.Basic) -> list[sympy.Basic]:
@@ -371,11 +377,15 @@ def _inline_trivial(replacements, reduced):
     kept, inline = [], {}
     for symbol, value in replacements:
         value = value.xreplace(inline)
-        if sympy.count_ops(value) <= 1 and not isinstance(value, sympy.Function):
+        if isinstance(value, (sympy.Mul, sympy.Add)) and _number_and_symbol(value):
             inline[symbol] = value
         else:
             kept.append((symbol, value))
     return kept, [e.xreplace(inline) for e in reduced]
+
+
+def _number_and_symbol(expr) -> bool:
+    return len(expr.args) == 2 and expr.args[0].is_Number and expr.args[1].is_Symbol
 
 
 def floats_for_constants(expr: sympy.Basic) -> sympy.Basic:

@@ -79,8 +79,9 @@ def clip_saturating(expr: sympy.Expr) -> sympy.Expr | None:
     Where S(x) has reached its limit to float64 precision beyond |x| = B, S(x) ==
     S(clip(x, -B, B)) in floating point, and inside the clip no power or exp of x
     can overflow: 0.5*(1 + tanh(c*(x + 0.044715*x**3))) for |x| up to 1e308.
-    Only the sides toward which something overflows are clipped; if one of them
-    has no finite limit, the rule leaves this part to its subexpressions.
+    Only the sides toward which something overflows (or meets inf*0) are clipped;
+    a side with no finite limit is left to the subexpressions, which `stabilize`
+    visits after this rule too.
     """
     if isinstance(expr, sympy.Piecewise) or len(expr.free_symbols) != 1:
         return None
@@ -90,9 +91,9 @@ def clip_saturating(expr: sympy.Expr) -> sympy.Expr | None:
     bounds = {}
     for side in (-1, +1):
         if _overflows_toward(expr, v, side):
-            bounds[side] = _saturation_bound(expr, v, side)
-            if bounds[side] is None:
-                return None
+            bound = _saturation_bound(expr, v, side)
+            if bound is not None and bound <= _FLOAT16_MAX:
+                bounds[side] = bound
     if not bounds:
         return None
     clipped = v
@@ -104,7 +105,8 @@ def clip_saturating(expr: sympy.Expr) -> sympy.Expr | None:
 
 
 def _explosive(expr: sympy.Expr, v: sympy.Symbol) -> bool:
-    """Whether some power, product or exponential of v inside expr can overflow."""
+    """Whether some power, product or exponential of v inside expr can overflow
+    (or, for a product, meet inf*0)."""
     for node in sympy.preorder_traversal(expr):
         if isinstance(node, _EXPLOSIVE) and node.has(v):
             return True
@@ -117,15 +119,24 @@ def _explosive(expr: sympy.Expr, v: sympy.Symbol) -> bool:
     return False
 
 
-_PROBES = [10.0**k for k in (1, 2, 4, 8, 16, 32)]
+# A clip bound must be representable in every dtype a layer accepts.
+_FLOAT16_MAX = 65504.0
+_PROBES = [10.0**k for k in (1, 2, 4, 8, 16, 32, 64, 128)]
 
 
 def _overflows_toward(expr, v, side) -> bool:
-    """Whether a power or exponential inside expr leaves the float64 range as
-    v -> side*inf (exp(-x) does not toward +inf; x**3 does both ways)."""
+    """Whether something inside expr leaves the float64 range as v -> side*inf
+    (exp(-x) does not toward +inf; x**3 does both ways), or a product meets
+    inf*0 there (x*sigmoid(x) at -inf), which is NaN in floating point."""
+    far = {v: side * 1e300}
     for node in sympy.preorder_traversal(expr):
-        if isinstance(node, (*_EXPLOSIVE, sympy.Pow, sympy.Mul)) and node.has(v):
-            if _value(node, {v: side * 1e300}) is None:
+        if not node.has(v):
+            continue
+        if isinstance(node, (*_EXPLOSIVE, sympy.Pow, sympy.Mul)) and _value(node, far) is None:
+            return True
+        if isinstance(node, sympy.Mul) and abs(_value(node, far) or 0) < 1e299:
+            factors = [_value(f, far) for f in node.args if f.has(v)]
+            if any(f is None or abs(f) >= 1e299 for f in factors):
                 return True
     return False
 
@@ -137,7 +148,7 @@ def _saturation_bound(expr, v, side):
     if any(value is None for value in values):
         return None
     limit = values[-1]
-    if not all(_saturated(value, limit) for value in values[-4:]):
+    if not all(_saturated(value, limit) for value in values[-3:]):
         return None
     unsaturated = [
         p for p, y in zip(_PROBES, values, strict=True) if not _saturated(y, limit)
@@ -343,17 +354,20 @@ BOTTOM_UP: tuple[Rule, ...] = (
 
 def stabilize(expr: sympy.Basic) -> sympy.Basic:
     """``expr`` with every rule applied throughout (see the module docstring)."""
-    return _top_down(_bottom_up(_top_down(expr, FIRST)), LAST)
+    return _top_down(_bottom_up(_top_down(expr, FIRST)), LAST, descend=True)
 
 
-def _top_down(expr: sympy.Basic, rule: Rule) -> sympy.Basic:
+def _top_down(expr: sympy.Basic, rule: Rule, descend: bool = False) -> sympy.Basic:
+    """Apply rule at the largest matches; with ``descend``, inside them too."""
     if isinstance(expr, sympy.Expr):
         replacement = rule(expr)
         if replacement is not None:
-            return replacement
+            if not descend or not replacement.args:
+                return replacement
+            expr = replacement
     if not expr.args:
         return expr
-    args = tuple(_top_down(a, rule) for a in expr.args)
+    args = tuple(_top_down(a, rule, descend) for a in expr.args)
     return expr.func(*args) if args != expr.args else expr
 
 

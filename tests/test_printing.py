@@ -18,9 +18,11 @@ NAMES = {X: "x", Y: "out", MASK: "mask", alpha: "self.alpha"}
 
 CASES = [
     ("integer power", X**3, "x * x * x"),
-    ("square of a sum", (1 - Y) ** 2, "(1.0 - out) * (1.0 - out)"),
+    ("square of a sum", (1 - Y) ** 2, "np.square(1.0 - out)"),
+    ("cube of a sum", (1 - Y) ** 3, "(1.0 - out) * (1.0 - out) * (1.0 - out)"),
     ("negative power", X**-2, "1.0 / (x * x)"),
-    ("rational constant", Rational(1, 4) * X, "x / 4.0"),
+    ("power-of-two fraction", Rational(1, 4) * X, "0.25 * x"),
+    ("other fraction divides", Rational(1, 3) * X, "x / 3.0"),
     ("rational coefficient", Rational(3, 4) * X, "0.75 * x"),
     ("integer constant", 2 * X + 1, "2.0 * x + 1.0"),
     ("float constant", sympy.Float(0.01) * X, "0.01 * x"),

@@ -124,7 +124,8 @@ PRINTED = [
     (
         "silu derivative",
         sympy.diff(X / (1 + exp(-X)), X),
-        "t0 = _sigmoid(x) | out = t0 * x * (1.0 - t0) + t0",
+        "t0 = np.minimum(np.maximum(x, -750.0), 46.0) | t1 = _sigmoid(t0) | "
+        "out = t0 * t1 * (1.0 - t1) + t1",
     ),
     ("softplus", log(1 + exp(X)), "out = _softplus(x)"),
     ("log sigmoid", log(1 / (1 + exp(-X))), "out = -_softplus(-x)"),
@@ -136,9 +137,9 @@ PRINTED = [
         "out = np.where(x > 0.0, x, self.alpha * np.expm1(np.minimum(x, 0.0)))",
     ),
     (
-        "erfc",
+        "erfc, clipped against -inf * 0",
         X * (1 + erf(X / sqrt(2))) / 2,
-        "out = x * _erfc(-0.7071067811865476 * x) / 2.0",
+        "t0 = np.maximum(x, -39.0) | out = 0.5 * t0 * _erfc(-0.7071067811865476 * t0)",
     ),
     ("constants are float literals", sqrt(2) * X, "out = 1.4142135623730951 * x"),
     ("no logaddexp", log(exp(X) + 1) + X, "out = x + _softplus(x)"),
