@@ -4,7 +4,7 @@ Each row is an `Activation`: a SymPy expression in x with torch.nn's parameter
 names and defaults, the class name of the generated layer, and a one-line
 summary.  Piecewise rows write their conditions so that the branch that holds at
 a kink gives PyTorch's derivative there (ReLU'(0) = 0, LeakyReLU'(0) =
-negative_slope, Hardswish'(-3) = -0.5, ...); `tests/data` holds PyTorch's values
+negative_slope, Hardswish'(3) = 1, ...); `tests/data` holds PyTorch's values
 to prove it.  Adding a row adds its tests.
 """
 
@@ -144,7 +144,7 @@ _ROWS = [
     Activation(
         "hardswish",
         "Hardswish",
-        Piecewise((0, x < -3), (x * (x + 3) / 6, x <= 3), (x, True)),
+        Piecewise((0, x <= -3), (x, x >= 3), (x * (x + 3) / 6, True)),
         summary="Hard swish: x*relu6(x + 3)/6.",
     ),
     Activation(

@@ -99,8 +99,32 @@ class erfc(sympy.Function):  # noqa: N801
         return rf"\operatorname{{erfc}}\left({printer._print(self.args[0])}\right)"
 
 
+class finite(sympy.Function):  # noqa: N801
+    """u, with +-inf replaced by the largest finite value of u's dtype.
+
+    Where a part tends to a finite limit only far beyond float16's range (x/(1 +
+    |x|) reaches 1 at |x| ~ 1e18), clipping at a number would overflow the cast
+    in float16; clipping at the dtype's own maximum keeps inf/inf from becoming
+    NaN and changes no finite input.
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sympy.S.One
+
+    def _eval_evalf(self, prec):
+        return self.args[0]._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer):
+        return printer._print(self.args[0])
+
+
 #: Every symgrad function, by name (the printer emits a helper ``_<name>``).
-FUNCTIONS = {f.__name__: f for f in (sigmoid, softplus, erfc)}
+FUNCTIONS = {f.__name__: f for f in (sigmoid, softplus, erfc, finite)}
 
 
 def to_elementary(expr: sympy.Expr) -> sympy.Expr:

@@ -182,7 +182,8 @@ def _merge_by_symmetry(g, f, values):
     """Try writing a two-branch form split at y = 0 as one expression in |y|."""
     if len(g.args) != 2:
         return None
-    outputs = [evaluate(f, {X: v, **values}) for v in sample_points(sympy.true, values)]
+    xs = sample_points(sympy.true, values, around=f)
+    outputs = [evaluate(f, {X: v, **values}) for v in xs]
     points = [{Y: y, **values} for y in outputs if y is not None]
     for expr, _ in g.args:
         for candidate in (expr.subs(Y, sympy.Abs(Y)), expr.subs(Y, -sympy.Abs(Y))):
@@ -195,7 +196,7 @@ def _verified(g, f, derivative, condition, values) -> bool:
     """g(f(x)) == f'(x) at sample points of the branch (y is computed first, so a
     piecewise g is evaluated on a number, not on a piecewise expression)."""
     compared = 0
-    for v in sample_points(condition, values, count=10):
+    for v in sample_points(condition, values, around=f, count=10):
         point = {X: v, **values}
         y, slope = evaluate(f, point), evaluate(derivative, point)
         if y is None or slope is None:

@@ -26,7 +26,7 @@ from sympy.codegen.cfunctions import expm1 as Expm1
 from sympy.codegen.cfunctions import log1p as Log1p
 from sympy.core.relational import Relational
 
-from .functions import erfc, sigmoid, softplus
+from .functions import erfc, finite, sigmoid, softplus
 from .tidy import tidy
 from .verify import evaluate_fixed
 
@@ -92,10 +92,13 @@ def clip_saturating(expr: sympy.Expr) -> sympy.Expr | None:
     for side in (-1, +1):
         if _overflows_toward(expr, v, side):
             bound = _saturation_bound(expr, v, side)
-            if bound is not None and bound <= _FLOAT16_MAX:
+            if bound is not None:
                 bounds[side] = bound
     if not bounds:
         return None
+    if max(bounds.values()) > _FLOAT16_MAX:
+        # Not representable in every dtype: keep only inf out of the part.
+        return expr.xreplace({v: finite(v)})
     clipped = v
     if -1 in bounds:
         clipped = sympy.Max(clipped, sympy.Float(-bounds[-1]))

@@ -39,6 +39,12 @@ def _sigmoid(x):
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+def _finite(x):
+    """x with +-inf replaced by the largest finite value of its dtype."""
+    largest = np.finfo(x.dtype).max
+    return np.clip(x, -largest, largest)
+
+
 def _softplus(x):
     """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|))."""
     return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))

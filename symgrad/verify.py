@@ -78,13 +78,17 @@ def sample_points(
     values: Mapping[sympy.Symbol, float] | None = None,
     *,
     extra: Iterable[float] = (),
+    around: sympy.Basic = sympy.true,
     seed: int = 0,
     count: int = 6,
 ) -> list[float]:
-    """Points of x, on both sides of 0 and of every boundary, where ``condition`` holds."""
+    """Points of x, on both sides of 0 and of every boundary of ``condition`` and of
+    ``around``'s conditions, where ``condition`` holds."""
     values = dict(values or {})
     condition = condition.subs(values) if condition is not sympy.true else condition
     edges = boundaries(condition, {}) if condition is not sympy.true else set()
+    # Also the kinks of ``around`` (a piecewise f), where branches meet.
+    edges |= boundaries(around.subs(values), {}) if around is not sympy.true else set()
     rng = random.Random(seed)
     candidates = [s * p for p in _BASE_POINTS for s in (1.0, -1.0)]
     for edge in sorted(edges):
