@@ -10,6 +10,8 @@ derivative (`symgrad.verify.proven_equal`) before it is kept.
 
 from __future__ import annotations
 
+import functools
+
 import sympy
 
 from .catalog import resolve
@@ -54,8 +56,16 @@ def _simplified_derivative(expr, values, condition, wrt=X):
 
 
 def derive(act: Activation | str, **params: float) -> Derivation:
-    """Derive an activation (or catalog name): derivative, output form, plan."""
-    act = resolve(act, **params)
+    """Derive an activation (or catalog name): derivative, output form, plan.
+
+    Results are memoised per activation (activations are immutable), so deriving
+    the same one again, as `generate` and `symgrad list` do, costs nothing.
+    """
+    return _derive(resolve(act, **params))
+
+
+@functools.lru_cache(maxsize=256)
+def _derive(act: Activation) -> Derivation:
     forward = normal_form(act.expr)
     derivative = differentiate(forward, act.values)
     output_form = find_output_form(forward, derivative, act.values)

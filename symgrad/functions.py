@@ -102,16 +102,19 @@ class erfc(sympy.Function):  # noqa: N801
 class finite(sympy.Function):  # noqa: N801
     """u, with +-inf replaced by the largest finite value of u's dtype.
 
+    ``finite(u, -1)`` replaces only -inf, ``finite(u, 1)`` only +inf, ``finite(u, 0)``
+    both: a side whose limit is infinite must keep its inf.
+
     Where a part tends to a finite limit only far beyond float16's range (x/(1 +
     |x|) reaches 1 at |x| ~ 1e18), clipping at a number would overflow the cast
     in float16; clipping at the dtype's own maximum keeps inf/inf from becoming
     NaN and changes no finite input.
     """
 
-    nargs = 1
+    nargs = 2
 
     def fdiff(self, argindex=1):
-        return sympy.S.One
+        return sympy.S.One if argindex == 1 else sympy.S.Zero
 
     def _eval_evalf(self, prec):
         return self.args[0]._eval_evalf(prec)

@@ -54,6 +54,19 @@ class LayerPrinter(NumPyPrinter):
         self.names = dict(names)
         self.helpers: set[str] = set()
 
+    def _print(self, expr, **kwargs) -> str:
+        text = super()._print(expr, **kwargs)
+        if (
+            isinstance(expr, (sympy.Function, sympy.Max, sympy.Min))
+            and not isinstance(expr, Times)
+            and expr.free_symbols
+            and not self._varies(expr)
+        ):
+            # A NumPy function of parameters alone returns a float64 scalar, which
+            # would upcast a float32 layer; a Python float is weak and does not.
+            return f"float({text})"
+        return text
+
     # -- names -------------------------------------------------------------------
 
     def _module_format(self, fqn: str, register: bool = True) -> str:
@@ -266,6 +279,12 @@ class LayerPrinter(NumPyPrinter):
             self.helpers.add(f"_{name}")
             return f"_{name}({', '.join(self._print(a) for a in expr.args)})"
         return super()._print_Function(expr)
+
+    def _print_finite(self, expr) -> str:
+        self.helpers.add("_finite")
+        value, side = expr.args
+        side_text = "" if side == 0 else f", {int(side)}"
+        return f"_finite({self._print(value)}{side_text})"
 
     def _print_erf(self, expr: sympy.erf) -> str:
         self.helpers.add("_erf")

@@ -10,7 +10,8 @@ returns None where it does not apply.  No rule knows which activation it serves;
   tends to a finite limit, such as tanh(x + x**3) or x*exp(-x**2), is evaluated
   on an input clipped where it has reached that limit, so x**3 cannot overflow);
 - bottom-up, at every node: `softplus_of_exp`, `log_of_sigmoid`, `log1p`,
-  `expm1`, `erfc_of_complement`, `piecewise_as_extremum`, `guard_branches`.
+  `expm1`, `erfc_of_complement`, `tanh_complement`, `sech_squared`,
+  `piecewise_as_extremum`, `guard_branches`.
 
 Every rewrite is an identity (or, for clipping, exact to float64 rounding);
 `tests/test_rewrite.py` checks each rule on its own.
@@ -27,6 +28,7 @@ from sympy.codegen.cfunctions import log1p as Log1p
 from sympy.core.relational import Relational
 
 from .functions import erfc, finite, sigmoid, softplus
+from .model import X, Y
 from .tidy import tidy
 from .verify import evaluate_fixed
 
@@ -83,8 +85,10 @@ def clip_saturating(expr: sympy.Expr) -> sympy.Expr | None:
     a side with no finite limit is left to the subexpressions, which `stabilize`
     visits after this rule too.
     """
-    if isinstance(expr, sympy.Piecewise) or len(expr.free_symbols) != 1:
+    if isinstance(expr, sympy.Piecewise) or not expr.free_symbols:
         return None
+    if len(expr.free_symbols) > 1:
+        return _finite_input(expr)
     (v,) = expr.free_symbols
     if not _explosive(expr, v):
         return None
@@ -98,13 +102,34 @@ def clip_saturating(expr: sympy.Expr) -> sympy.Expr | None:
         return None
     if max(bounds.values()) > _FLOAT16_MAX:
         # Not representable in every dtype: keep only inf out of the part.
-        return expr.xreplace({v: finite(v)})
+        side = next(iter(bounds)) if len(bounds) == 1 else 0
+        return expr.xreplace({v: finite(v, side)})
     clipped = v
     if -1 in bounds:
         clipped = sympy.Max(clipped, sympy.Float(-bounds[-1]))
     if +1 in bounds:
         clipped = sympy.Min(clipped, sympy.Float(bounds[+1]))
     return expr.xreplace({v: clipped})
+
+
+def _finite_input(expr: sympy.Expr) -> sympy.Expr | None:
+    """With parameters, a clip bound would depend on their values; but where the
+    input meets inf*0 (x*sigmoid(beta*x) at -inf), replacing +-inf by the dtype's
+    largest value is right whatever they are, and changes no finite input.
+    Parameters are taken as 1 only to detect the hazard."""
+    arrays = expr.free_symbols & {X, Y}
+    if len(arrays) != 1:
+        return None
+    (v,) = arrays
+    probe = expr.xreplace({s: sympy.S.One for s in expr.free_symbols - arrays})
+    sides = [
+        side
+        for side in (-1, +1)
+        if _meets_inf_times_zero(probe, v, side) and _saturation_bound(probe, v, side)
+    ]
+    if not sides:
+        return None
+    return expr.xreplace({v: finite(v, sides[0] if len(sides) == 1 else 0)})
 
 
 def _explosive(expr: sympy.Expr, v: sympy.Symbol) -> bool:
@@ -135,9 +160,23 @@ def _overflows_toward(expr, v, side) -> bool:
     for node in sympy.preorder_traversal(expr):
         if not node.has(v):
             continue
-        if isinstance(node, (*_EXPLOSIVE, sympy.Pow, sympy.Mul)) and _value(node, far) is None:
+        if (
+            isinstance(node, (*_EXPLOSIVE, sympy.Pow, sympy.Mul))
+            and _value(node, far) is None
+        ):
             return True
-        if isinstance(node, sympy.Mul) and abs(_value(node, far) or 0) < 1e299:
+    return _meets_inf_times_zero(expr, v, side)
+
+
+def _meets_inf_times_zero(expr, v, side) -> bool:
+    """Whether a bounded product in expr has an unbounded factor as v -> side*inf."""
+    far = {v: side * 1e300}
+    for node in sympy.preorder_traversal(expr):
+        if (
+            isinstance(node, sympy.Mul)
+            and node.has(v)
+            and abs(_value(node, far) or 0) < 1e299
+        ):
             factors = [_value(f, far) for f in node.args if f.has(v)]
             if any(f is None or abs(f) >= 1e299 for f in factors):
                 return True
@@ -246,6 +285,57 @@ def erfc_of_complement(expr: sympy.Expr) -> sympy.Expr | None:
     return None
 
 
+def tanh_complement(expr: sympy.Expr) -> sympy.Expr | None:
+    """c + c*tanh(u) -> 2c*sigmoid(2u), c - c*tanh(u) -> 2c*sigmoid(-2u).
+
+    Where tanh(u) is -1 (or 1) to working precision the sum cancels; in float32,
+    1 + tanh(-7.2) keeps one significant bit.  The sigmoid keeps them all.
+    """
+    if not isinstance(expr, sympy.Add):
+        return None
+    constant, rest = expr.as_coeff_Add()
+    for term in sympy.Add.make_args(rest):
+        coeff, factor = term.as_coeff_Mul()
+        if isinstance(factor, sympy.tanh) and constant == abs(coeff) and coeff != 0:
+            u = factor.args[0]
+            sign = 1 if coeff > 0 else -1
+            return expr - term - constant + 2 * constant * sigmoid(sign * 2 * u)
+    return None
+
+
+def sech_squared(expr: sympy.Expr) -> sympy.Expr | None:
+    """c - c*tanh(u)**2 and c/cosh(u)**2 -> 4c*sigmoid(2u)*sigmoid(-2u).
+
+    The first cancels where |tanh(u)| is 1 to working precision; in the second
+    cosh(u) overflows (float16 already at u = 12) although the quotient is tiny.
+    """
+    if (
+        isinstance(expr, sympy.Pow)
+        and expr.exp.is_Integer
+        and expr.exp < 0
+        and expr.exp % 2 == 0
+        and isinstance(expr.base, sympy.cosh)
+    ):
+        u = expr.base.args[0]
+        return (4 * sigmoid(2 * u) * sigmoid(-2 * u)) ** (-expr.exp // 2)
+    if not isinstance(expr, sympy.Add):
+        return None
+    constant, rest = expr.as_coeff_Add()
+    for term in sympy.Add.make_args(rest):
+        coeff, factor = term.as_coeff_Mul()
+        if (
+            isinstance(factor, sympy.Pow)
+            and factor.exp == 2
+            and isinstance(factor.base, sympy.tanh)
+            and constant == -coeff
+            and constant != 0
+        ):
+            u = factor.base.args[0]
+            replacement = 4 * constant * sigmoid(2 * u) * sigmoid(-2 * u)
+            return expr - term - constant + replacement
+    return None
+
+
 def piecewise_as_extremum(expr: sympy.Expr) -> sympy.Expr | None:
     """Piecewise((a, a > b), (b, True)) -> Max(a, b), likewise Min.
 
@@ -350,6 +440,8 @@ BOTTOM_UP: tuple[Rule, ...] = (
     log1p,
     expm1,
     erfc_of_complement,
+    tanh_complement,
+    sech_squared,
     piecewise_as_extremum,
     guard_branches,
 )

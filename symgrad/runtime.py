@@ -39,9 +39,14 @@ def _sigmoid(x):
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def _finite(x):
-    """x with +-inf replaced by the largest finite value of its dtype."""
+def _finite(x, side=0):
+    """x with -inf (side -1), +inf (side 1) or both (0) replaced by the largest
+    finite value of its dtype, so that inf * 0 cannot make NaN."""
     largest = np.finfo(x.dtype).max
+    if side < 0:
+        return np.maximum(x, -largest)
+    if side > 0:
+        return np.minimum(x, largest)
     return np.clip(x, -largest, largest)
 
 
