@@ -31,22 +31,31 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_spec(spec: str) -> Activation:
-    """``NAME`` or ``NAME:PARAM=VALUE[,PARAM=VALUE...]`` as a catalog activation."""
+    """``NAME[:PARAM=VALUE,...]`` as a catalog activation.
+
+    VALUE is a number, or a word for an option (``gelu:approximate=tanh``);
+    ``learnable=a+b`` makes parameters learnable (``swish:learnable=beta``).
+    """
     name, _, assignments = spec.partition(":")
-    values: dict[str, float] = {}
+    values: dict[str, float | str] = {}
+    learnable: list[str] = []
     for item in filter(None, assignments.split(",")):
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
+        key, sep, raw = (part.strip() for part in item.partition("="))
+        if not sep or not key or not raw:
             raise UsageError(
                 f"bad parameter {item!r} in {spec!r}: expected PARAM=VALUE"
             )
+        if key == "learnable":
+            learnable += raw.split("+")
+            continue
         try:
-            values[key.strip()] = float(raw)
+            values[key] = float(raw)
         except ValueError:
-            raise UsageError(
-                f"bad value {raw!r} for parameter {key!r} in {spec!r}: expected a number"
-            ) from None
-    return activation(name.strip(), **values)
+            values[key] = raw  # an option such as approximate=tanh
+    try:
+        return activation(name.strip(), learnable=learnable, **values)
+    except TypeError as error:  # a word where a number was needed
+        raise UsageError(f"{spec!r}: {error}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

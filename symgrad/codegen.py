@@ -104,6 +104,13 @@ def cli_spec(act: Activation) -> str:
         for p in act.params
         if default is None or default.param(p.name).value != p.value
     ]
+    learned = [
+        p.name
+        for p in act.learnable
+        if default is None or not default.param(p.name).learnable
+    ]
+    if learned:
+        changed.append("learnable=" + "+".join(learned))
     return act.name + (":" + ",".join(changed) if changed else "")
 
 

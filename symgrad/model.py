@@ -134,7 +134,7 @@ class Activation:
 
 def _as_real(activation: str, name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(
+        raise TypeError(
             f"activation {activation!r}: parameter {name!r} must be a real number, "
             f"not {value!r}"
         )

@@ -111,3 +111,35 @@ def test_console_script_is_installed():
         check=True,
     )
     assert "symgrad.cli:main" in result.stdout
+
+
+def test_options_and_learnable_parameters_on_the_command_line(capsys):
+    assert (
+        main(["generate", "gelu:approximate=tanh", "swish:learnable=beta", "-o", "-"])
+        == 0
+    )
+    source = capsys.readouterr().out
+    assert "class GeluTanh:" in source
+    assert 'self.grads = {"beta": None}' in source
+    assert (
+        "# Regenerate with: symgrad generate gelu_tanh swish:learnable=beta -o -"
+        in source
+    )
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("elu:alpha=fast", "parameter 'alpha' must be a real number, not 'fast'"),
+        ("gelu:approximate=fast", "approximate must be one of 'none', 'tanh'"),
+        (
+            "swish:learnable=gamma",
+            "has no parameter 'gamma' to learn; its parameters: beta",
+        ),
+        ("elu:alpha=", "bad parameter 'alpha=' in 'elu:alpha='"),
+    ],
+)
+def test_bad_parameters_name_the_token_and_the_choices(spec, message):
+    result = run("generate", spec, "-o", "-")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr
