@@ -109,7 +109,7 @@ def _limit(name, side, derivative):
     return None  # no limit (sin)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", NAMES)
 def test_infinities_give_the_mathematical_limit(catalog_module, name, dtype):
     layer = layer_class(catalog_module, name)()
