@@ -11,6 +11,8 @@ __version__ = "0.1.0"
 from .catalog import CATALOG, activation  # noqa: E402
 from .codegen import generate  # noqa: E402
 from .derive import DerivationError, derive  # noqa: E402
+from .errors import FormulaError, SymgradError  # noqa: E402
+from .formula import parse  # noqa: E402
 from .gradcheck import GradcheckResult, gradcheck  # noqa: E402
 from .loader import compile  # noqa: E402
 from .model import Activation, BackwardPlan, Derivation, Param  # noqa: E402
@@ -21,11 +23,14 @@ __all__ = [
     "BackwardPlan",
     "Derivation",
     "DerivationError",
+    "FormulaError",
     "GradcheckResult",
     "Param",
+    "SymgradError",
     "activation",
     "compile",
     "derive",
     "generate",
     "gradcheck",
+    "parse",
 ]

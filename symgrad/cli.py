@@ -14,11 +14,14 @@ from collections.abc import Sequence
 
 from . import __version__
 from .catalog import CATALOG, activation
+from .check import check_activation
 from .codegen import cli_spec, generate
 from .derive import derive
+from .formula import parse
 from .loader import write_module
 from .model import Activation
 from .notation import text
+from .spec import load_spec
 
 
 class UsageError(Exception):
@@ -58,6 +61,30 @@ def parse_spec(spec: str) -> Activation:
         raise UsageError(f"{spec!r}: {error}") from None
 
 
+def _add_sources(command: argparse.ArgumentParser, names: str) -> None:
+    """The ways a command is told which activations: catalog names, a formula, a spec."""
+    command.add_argument("names", nargs=names, metavar="NAME[:PARAM=VALUE,...]")
+    command.add_argument(
+        "--formula", metavar="F", help="your own activation, e.g. 'x*tanh(exp(x))'"
+    )
+    command.add_argument("--name", metavar="N", help="the layer name for --formula")
+    command.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="P=V",
+        help="a --formula parameter",
+    )
+    command.add_argument(
+        "--learnable",
+        action="append",
+        default=[],
+        metavar="P",
+        help="learn parameter P",
+    )
+    command.add_argument("--spec", metavar="FILE", help="a TOML file of activations")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="symgrad",
@@ -71,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="list the built-in activations")
 
     gen = commands.add_parser("generate", help="write a module of layer classes")
-    gen.add_argument("names", nargs="+", metavar="NAME[:PARAM=VALUE,...]")
+    _add_sources(gen, "*")
     gen.add_argument(
         "-o", "--output", required=True, metavar="PATH", help="file, or - for stdout"
     )
@@ -82,8 +109,58 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser(
         "show", help="print f, f', the output form and the cache"
     )
-    show.add_argument("name", metavar="NAME[:PARAM=VALUE,...]")
+    _add_sources(show, "?")
+
+    check = commands.add_parser(
+        "check", help="gradient-, reference- and extreme-input-check generated layers"
+    )
+    _add_sources(check, "*")
     return parser
+
+
+def activations_from(args: argparse.Namespace) -> list[Activation]:
+    """Every activation the arguments name, in order: names, then formula, then spec."""
+    names = (
+        args.names if isinstance(args.names, list) else [args.names] * bool(args.names)
+    )
+    acts = [parse_spec(spec) for spec in names]
+    if args.formula is not None:
+        if not args.name:
+            raise UsageError("--formula needs --name, the layer's name")
+        params = dict(_assignment(item) for item in args.param)
+        acts.append(
+            parse(args.formula, name=args.name, params=params, learnable=args.learnable)
+        )
+    elif args.name or args.param or args.learnable:
+        raise UsageError("--name, --param and --learnable go with --formula")
+    if args.spec is not None:
+        acts += load_spec(args.spec)
+    if not acts:
+        raise UsageError("name an activation, or give --formula or --spec")
+    return acts
+
+
+def _assignment(item: str) -> tuple[str, float]:
+    key, sep, raw = (part.strip() for part in item.partition("="))
+    if not sep or not key:
+        raise UsageError(f"bad --param {item!r}: expected NAME=VALUE")
+    try:
+        return key, float(raw)
+    except ValueError:
+        raise UsageError(f"bad --param {item!r}: {raw!r} is not a number") from None
+
+
+def _regenerate_command(args: argparse.Namespace) -> str:
+    words = ["symgrad", "generate", *args.names]
+    if args.formula is not None:
+        words += ["--formula", args.formula, "--name", args.name]
+        for item in args.param:
+            words += ["--param", item]
+        for item in args.learnable:
+            words += ["--learnable", item]
+    if args.spec is not None:
+        words += ["--spec", args.spec]
+    return shlex.join([*words, "-o", args.output])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,12 +197,10 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    acts = [parse_spec(spec) for spec in args.names]
+    acts = activations_from(args)
+    args.names = [cli_spec(a) for a in acts[: len(args.names)]]
     output = args.output
-    command = shlex.join(
-        ["symgrad", "generate", *(cli_spec(a) for a in acts), "-o", output]
-    )
-    source = generate(acts, command=command)
+    source = generate(acts, command=_regenerate_command(args))
     if output == "-":
         sys.stdout.write(source)
         return 0
@@ -138,7 +213,10 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    derivation = derive(parse_spec(args.name))
+    acts = activations_from(args)
+    if len(acts) != 1:
+        raise UsageError("show takes one activation")
+    derivation = derive(acts[0])
     act = derivation.activation
     print(f"{act.name} ({act.class_name}): {act.summary}")
     for p in act.params:
@@ -153,4 +231,25 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"list": _list, "generate": _generate, "show": _show}
+def _check(args: argparse.Namespace) -> int:
+    results = [check_activation(act) for act in activations_from(args)]
+    header = ("name", "caches", "gradcheck", "vs mpmath", "result")
+    rows = [
+        (r.name, r.saves, f"{r.gradcheck_error:.1e}", f"{r.reference_error:.1e}",
+         "ok" if r.passed else "FAIL")
+        for r in results
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
+    for row in [header, *rows]:
+        print(
+            "  ".join(
+                cell.ljust(w) for cell, w in zip(row, widths, strict=True)
+            ).rstrip()
+        )
+    for r in results:
+        for problem in r.problems:
+            print(f"{r.name}: {problem}")
+    return 0 if all(r.passed for r in results) else 1
+
+
+_COMMANDS = {"list": _list, "generate": _generate, "show": _show, "check": _check}

@@ -15,6 +15,7 @@ import functools
 import sympy
 
 from .catalog import resolve
+from .errors import FormulaError
 from .model import Activation, Derivation, X
 from .output_form import find_output_form
 from .plan import plan_backward
@@ -23,8 +24,8 @@ from .verify import proven_equal
 _KINKED = (sympy.Abs, sympy.Max, sympy.Min, sympy.sign, sympy.Heaviside)
 
 
-class DerivationError(ValueError):
-    """A derivation step could not be verified."""
+class DerivationError(FormulaError):
+    """A derivation step could not be done or verified."""
 
 
 def normal_form(expr: sympy.Expr) -> sympy.Expr:
@@ -66,8 +67,23 @@ def derive(act: Activation | str, **params: float) -> Derivation:
 
 @functools.lru_cache(maxsize=256)
 def _derive(act: Activation) -> Derivation:
+    try:
+        return _derive_uncached(act)
+    except FormulaError:
+        raise
+    except (TypeError, ValueError, NotImplementedError, ZeroDivisionError) as error:
+        raise DerivationError(f"cannot derive {act.name!r}: {error}") from None
+
+
+def _derive_uncached(act: Activation) -> Derivation:
     forward = normal_form(act.expr)
     derivative = differentiate(forward, act.values)
+    if derivative.has(
+        sympy.Derivative, sympy.Subs, sympy.DiracDelta, sympy.zoo, sympy.nan
+    ):
+        raise DerivationError(
+            f"{act.name!r} is not differentiable where it is defined: d/dx = {derivative}"
+        )
     output_form = find_output_form(forward, derivative, act.values)
     param_grads = tuple(
         (p.name, differentiate(forward, act.values, p.symbol)) for p in act.learnable

@@ -20,6 +20,7 @@ from sympy.logic.boolalg import to_nnf
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE
 
+from .errors import FormulaError
 from .functions import FUNCTIONS
 
 #: Columns a generated line may use (ruff format's default).
@@ -38,7 +39,7 @@ class Times(sympy.Function):
     nargs = 2
 
 
-class UnprintableError(ValueError):
+class UnprintableError(FormulaError):
     """An expression uses something generated NumPy code cannot express."""
 
 

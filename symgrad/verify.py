@@ -156,27 +156,59 @@ def _mp_erfc(u):
     return tail if u > 0 else 2 - tail
 
 
+# Beyond this, exp's result is far outside float64's range; asking mpmath for it
+# (say exp(exp(1e128))) would take forever, so such values end evaluation.
+_HUGE = 1e7
+
+
+def _mp_exp(u):
+    if u > _HUGE:
+        raise OverflowError("exp overflows")
+    return mpmath.mpf(0) if u < -_HUGE else mpmath.exp(u)
+
+
+def _mp_sigmoid(u):
+    if abs(u) > _HUGE:
+        return mpmath.mpf(1 if u > 0 else 0)
+    return 1 / (1 + mpmath.exp(-u))
+
+
+def _mp_softplus(u):
+    if abs(u) > _HUGE:
+        return u if u > 0 else mpmath.mpf(0)
+    return mpmath.log1p(mpmath.exp(u)) if u < 0 else u + mpmath.log1p(mpmath.exp(-u))
+
+
+def _bounded(function):
+    """A cosh-like function: overflow beyond _HUGE instead of a huge computation."""
+
+    def guarded(u):
+        if abs(u) > _HUGE:
+            raise OverflowError(f"{function.__name__} overflows")
+        return function(u)
+
+    return guarded
+
+
 _MP_FUNCTIONS = {
-    "exp": mpmath.exp,
+    "exp": _mp_exp,
     "log": mpmath.log,
     "sin": mpmath.sin,
     "cos": mpmath.cos,
     "tan": mpmath.tan,
-    "sinh": mpmath.sinh,
-    "cosh": mpmath.cosh,
-    "tanh": mpmath.tanh,
+    "sinh": _bounded(mpmath.sinh),
+    "cosh": _bounded(mpmath.cosh),
+    "tanh": lambda u: mpmath.sign(u) if abs(u) > 1e4 else mpmath.tanh(u),
     "asinh": mpmath.asinh,
     "atan": mpmath.atan,
     "erf": lambda u: 1 - _mp_erfc(u),
     "erfc": _mp_erfc,
-    "expm1": mpmath.expm1,
+    "expm1": lambda u: _mp_exp(u) - 1 if abs(u) > _HUGE else mpmath.expm1(u),
     "log1p": mpmath.log1p,
     "Abs": abs,
     "sign": mpmath.sign,
-    "sigmoid": lambda u: 1 / (1 + mpmath.exp(-u)),
-    "softplus": lambda u: (
-        mpmath.log1p(mpmath.exp(u)) if u < 0 else u + mpmath.log1p(mpmath.exp(-u))
-    ),
+    "sigmoid": _mp_sigmoid,
+    "softplus": _mp_softplus,
 }
 
 
@@ -192,7 +224,14 @@ def evaluate_fixed(
     with mpmath.workdps(digits):
         try:
             value = _walk(expr, {s: mpmath.mpf(v) for s, v in point.items()})
-        except (ZeroDivisionError, ValueError, OverflowError, TypeError, KeyError):
+        except (
+            ZeroDivisionError,
+            ValueError,
+            OverflowError,
+            TypeError,
+            KeyError,
+            MemoryError,
+        ):
             return None
     if isinstance(value, bool):
         return mpmath.mpf(int(value))

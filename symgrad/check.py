@@ -1,0 +1,117 @@
+"""`symgrad check`: generate a layer and test it the way the test suite does.
+
+For each activation: backward against central finite differences (float64),
+forward and backward against the SymPy definition in mpmath, and the extreme-input
+sweep with floating-point errors raised.  A row per activation says what it
+caches, the largest errors and any floating-point error seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .derive import derive
+from .gradcheck import gradcheck
+from .loader import compile as compile_layer
+from .model import Activation, X
+from .plan import kink_values
+from .verify import evaluate_fixed
+
+#: Accuracy bar against mpmath (float64), as in the test suite.
+RTOL, ATOL = 1e-9, 1e-12
+PROBES = [1e-300, 1e-8, 1.0, 20.0, 40.0, 89.0, 710.0, 1e10, 1e300]
+
+
+@dataclass
+class CheckResult:
+    """What `check_activation` found for one activation."""
+
+    name: str
+    saves: str
+    gradcheck_error: float = 0.0
+    reference_error: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def ordinary_points(act: Activation, count: int = 201) -> np.ndarray:
+    """Points in [-5, 5] at least 1e-3 away from every kink."""
+    derivation = derive(act)
+    kinks = [
+        float(p.subs(act.values))
+        for p, _ in kink_values(derivation.derivative, act.values)
+    ]
+    xs = np.linspace(-5.0, 5.0, count) + 0.0123  # off the grid of round numbers
+    if not kinks:
+        return xs
+    return xs[np.all([np.abs(xs - k) > 1e-3 for k in kinks], axis=0)]
+
+
+def check_activation(act: Activation) -> CheckResult:
+    derivation = derive(act)
+    result = CheckResult(act.name, derivation.saves)
+    layer = compile_layer(act)()
+    # Reference values where the definition is a finite real number.
+    xs, ys, slopes = [], [], []
+    for xi in ordinary_points(act):
+        point = {X: float(xi), **act.values}
+        y, dy = (
+            evaluate_fixed(derivation.forward, point),
+            evaluate_fixed(derivation.derivative, point),
+        )
+        if y is not None and dy is not None and abs(y) < 1e300 and abs(dy) < 1e300:
+            xs.append(xi)
+            ys.append(float(y))
+            slopes.append(float(dy))
+    if not xs:
+        result.problems.append(
+            "no point in [-5, 5] where the formula is a finite real number"
+        )
+        return result
+    x, y_ref, dy_ref = np.array(xs), np.array(ys), np.array(slopes)
+    with np.errstate(all="ignore"):
+        y = np.asarray(layer.forward(x), dtype=np.float64)
+        dy = np.asarray(layer.backward(np.ones_like(x)), dtype=np.float64)
+        grad = gradcheck(layer, x, raise_exception=False)
+    result.gradcheck_error = grad.max_abs_error
+    scale = ATOL + RTOL * np.maximum(np.abs(y_ref), np.abs(dy_ref))
+    errors = np.maximum(np.abs(y - y_ref), np.abs(dy - dy_ref))
+    result.reference_error = float(np.max(errors))
+    if not grad.passed:
+        result.problems.append(f"gradcheck failed (worst at x = {grad.worst_x:.6g})")
+    if np.any(~(errors <= scale)):
+        worst = float(x[np.argmax(errors - scale)])
+        result.problems.append(f"differs from mpmath (worst at x = {worst:.6g})")
+    result.problems += _sweep(layer_type=type(layer), act=act)
+    return result
+
+
+def _sweep(layer_type, act: Activation) -> list[str]:
+    """Floating-point errors at extreme inputs whose true results are finite."""
+    derivation = derive(act)
+    problems = []
+    for dtype in (np.float16, np.float32, np.float64):
+        limit = float(np.finfo(dtype).max)
+        for magnitude in [*PROBES, limit]:
+            for xi in (magnitude, -magnitude):
+                if abs(xi) > limit:
+                    continue
+                point = {X: float(dtype(xi)), **act.values}
+                y = evaluate_fixed(derivation.forward, point)
+                dy = evaluate_fixed(derivation.derivative, point)
+                if y is None or dy is None or abs(y) > limit or abs(dy) > limit:
+                    continue
+                layer = layer_type()
+                value = np.array([xi], dtype=dtype)
+                try:
+                    with np.errstate(over="raise", invalid="raise", divide="raise"):
+                        layer.forward(value)
+                        layer.backward(np.ones_like(value))
+                except FloatingPointError as error:
+                    problems.append(f"{np.dtype(dtype).name} x={xi:.3g}: {error}")
+    return problems
