@@ -81,11 +81,17 @@ def _floats_for_long_rationals(expr):
 
 def _piecewise_output_form(f, derivative, values):
     pieces = []
-    for expr, cond in exclusive_branches(f):
+    flats = [e for e, _ in exclusive_branches(f) if not e.has(X)]
+    branches = exclusive_branches(f)
+    for i, (expr, cond) in enumerate(branches):
         g = _branch_output_form(expr, sympy.diff(expr, X), cond, values)
         if g is None:
             return None
-        y_cond = _condition_on_output(f, cond, values)
+        if i == len(branches) - 1:  # the default branch: its condition is not used
+            pieces.append((g, sympy.true))
+            break
+        others = [c for c in flats if c != expr]
+        y_cond = _condition_on_output(f, cond, values, others)
         if y_cond is None:
             return None
         pieces.append((g, y_cond))
@@ -119,22 +125,26 @@ def exclusive_branches(pw: sympy.Expr) -> list[tuple[sympy.Expr, sympy.Basic]]:
     return branches
 
 
-def _condition_on_output(f, condition, values):
+def _condition_on_output(f, condition, values, flats=()):
     """The condition on y = f(x) that selects the same branch as ``condition`` on x."""
     if condition in (sympy.true, sympy.false):
         return condition
     relations = condition.atoms(sympy.core.relational.Relational)
     mapping = {}
     for rel in relations:
-        translated = _relation_on_output(f, rel, values)
+        translated = _relation_on_output(f, rel, values, flats)
         if translated is None:
             return None
         mapping[rel] = translated
     return condition.xreplace(mapping)
 
 
-def _relation_on_output(f, rel, values):
-    """x op k  ->  y op f(k), assuming f increases (verification checks it)."""
+def _relation_on_output(f, rel, values, flats=()):
+    """x op k  ->  y op f(k), assuming f increases (verification checks it).
+
+    A non-strict y >= f(k) is refused when a flat branch takes the value f(k): in
+    floating point its outputs would satisfy the relation too.
+    """
     try:
         solved = sympy.solve_linear(rel.lhs - rel.rhs, symbols=[X])
     except (NotImplementedError, TypeError):
@@ -150,6 +160,8 @@ def _relation_on_output(f, rel, values):
     op = rel.rel_op if sign > 0 else _FLIPPED[rel.rel_op]
     fk = _value_at(f, k, values)
     if fk is None:
+        return None
+    if op in (">=", "<=") and any(sympy.simplify(fk - c) == 0 for c in flats):
         return None
     return sympy.Rel(Y, fk, op)
 

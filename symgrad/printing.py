@@ -287,6 +287,11 @@ class LayerPrinter(NumPyPrinter):
         side_text = "" if side == 0 else f", {int(side)}"
         return f"_finite({self._print(value)}{side_text})"
 
+    def _print_tame(self, expr) -> str:
+        self.helpers.add("_tame")
+        value, degree = expr.args
+        return f"_tame({self._print(value)}, {int(degree)})"
+
     def _print_erf(self, expr: sympy.erf) -> str:
         self.helpers.add("_erf")
         return f"_erf({self._print(expr.args[0])})"

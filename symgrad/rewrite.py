@@ -27,7 +27,7 @@ from sympy.codegen.cfunctions import expm1 as Expm1
 from sympy.codegen.cfunctions import log1p as Log1p
 from sympy.core.relational import Relational
 
-from .functions import erfc, finite, sigmoid, softplus
+from .functions import erfc, finite, sigmoid, softplus, tame
 from .model import X, Y
 from .tidy import tidy
 from .verify import evaluate_fixed
@@ -122,14 +122,27 @@ def _finite_input(expr: sympy.Expr) -> sympy.Expr | None:
         return None
     (v,) = arrays
     probe = expr.xreplace({s: sympy.S.One for s in expr.free_symbols - arrays})
-    sides = [
-        side
-        for side in (-1, +1)
-        if _meets_inf_times_zero(probe, v, side) and _saturation_bound(probe, v, side)
-    ]
+    saturating = [s for s in (-1, +1) if _saturation_bound(probe, v, s)]
+    overflowing = [s for s in saturating if _overflows_toward(probe, v, s)]
+    degree = _polynomial_degree(expr, v)
+    if degree and overflowing:
+        # Powers of v overflow first: clip where the degree-th power still fits the
+        # dtype (x/sqrt(1 + a*x**2) is +-1/sqrt(a) there for any sensible a).
+        return expr.xreplace({v: tame(v, degree)})
+    sides = [s for s in saturating if _meets_inf_times_zero(probe, v, s)]
     if not sides:
         return None
     return expr.xreplace({v: finite(v, sides[0] if len(sides) == 1 else 0)})
+
+
+def _polynomial_degree(expr, v) -> int:
+    """The largest integer power of an expression in v inside expr (0 if none)."""
+    powers = [
+        int(abs(node.exp))
+        for node in sympy.preorder_traversal(expr)
+        if isinstance(node, sympy.Pow) and node.base.has(v) and node.exp.is_Integer
+    ]
+    return max([p for p in powers if p >= 2], default=0)
 
 
 def _explosive(expr: sympy.Expr, v: sympy.Symbol) -> bool:

@@ -282,6 +282,8 @@ def _walk(expr, env):
     if isinstance(expr, sympy.Min):
         return min(_walk(a, env) for a in expr.args)
     name = type(expr).__name__
+    if name in ("finite", "tame"):  # identities on finite numbers
+        return _walk(expr.args[0], env)
     if name in _MP_FUNCTIONS and len(expr.args) == 1:
         result = _MP_FUNCTIONS[name](_walk(expr.args[0], env))
         if isinstance(result, mpmath.mpc):
