@@ -23,6 +23,7 @@ import sympy
 from . import __version__, runtime
 from .catalog import CATALOG, resolve
 from .derive import derive
+from .errors import FormulaError
 from .model import MASK, Activation, Derivation, X, Y
 from .notation import latex, text
 from .plan import kink_values
@@ -75,7 +76,7 @@ def generate(
     if not activations:
         raise ValueError("generate needs at least one activation")
     _check_unique_class_names(activations)
-    layers = [layer_source(derive(a)) for a in activations]
+    layers = [_layer_source_or_error(derive(a)) for a in activations]
     used = set().union(*(layer.helpers for layer in layers))
     helpers = [_helper_source(name) for name in _helper_order(used)]
     if command is None:
@@ -94,6 +95,17 @@ def generate(
         )
     )
     return source.rstrip("\n") + "\n"
+
+
+def _layer_source_or_error(derivation: Derivation) -> LayerSource:
+    """`layer_source`, with SymPy's failures on an odd formula reported as such."""
+    try:
+        return layer_source(derivation)
+    except FormulaError:
+        raise
+    except (TypeError, ValueError, NotImplementedError, ZeroDivisionError) as error:
+        name = derivation.activation.name
+        raise FormulaError(f"cannot generate a layer for {name!r}: {error}") from None
 
 
 def cli_spec(act: Activation) -> str:

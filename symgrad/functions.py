@@ -12,6 +12,7 @@ x*sigmoid(x)).
 from __future__ import annotations
 
 import sympy
+from mpmath.libmp import prec_to_dps
 
 
 class sigmoid(sympy.Function):  # noqa: N801 (SymPy's convention: functions are lower case)
@@ -32,7 +33,9 @@ class sigmoid(sympy.Function):  # noqa: N801 (SymPy's convention: functions are 
         return 1 / (1 + sympy.exp(-arg))
 
     def _eval_evalf(self, prec):
-        return self.rewrite(sympy.exp)._eval_evalf(prec)
+        value = self.rewrite(sympy.exp).evalf(prec_to_dps(prec))
+        # exp of a real evaluated through mpmath can carry a 1e-50*I residue.
+        return sympy.re(value) if self.args[0].is_real else value
 
     def _eval_is_real(self):
         return self.args[0].is_real
@@ -40,8 +43,8 @@ class sigmoid(sympy.Function):  # noqa: N801 (SymPy's convention: functions are 
     def _eval_is_positive(self):
         return True if self.args[0].is_real else None
 
-    def _latex(self, printer):
-        return rf"\sigma\left({printer._print(self.args[0])}\right)"
+    def _latex(self, printer, exp=None):
+        return _power(rf"\sigma\left({printer._print(self.args[0])}\right)", exp)
 
 
 class softplus(sympy.Function):  # noqa: N801
@@ -64,7 +67,9 @@ class softplus(sympy.Function):  # noqa: N801
     _eval_rewrite_as_log = _eval_rewrite_as_exp
 
     def _eval_evalf(self, prec):
-        return self.rewrite(sympy.exp)._eval_evalf(prec)
+        value = self.rewrite(sympy.exp).evalf(prec_to_dps(prec))
+        # exp of a real evaluated through mpmath can carry a 1e-50*I residue.
+        return sympy.re(value) if self.args[0].is_real else value
 
     def _eval_is_real(self):
         return self.args[0].is_real
@@ -72,8 +77,9 @@ class softplus(sympy.Function):  # noqa: N801
     def _eval_is_positive(self):
         return True if self.args[0].is_real else None
 
-    def _latex(self, printer):
-        return rf"\operatorname{{softplus}}\left({printer._print(self.args[0])}\right)"
+    def _latex(self, printer, exp=None):
+        inner = printer._print(self.args[0])
+        return _power(rf"\operatorname{{softplus}}\left({inner}\right)", exp)
 
 
 class erfc(sympy.Function):  # noqa: N801
@@ -90,13 +96,14 @@ class erfc(sympy.Function):  # noqa: N801
         return -2 * sympy.exp(-(u**2)) / sympy.sqrt(sympy.pi)
 
     def _eval_evalf(self, prec):
-        return sympy.erfc(self.args[0])._eval_evalf(prec)
+        return sympy.erfc(self.args[0]).evalf(prec_to_dps(prec))
 
     def _eval_is_real(self):
         return self.args[0].is_real
 
-    def _latex(self, printer):
-        return rf"\operatorname{{erfc}}\left({printer._print(self.args[0])}\right)"
+    def _latex(self, printer, exp=None):
+        inner = printer._print(self.args[0])
+        return _power(rf"\operatorname{{erfc}}\left({inner}\right)", exp)
 
 
 class finite(sympy.Function):  # noqa: N801
@@ -122,8 +129,8 @@ class finite(sympy.Function):  # noqa: N801
     def _eval_is_real(self):
         return self.args[0].is_real
 
-    def _latex(self, printer):
-        return printer._print(self.args[0])
+    def _latex(self, printer, exp=None):
+        return _power(printer._print(self.args[0]), exp)
 
 
 class tame(sympy.Function):  # noqa: N801
@@ -145,8 +152,13 @@ class tame(sympy.Function):  # noqa: N801
     def _eval_is_real(self):
         return self.args[0].is_real
 
-    def _latex(self, printer):
-        return printer._print(self.args[0])
+    def _latex(self, printer, exp=None):
+        return _power(printer._print(self.args[0]), exp)
+
+
+def _power(latex: str, exp: str | None) -> str:
+    """SymPy's LaTeX printer passes ``exp`` when the function is raised to a power."""
+    return latex if exp is None else rf"\left({latex}\right)^{{{exp}}}"
 
 
 #: Every symgrad function, by name (the printer emits a helper ``_<name>``).

@@ -29,7 +29,14 @@ import sympy
 
 from .model import X, Y
 from .tidy import tidy
-from .verify import agree, evaluate, holds, numerically_equal, sample_points
+from .verify import (
+    agree,
+    evaluate,
+    evaluate_fixed,
+    holds,
+    numerically_equal,
+    sample_points,
+)
 
 # Limits that keep elimination fast on formulas nobody listed (a Groebner basis
 # can grow doubly exponentially); beyond them we give up and save the input.
@@ -129,17 +136,24 @@ def _condition_on_output(f, condition, values, flats=()):
     """The condition on y = f(x) that selects the same branch as ``condition`` on x."""
     if condition in (sympy.true, sympy.false):
         return condition
-    relations = condition.atoms(sympy.core.relational.Relational)
-    mapping = {}
-    for rel in relations:
-        translated = _relation_on_output(f, rel, values, flats)
-        if translated is None:
-            return None
-        mapping[rel] = translated
-    return condition.xreplace(mapping)
+    return _map_relations(f, condition, values, flats, negated=False)
 
 
-def _relation_on_output(f, rel, values, flats=()):
+def _map_relations(f, condition, values, flats, negated):
+    """Map each relation, knowing whether it sits under an odd number of Nots (a
+    negated x >= k holds as x < k, which is strict)."""
+    if isinstance(condition, sympy.core.relational.Relational):
+        return _relation_on_output(f, condition, values, flats, negated)
+    if isinstance(condition, sympy.Not):
+        inner = _map_relations(f, condition.args[0], values, flats, not negated)
+        return None if inner is None else sympy.Not(inner)
+    if isinstance(condition, (sympy.And, sympy.Or)):
+        args = [_map_relations(f, a, values, flats, negated) for a in condition.args]
+        return None if any(a is None for a in args) else condition.func(*args)
+    return None
+
+
+def _relation_on_output(f, rel, values, flats=(), negated=False):
     """x op k  ->  y op f(k), assuming f increases (verification checks it).
 
     A non-strict y >= f(k) is refused when a flat branch takes the value f(k): in
@@ -161,7 +175,8 @@ def _relation_on_output(f, rel, values, flats=()):
     fk = _value_at(f, k, values)
     if fk is None:
         return None
-    if op in (">=", "<=") and any(sympy.simplify(fk - c) == 0 for c in flats):
+    effective = _FLIPPED_STRICTNESS[op] if negated else op
+    if effective in (">=", "<=") and any(sympy.simplify(fk - c) == 0 for c in flats):
         return None
     return sympy.Rel(Y, fk, op)
 
@@ -187,6 +202,15 @@ def _simpler_condition(condition):
         return condition
 
 
+# The relation that holds where op does not: x >= k fails exactly where x < k.
+_FLIPPED_STRICTNESS = {
+    "<": ">=",
+    "<=": ">",
+    ">": "<=",
+    ">=": "<",
+    "==": "!=",
+    "!=": "==",
+}
 _FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 
 
@@ -206,14 +230,19 @@ def _merge_by_symmetry(g, f, values):
 
 def _verified(g, f, derivative, condition, values) -> bool:
     """g(f(x)) == f'(x) at sample points of the branch (y is computed first, so a
-    piecewise g is evaluated on a number, not on a piecewise expression)."""
+    piecewise g is evaluated on a number, not on a piecewise expression).
+
+    g is evaluated as real arithmetic (`evaluate_fixed`): a form such as
+    y**(2/3) that SymPy would take through complex numbers for y < 0 is NaN in
+    NumPy, and is rejected here.
+    """
     compared = 0
     for v in sample_points(condition, values, around=f, count=10):
         point = {X: v, **values}
         y, slope = evaluate(f, point), evaluate(derivative, point)
         if y is None or slope is None:
             continue
-        g_value = evaluate(g, {Y: y, **values})
+        g_value = evaluate_fixed(g, {Y: y, **values})
         if g_value is None or not agree(g_value, slope):
             return False
         compared += 1

@@ -392,7 +392,7 @@ def guard_branches(expr: sympy.Expr) -> sympy.Expr | None:
 
 def _clamped_to(value, condition):
     """value with its variable clamped to the interval the condition allows."""
-    for v in sorted(value.free_symbols & condition.free_symbols, key=str):
+    for v in sorted(value.free_symbols & condition.free_symbols & {X, Y}, key=str):
         lower, upper = _interval(condition, v)
         if (lower is not None or upper is not None) and _explosive(value, v):
             break
