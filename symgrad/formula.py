@@ -138,6 +138,11 @@ def build(formula: str, params: Mapping[str, float] | None = None) -> sympy.Expr
         raise FormulaError(
             f"formula is {len(formula)} characters long; the limit is {MAX_LENGTH}"
         )
+    for column, char in enumerate(formula):
+        # The formula is quoted in the generated file's header and docstring: no
+        # comment, line break or control character may ride along.
+        if char == "#" or not char.isprintable():
+            raise FormulaError(f"character {char!r} is not allowed", formula, column)
     _check_nesting(formula)
     try:
         tree = ast.parse(formula.strip(), mode="eval")

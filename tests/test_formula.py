@@ -105,6 +105,10 @@ HOSTILE = [
     "(" * 5000 + "x" + ")" * 5000,
     "-" * 100000 + "x",
     "exp(" * 300 + "x" + ")" * 300,
+    'x # """; open("{marker}", "w")',
+    "(x\n)\nopen('{marker}', 'w')",
+    "(x\r)",
+    "x\x00",
 ]
 
 
@@ -117,6 +121,19 @@ def test_hostile_formulas_are_refused_fast_and_run_nothing(template, tmp_path):
         symgrad.parse(formula, name="Evil")
     assert time.perf_counter() - started < 1.0
     assert not marker.exists()
+
+
+def test_formula_text_cannot_break_out_of_the_generated_file(tmp_path):
+    """The header quotes the formula: comments and line breaks are refused, and an
+    accepted formula leaves the module parseable with one class."""
+    import ast
+
+    for formula in ['x # """', "(x\n)"]:
+        with pytest.raises(symgrad.FormulaError, match="is not allowed"):
+            symgrad.parse(formula, name="T")
+    source = symgrad.generate(symgrad.parse("x*sigmoid(x) + 0.5*x", name="T"))
+    tree = ast.parse(source)
+    assert [n.name for n in tree.body if isinstance(n, ast.ClassDef)] == ["T"]
 
 
 @pytest.mark.parametrize(
