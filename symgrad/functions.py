@@ -106,17 +106,9 @@ class erfc(sympy.Function):  # noqa: N801
         return _power(rf"\operatorname{{erfc}}\left({inner}\right)", exp)
 
 
-class finite(sympy.Function):  # noqa: N801
-    """u, with +-inf replaced by the largest finite value of u's dtype.
-
-    ``finite(u, -1)`` replaces only -inf, ``finite(u, 1)`` only +inf, ``finite(u, 0)``
-    both: a side whose limit is infinite must keep its inf.
-
-    Where a part tends to a finite limit only far beyond float16's range (x/(1 +
-    |x|) reaches 1 at |x| ~ 1e18), clipping at a number would overflow the cast
-    in float16; clipping at the dtype's own maximum keeps inf/inf from becoming
-    NaN and changes no finite input.
-    """
+class _Clamp(sympy.Function):
+    """A clip that changes no finite input: an identity to SymPy (derivative 1,
+    value of its first argument), a clip to NumPy (see `symgrad.runtime`)."""
 
     nargs = 2
 
@@ -133,27 +125,24 @@ class finite(sympy.Function):  # noqa: N801
         return _power(printer._print(self.args[0]), exp)
 
 
-class tame(sympy.Function):  # noqa: N801
+class finite(_Clamp):  # noqa: N801
+    """u, with +-inf replaced by the largest finite value of u's dtype.
+
+    ``finite(u, -1)`` replaces only -inf, ``finite(u, 1)`` only +inf, ``finite(u, 0)``
+    both: a side whose limit is infinite must keep its inf.  Where a part tends to
+    a finite limit only far beyond float16's range (x/(1 + |x|) reaches 1 at |x| ~
+    1e18), clipping at a number would overflow the cast in float16; clipping at the
+    dtype's own maximum keeps inf/inf from becoming NaN.
+    """
+
+
+class tame(_Clamp):  # noqa: N801
     """u clipped to where u**degree still fits u's dtype (with a factor 16 to spare).
 
     For a part with parameters, whose saturation point depends on their values,
     this is the clip that needs none: x/sqrt(1 + a*x**2) has reached +-1/sqrt(a)
     long before x**2 overflows.
     """
-
-    nargs = 2
-
-    def fdiff(self, argindex=1):
-        return sympy.S.One if argindex == 1 else sympy.S.Zero
-
-    def _eval_evalf(self, prec):
-        return self.args[0]._eval_evalf(prec)
-
-    def _eval_is_real(self):
-        return self.args[0].is_real
-
-    def _latex(self, printer, exp=None):
-        return _power(printer._print(self.args[0]), exp)
 
 
 def _power(latex: str, exp: str | None) -> str:

@@ -86,16 +86,19 @@ class Activation:
                 return p
         raise KeyError(name)
 
-    def with_values(self, **values: float) -> Activation:
-        """A copy with some parameter values replaced; unknown names raise ValueError."""
+    def _check_known(self, names, purpose: str = "") -> None:
         known = {p.name for p in self.params}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(names) - known)
         if unknown:
             choices = ", ".join(sorted(known)) or "none"
             raise ValueError(
                 f"activation {self.name!r} has no parameter "
-                f"{', '.join(map(repr, unknown))}; its parameters: {choices}"
+                f"{', '.join(map(repr, unknown))}{purpose}; its parameters: {choices}"
             )
+
+    def with_values(self, **values: float) -> Activation:
+        """A copy with some parameter values replaced; unknown names raise ValueError."""
+        self._check_known(values)
         params = tuple(
             replace(p, value=_as_real(self.name, p.name, values[p.name]))
             if p.name in values
@@ -106,14 +109,7 @@ class Activation:
 
     def with_learnable(self, names) -> Activation:
         """A copy in which the parameters ``names`` are learnable."""
-        known = {p.name for p in self.params}
-        unknown = sorted(set(names) - known)
-        if unknown:
-            choices = ", ".join(sorted(known)) or "none"
-            raise ValueError(
-                f"activation {self.name!r} has no parameter "
-                f"{', '.join(map(repr, unknown))} to learn; its parameters: {choices}"
-            )
+        self._check_known(names, " to learn")
         params = tuple(
             replace(p, learnable=True) if p.name in names else p for p in self.params
         )

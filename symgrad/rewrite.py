@@ -284,18 +284,26 @@ def expm1(expr: sympy.Expr) -> sympy.Expr | None:
     return None
 
 
-def erfc_of_complement(expr: sympy.Expr) -> sympy.Expr | None:
-    """c + c*erf(u) -> c*erfc(-u), c - c*erf(u) -> c*erfc(u): no cancellation in
-    the tail, where erf(u) is -1 (or 1) to double precision."""
+def _complement(expr, function):
+    """(term, c, sign, u) where expr = c + sign*c*function(u) + rest, else None."""
     if not isinstance(expr, sympy.Add):
         return None
     constant, rest = expr.as_coeff_Add()
     for term in sympy.Add.make_args(rest):
         coeff, factor = term.as_coeff_Mul()
-        if isinstance(factor, sympy.erf) and constant == abs(coeff) and coeff != 0:
-            u = factor.args[0]
-            return expr - term - constant + constant * erfc(-u if coeff > 0 else u)
+        if isinstance(factor, function) and constant == abs(coeff) and coeff != 0:
+            return term, constant, (1 if coeff > 0 else -1), factor.args[0]
     return None
+
+
+def erfc_of_complement(expr: sympy.Expr) -> sympy.Expr | None:
+    """c + c*erf(u) -> c*erfc(-u), c - c*erf(u) -> c*erfc(u): no cancellation in
+    the tail, where erf(u) is -1 (or 1) to double precision."""
+    found = _complement(expr, sympy.erf)
+    if found is None:
+        return None
+    term, c, sign, u = found
+    return expr - term - c + c * erfc(-sign * u)
 
 
 def tanh_complement(expr: sympy.Expr) -> sympy.Expr | None:
@@ -304,16 +312,11 @@ def tanh_complement(expr: sympy.Expr) -> sympy.Expr | None:
     Where tanh(u) is -1 (or 1) to working precision the sum cancels; in float32,
     1 + tanh(-7.2) keeps one significant bit.  The sigmoid keeps them all.
     """
-    if not isinstance(expr, sympy.Add):
+    found = _complement(expr, sympy.tanh)
+    if found is None:
         return None
-    constant, rest = expr.as_coeff_Add()
-    for term in sympy.Add.make_args(rest):
-        coeff, factor = term.as_coeff_Mul()
-        if isinstance(factor, sympy.tanh) and constant == abs(coeff) and coeff != 0:
-            u = factor.args[0]
-            sign = 1 if coeff > 0 else -1
-            return expr - term - constant + 2 * constant * sigmoid(sign * 2 * u)
-    return None
+    term, c, sign, u = found
+    return expr - term - c + 2 * c * sigmoid(sign * 2 * u)
 
 
 def sech_squared(expr: sympy.Expr) -> sympy.Expr | None:
