@@ -15,7 +15,23 @@ import sympy
 from mpmath.libmp import prec_to_dps
 
 
-class sigmoid(sympy.Function):  # noqa: N801 (SymPy's convention: functions are lower case)
+class _PositiveOfReal(sympy.Function):
+    """A function defined through exp that is positive for every real argument;
+    it evaluates numerically through that definition."""
+
+    def _eval_evalf(self, prec):
+        value = self.rewrite(sympy.exp).evalf(prec_to_dps(prec))
+        # exp of a real evaluated through mpmath can carry a 1e-50*I residue.
+        return sympy.re(value) if self.args[0].is_real else value
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_is_positive(self):
+        return True if self.args[0].is_real else None
+
+
+class sigmoid(_PositiveOfReal):  # noqa: N801 (SymPy's convention: functions are lower case)
     """The logistic function 1/(1 + exp(-u)), evaluated without overflow."""
 
     nargs = 1
@@ -32,22 +48,11 @@ class sigmoid(sympy.Function):  # noqa: N801 (SymPy's convention: functions are 
     def _eval_rewrite_as_exp(self, arg, **kwargs):
         return 1 / (1 + sympy.exp(-arg))
 
-    def _eval_evalf(self, prec):
-        value = self.rewrite(sympy.exp).evalf(prec_to_dps(prec))
-        # exp of a real evaluated through mpmath can carry a 1e-50*I residue.
-        return sympy.re(value) if self.args[0].is_real else value
-
-    def _eval_is_real(self):
-        return self.args[0].is_real
-
-    def _eval_is_positive(self):
-        return True if self.args[0].is_real else None
-
     def _latex(self, printer, exp=None):
         return _power(rf"\sigma\left({printer._print(self.args[0])}\right)", exp)
 
 
-class softplus(sympy.Function):  # noqa: N801
+class softplus(_PositiveOfReal):  # noqa: N801
     """log(1 + exp(u)), evaluated without overflow."""
 
     nargs = 1
@@ -65,17 +70,6 @@ class softplus(sympy.Function):  # noqa: N801
         return sympy.log(1 + sympy.exp(arg))
 
     _eval_rewrite_as_log = _eval_rewrite_as_exp
-
-    def _eval_evalf(self, prec):
-        value = self.rewrite(sympy.exp).evalf(prec_to_dps(prec))
-        # exp of a real evaluated through mpmath can carry a 1e-50*I residue.
-        return sympy.re(value) if self.args[0].is_real else value
-
-    def _eval_is_real(self):
-        return self.args[0].is_real
-
-    def _eval_is_positive(self):
-        return True if self.args[0].is_real else None
 
     def _latex(self, printer, exp=None):
         inner = printer._print(self.args[0])
@@ -152,11 +146,3 @@ def _power(latex: str, exp: str | None) -> str:
 
 #: Every symgrad function, by name (the printer emits a helper ``_<name>``).
 FUNCTIONS = {f.__name__: f for f in (sigmoid, softplus, erfc, finite, tame)}
-
-
-def to_elementary(expr: sympy.Expr) -> sympy.Expr:
-    """``expr`` with symgrad's functions written out through exp and log."""
-    present = [f for f in (sigmoid, softplus) if expr.has(f)]
-    if present:
-        expr = expr.rewrite(present, sympy.exp)
-    return expr.replace(erfc, sympy.erfc) if expr.has(erfc) else expr
