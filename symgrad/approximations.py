@@ -1,21 +1,23 @@
 """Fit the polynomial tables behind the generated ``_erf`` and ``_erfc`` helpers.
 
 Generated modules import only NumPy, which has no erf, so `symgrad.runtime`
-carries its own, built from four polynomial fits against mpmath (40 digits):
+carries its own, built from polynomial fits against mpmath (40 digits):
 
-==========  ===================================================  =================
-region      form                                                 variable in [-1, 1]
-==========  ===================================================  =================
-|x| < 1     erf(x) = x * P(t)                                    t = 2x^2 - 1
-1 <= |x|<2  erfc(|x|) = exp(-x^2) * P(t)                         t = 2|x| - 3
-2 <= |x|<4  erfc(|x|) = exp(-x^2) * P(t)                         t = |x| - 3
-|x| >= 4    erfc(|x|) = exp(-x^2) / |x| * P(t)                   t = 32/x^2 - 1
-==========  ===================================================  =================
+=============  ==============================================  ==================
+table          form                                            variable in [-1, 1]
+=============  ==============================================  ==================
+ERF_SMALL      erf(x) = x * P(u), |x| < 1                      u = 2x^2 - 1
+ERFC_F64/F32   erfc(z) = t * exp(P(u) - z^2), z >= 0           u = 2t - 1, t = 2/(2 + z)
+=============  ==============================================  ==================
 
-Each P is a weighted least-squares Chebyshev fit (relative error) at Chebyshev
-nodes, converted to the power basis so the helper evaluates it by Horner's rule.
-The maximum relative error of every region is about 3e-15.  Run
-``python -m symgrad.approximations`` to print the tables that ``runtime.py`` holds.
+The erfc form covers every z >= 0 with one polynomial (t maps [0, inf) onto
+(0, 1], and log(erfc(z) exp(z^2) / t) is smooth there), so the helper needs no
+branches or masks: that is what makes it fast in NumPy.  The fit is in absolute
+error of the log, which is relative error of erfc.  Degree 24 gives about 2e-15
+(float64), degree 12 about 6e-9 (float32 and float16).  Each P is a
+least-squares Chebyshev fit at Chebyshev nodes, converted to the power basis so
+the helper evaluates it by Horner's rule.  Run ``python -m symgrad.approximations``
+to print the tables that ``runtime.py`` holds.
 """
 
 from __future__ import annotations
@@ -26,63 +28,46 @@ import mpmath
 import numpy as np
 from numpy.polynomial import chebyshev
 
-#: name -> (degree, lower end, upper end, function of the region's variable).
-_REGIONS: dict[str, tuple[int, float, float, Callable[[mpmath.mpf], mpmath.mpf]]] = {}
+#: name -> (degree, function of u in [-1, 1], weighted by 1/|f|?).
+_TABLES: dict[str, tuple[int, Callable[[mpmath.mpf], mpmath.mpf], bool]] = {}
 
 
-def _region(name: str, degree: int, lower: float, upper: float):
-    def register(target):
-        _REGIONS[name] = (degree, lower, upper, target)
-        return target
-
-    return register
-
-
-def _scaled_erfc(x: mpmath.mpf) -> mpmath.mpf:
-    return mpmath.erfc(x) * mpmath.exp(x * x)
-
-
-@_region("ERF_SMALL", 10, 0.0, 1.0)
-def _erf_over_x(square: mpmath.mpf) -> mpmath.mpf:
-    """erf(x)/x as a function of x**2 (its limit at 0 is 2/sqrt(pi))."""
+def _erf_over_x(u: mpmath.mpf) -> mpmath.mpf:
+    """erf(x)/x as a function of u = 2x^2 - 1 (its limit at x = 0 is 2/sqrt(pi))."""
+    square = (u + 1) / 2
     if square == 0:
         return 2 / mpmath.sqrt(mpmath.pi)
     x = mpmath.sqrt(square)
     return mpmath.erf(x) / x
 
 
-@_region("ERFC_1_2", 16, 1.0, 2.0)
-def _erfc_1_2(x: mpmath.mpf) -> mpmath.mpf:
-    return _scaled_erfc(x)
+def _log_scaled_erfc(u: mpmath.mpf) -> mpmath.mpf:
+    """log(erfc(z) exp(z^2) / t) with t = (u + 1)/2 and z = 2/t - 2."""
+    t = (u + 1) / 2
+    if t == 0:  # z -> inf: erfc(z) exp(z^2) ~ 1/(z sqrt(pi)) and z t -> 2
+        return -mpmath.log(2 * mpmath.sqrt(mpmath.pi))
+    z = 2 / t - 2
+    return mpmath.log(mpmath.erfc(z) * mpmath.exp(z * z) / t)
 
 
-@_region("ERFC_2_4", 16, 2.0, 4.0)
-def _erfc_2_4(x: mpmath.mpf) -> mpmath.mpf:
-    return _scaled_erfc(x)
+_TABLES["ERF_SMALL"] = (10, _erf_over_x, True)
+_TABLES["ERFC_F64"] = (24, _log_scaled_erfc, False)
+_TABLES["ERFC_F32"] = (12, _log_scaled_erfc, False)
 
 
-@_region("ERFC_LARGE", 12, 0.0, 1.0 / 16.0)
-def _erfc_large(inverse_square: mpmath.mpf) -> mpmath.mpf:
-    """x * exp(x**2) * erfc(x) as a function of 1/x**2 (limit 1/sqrt(pi) at 0)."""
-    if inverse_square == 0:
-        return 1 / mpmath.sqrt(mpmath.pi)
-    x = 1 / mpmath.sqrt(inverse_square)
-    return x * _scaled_erfc(x)
-
-
-def fit(name: str, nodes: int = 400) -> tuple[float, ...]:
-    """Power-basis coefficients (lowest first) of region ``name``'s polynomial."""
-    degree, lower, upper, target = _REGIONS[name]
+def fit(name: str, nodes: int = 600) -> tuple[float, ...]:
+    """Power-basis coefficients (lowest first) of table ``name``'s polynomial."""
+    degree, target, relative = _TABLES[name]
+    u = np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes)
     with mpmath.workdps(40):
-        t = np.cos(np.pi * (np.arange(nodes) + 0.5) / nodes)
-        points = (lower + upper) / 2 + (upper - lower) / 2 * t
-        values = np.array([float(target(mpmath.mpf(float(p)))) for p in points])
-    series = chebyshev.chebfit(t, values, degree, w=1.0 / np.abs(values))
+        values = np.array([float(target(mpmath.mpf(float(p)))) for p in u])
+    weights = 1.0 / np.abs(values) if relative else None
+    series = chebyshev.chebfit(u, values, degree, w=weights)
     return tuple(float(c) for c in chebyshev.cheb2poly(series))
 
 
 def fit_all() -> dict[str, tuple[float, ...]]:
-    return {name: fit(name) for name in _REGIONS}
+    return {name: fit(name) for name in _TABLES}
 
 
 def _format_table(name: str, coefficients: tuple[float, ...]) -> str:
@@ -91,5 +76,5 @@ def _format_table(name: str, coefficients: tuple[float, ...]) -> str:
 
 
 if __name__ == "__main__":
-    for region, table in fit_all().items():
-        print(_format_table(region, table))
+    for table_name, table in fit_all().items():
+        print(_format_table(table_name, table))

@@ -9,8 +9,10 @@ the same bytes.
 
 from __future__ import annotations
 
+import ast
 import importlib.resources
 import inspect
+import re
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,14 +35,44 @@ from .rewrite import stabilize
 MODULE_TEMPLATE = "module.py.j2"
 DOUT = sympy.Symbol("dout", real=True)
 
-# What each plan caches: attribute name, and the value forward stores in it.
-_CACHE = {
-    "output": ("out", "out"),
-    "input": ("x", "x"),
-    "mask": ("mask", "mask"),
-    "nothing": ("shape", "out.shape"),
+
+
+@dataclass(frozen=True)
+class _Storage:
+    """How a plan's layer keeps what backward needs, in the generated source."""
+
+    cache: dict[str, str]  # attribute -> the forward local it stores
+    cached: str  # backward's local name for the first attribute
+    dtype: str  # source of the gradient's dtype (forward's input dtype)
+    forward_outputs: tuple[str, ...]  # arrays forward's block kernel fills
+    backward_inputs: tuple[str, ...]  # arrays backward's block kernel reads
+
+
+_STORAGE = {
+    "output": _Storage({"out": "out"}, "y", "y.dtype", ("out",), ("dout", "y")),
+    "input": _Storage({"x": "x"}, "x", "x.dtype", ("out",), ("dout", "x")),
+    "mask": _Storage(
+        {"mask": "mask", "dtype": "x.dtype"},
+        "mask",
+        "self.dtype",
+        ("out", "mask"),
+        ("dout", "mask"),
+    ),
+    "nothing": _Storage(
+        {"shape": "x.shape", "dtype": "x.dtype"},
+        "shape",
+        "self.dtype",
+        ("out",),
+        ("dout",),
+    ),
 }
-_ALWAYS_HELPERS = ("_as_float_array", "_check_backward")
+_ALWAYS_HELPERS = (
+    "_as_float_array",
+    "_output_array",
+    "_check_no_overlap",
+    "_check_backward",
+    "_map_blocks",
+)
 
 
 @dataclass(frozen=True)
@@ -50,9 +82,15 @@ class LayerSource:
     class_name: str
     docstring: str
     params: tuple[dict[str, str], ...]
-    cache: str
-    cache_value: str
+    saves: str
+    cache: dict[str, str]
+    cached: str
+    dtype: str
+    forward_outputs: tuple[str, ...]
+    backward_inputs: tuple[str, ...]
     learnable: tuple[str, ...]
+    forward_params: tuple[str, ...]
+    backward_params: tuple[str, ...]
     forward: tuple[str, ...]
     backward: tuple[str, ...]
     comment: str
@@ -78,7 +116,8 @@ def generate(
     _check_unique_class_names(activations)
     layers = [_layer_source_or_error(derive(a)) for a in activations]
     used = set().union(*(layer.helpers for layer in layers))
-    helpers = [_helper_source(name) for name in _helper_order(used)]
+    helper_names = _helper_order(used)
+    helpers = [_helper_source(name) for name in helper_names]
     if command is None:
         command = "symgrad generate " + " ".join(cli_spec(a) for a in activations)
     names = ", ".join(a.name for a in activations)
@@ -90,6 +129,7 @@ def generate(
             template=f"templates/{MODULE_TEMPLATE}",
             command=command,
             docstring=f"NumPy layers for {names}, with forward and backward.",
+            imports=_helper_imports(helper_names),
             helpers=helpers,
             layers=layers,
         )
@@ -129,23 +169,25 @@ def cli_spec(act: Activation) -> str:
 def layer_source(derivation: Derivation) -> LayerSource:
     """Print one derivation's forward and backward into template-ready pieces."""
     act, plan = derivation.activation, derivation.plan
-    names = {X: "x", Y: "out", MASK: "mask", DOUT: "dout"}
+    storage = _STORAGE[plan.saves]
+    names = {X: "x", Y: "y", MASK: "mask", DOUT: "dout"}
     # Learnable parameters are read from self.params into a local of their name.
     names.update(
         {p.symbol: p.name if p.learnable else f"self.{p.name}" for p in act.params}
     )
-    cache, cache_value = _CACHE[plan.saves]
-
+    # Block kernels fill their output blocks in place: out[...] = ...
     # The forward pass prints the definition as written (Max stays np.maximum);
     # the mask gets its own line, not shared with out, so NaN still reaches out.
-    forward, forward_printer = print_assignments([("out", stabilize(act.expr))], names)
+    forward, forward_printer = print_assignments(
+        [("out[...]", stabilize(act.expr))], names
+    )
     if plan.saves == "mask":
-        mask_lines, _ = print_assignments([("mask", plan.mask)], names)
+        mask_lines, _ = print_assignments([("mask[...]", plan.mask)], names)
         forward = mask_lines + forward
 
     gradient = _chain_rule(stabilize(plan.local_grad))
     backward, backward_printer = print_assignments(
-        [("dx", gradient)], names, temporaries=(f"g{i}" for i in range(10_000))
+        [("dx[...]", gradient)], names, temporaries=(f"g{i}" for i in range(10_000))
     )
     helpers = (
         frozenset(_ALWAYS_HELPERS) | forward_printer.helpers | backward_printer.helpers
@@ -170,15 +212,30 @@ def layer_source(derivation: Derivation) -> LayerSource:
         class_name=act.class_name,
         docstring=_docstring(derivation),
         params=tuple({"name": p.name, "default": repr(p.value)} for p in act.params),
-        cache=cache,
-        cache_value=cache_value,
+        saves=plan.saves,
+        cache=storage.cache,
+        cached=storage.cached,
+        dtype=storage.dtype,
+        forward_outputs=storage.forward_outputs,
+        backward_inputs=storage.backward_inputs,
         learnable=tuple(p.name for p in act.learnable),
+        forward_params=_mentioned(act.learnable, forward),
+        backward_params=_mentioned(
+            act.learnable,
+            backward + [line for grad in param_grads for line in grad["lines"]],
+        ),
         forward=tuple(forward),
         backward=tuple(backward),
         comment=f"dy/dx = {_gradient_comment(derivation)}",
         param_grads=tuple(param_grads),
         helpers=helpers,
     )
+
+
+def _mentioned(params, lines: Sequence[str]) -> tuple[str, ...]:
+    """The learnable parameters these source lines use (each kernel reads those)."""
+    text = "\n".join(lines)
+    return tuple(p.name for p in params if re.search(rf"\b{p.name}\b", text))
 
 
 def _chain_rule(local_grad: sympy.Expr) -> sympy.Expr:
@@ -254,9 +311,10 @@ def _helper_order(used: set[str]) -> list[str]:
     """The helpers used and those they call, in the order `symgrad.runtime` defines
     them (deterministic)."""
     defined = {
-        name: func
-        for name, func in inspect.getmembers(runtime, inspect.isfunction)
-        if func.__module__ == runtime.__name__
+        name: inspect.unwrap(func)
+        for name, func in inspect.getmembers(runtime, callable)
+        if inspect.isfunction(inspect.unwrap(func))
+        and func.__module__ == runtime.__name__
     }
     unknown = used - set(defined)
     if unknown:
@@ -269,6 +327,24 @@ def _helper_order(used: set[str]) -> list[str]:
             pending += [n for n in defined[name].__code__.co_names if n in defined]
     order = sorted(needed, key=lambda n: inspect.getsourcelines(defined[n])[1])
     return order
+
+
+def _helper_imports(helpers: Sequence[str]) -> list[str]:
+    """The standard-library imports the helpers need, sorted as ruff sorts them."""
+    tree = ast.parse(inspect.getsource(runtime))
+    statements: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                statements[alias.asname or alias.name] = ast.unparse(node)
+    used = set()
+    for name in helpers:
+        for node in ast.walk(ast.parse(_helper_source(name))):
+            if isinstance(node, ast.Name) and node.id in statements:
+                used.add(statements[node.id])
+    used.discard("import numpy as np")
+    plain = sorted(s for s in used if s.startswith("import "))
+    return plain + sorted(s for s in used if s.startswith("from "))
 
 
 @cache

@@ -196,6 +196,11 @@ class LayerPrinter(NumPyPrinter):
     # -- piecewise and logic ------------------------------------------------------
 
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
+        (value, condition), (other, _) = (expr.args + ((None, None),))[:2]
+        if len(expr.args) == 2 and other == 0 and condition.is_Symbol:
+            # Selecting by a cached bool mask: multiplying by it is one branch-free
+            # pass, where np.where mispredicts on every sign change of the input.
+            return f"{self.parenthesize(value, PRECEDENCE['Mul'])} * {self._print(condition)}"
         branches = _nan_passing_order(expr, self._varies)
         text = self._print(branches[-1][0])
         for value, cond in reversed(branches[:-1]):

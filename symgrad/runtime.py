@@ -6,6 +6,10 @@ tested directly.  Each is stable for every finite input and preserves the dtype
 of its argument (constants are Python floats, which NumPy treats as weak).
 """
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+
 import numpy as np
 
 
@@ -17,6 +21,30 @@ def _as_float_array(x):
     if x.dtype.kind in "biu":
         return x.astype(np.float64)
     raise TypeError(f"expected real numbers, got an array of dtype {x.dtype}")
+
+
+def _output_array(name, shape, dtype, out):
+    """A new array for a result, or ``out`` after checking it can hold it."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name}: out must be a NumPy array, not {type(out).__name__}")
+    if out.shape != shape or out.dtype != dtype:
+        raise ValueError(
+            f"{name}: out has shape {out.shape} and dtype {out.dtype}, "
+            f"but the result has shape {shape} and dtype {dtype}"
+        )
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(f"{name}: out must be a writeable, C-contiguous array")
+    return out
+
+
+def _check_no_overlap(name, out, cached):
+    """Refuse an out buffer that would overwrite what backward still needs."""
+    if out is not None and np.may_share_memory(out, cached):
+        raise ValueError(
+            f"{name}: out shares memory with the array the layer keeps for backward"
+        )
 
 
 def _check_backward(layer, cached, dout):
@@ -33,10 +61,72 @@ def _check_backward(layer, cached, dout):
     return dout
 
 
+def _threads():
+    """Threads to split large arrays over: SYMGRAD_THREADS, else the usable CPUs."""
+    setting = os.environ.get("SYMGRAD_THREADS", "")
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    if hasattr(os, "sched_getaffinity"):
+        return min(len(os.sched_getaffinity(0)), 8)
+    return min(os.cpu_count() or 1, 8)
+
+
+@cache
+def _executor(pid, workers):
+    """One pool per process (a forked child gets its own) and size."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="symgrad")
+
+
+def _map_blocks(kernel, inputs, outputs):
+    """Call kernel(*input_blocks, *output_blocks) on matching blocks of the arrays.
+
+    Blocks of 8192 elements keep a kernel's temporaries in cache.  Arrays of more
+    than 2**17 elements are split into contiguous parts, one per thread (NumPy
+    releases the GIL inside its loops).
+    Returns the kernel's results in block order, whatever the threads, so sums
+    over them are deterministic.
+    """
+    block = 8192
+    inputs = [a.reshape(-1) for a in inputs]
+    outputs = [a.reshape(-1) for a in outputs]  # views: outputs are C-contiguous
+    size = outputs[0].size
+    errors = np.geterr()  # error handling is per thread; workers follow the caller's
+
+    def run(start, stop):
+        results = []
+        with np.errstate(**errors):
+            for i in range(start, stop, block):
+                j = min(i + block, stop)
+                blocks = [a[i:j] for a in inputs + outputs]
+                results.append(kernel(*blocks))
+        return results
+
+    parts = min(_threads(), size >> 17)
+    if parts <= 1:
+        return run(0, size)
+    bounds = [size * k // parts // block * block for k in range(parts)] + [size]
+    pool = _executor(os.getpid(), parts - 1)
+    futures = [pool.submit(run, bounds[k], bounds[k + 1]) for k in range(1, parts)]
+    results = run(bounds[0], bounds[1])
+    for future in futures:
+        results += future.result()
+    return results
+
+
 def _sigmoid(x):
-    """1/(1 + exp(-x)) without overflow: exp is only taken of -|x|."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    """1/(1 + exp(-x)), to rounding error wherever the result is a normal number.
+
+    Where exp(-x) overflows (x < -88.7 in float32, -709.8 in float64) the true value
+    is below the smallest normal number and 1/inf = 0 is the right rounding, so the
+    overflow is not reported.  float16, whose exp overflows already at x < -11, is
+    computed in float32.
+    """
+    if x.dtype == np.float16:
+        return _sigmoid(x.astype(np.float32)).astype(np.float16)
+    with np.errstate(over="ignore"):
+        e = np.exp(-x)
+    e += 1.0
+    return 1.0 / e
 
 
 def _finite(x, side=0):
@@ -63,131 +153,93 @@ def _softplus(x):
 
 def _horner(t, coefficients):
     """Evaluate the polynomial with these coefficients (lowest first) at t."""
-    result = np.zeros_like(t) + coefficients[-1]
+    result = np.full_like(t, coefficients[-1])
     for c in reversed(coefficients[:-1]):
-        result = result * t + c
+        result *= t
+        result += c
     return result
 
 
 def _erf_small(x):
-    """erf(x) for |x| < 1: x * P(2x^2 - 1), fitted by symgrad.approximations."""
+    """erf(x) for |x| <= 1: x * P(2x^2 - 1), fitted by symgrad.approximations."""
     table = (
-        0.9654687386698668,
-        -0.140536089022721,
-        0.019852496688968435,
-        -0.0022854855610894916,
-        0.00021751715616035553,
-        -1.753716980600954e-05,
-        1.2233824537685668e-06,
-        -7.511475607612834e-08,
-        4.116062174229629e-09,
-        -2.0452577896123528e-10,
-        9.10216657259224e-12,
+        0.9654687386698675,
+        -0.14053608902271858,
+        0.019852496688984072,
+        -0.0022854855610828367,
+        0.00021751715600404245,
+        -1.7537169850003567e-05,
+        1.2233828890317266e-06,
+        -7.511470175174964e-08,
+        4.115583677030161e-09,
+        -2.0454454077636733e-10,
+        9.285797278855822e-12,
     )
     return x * _horner(2.0 * x * x - 1.0, table)
 
 
-def _erfc_tail(a):
-    """erfc(a) for a >= 1, as exp(-a^2) times a fitted polynomial by region."""
-    a = np.minimum(a, 27.3)  # erfc(27.3) underflows to 0
-    # exp(-a^2) = exp(-h^2) exp(-(a - h)(a + h)) with h*h exact: no rounding in a^2.
-    h = np.round(a * 16.0) / 16.0
-    gauss = np.exp(-h * h) * np.exp(-(a - h) * (a + h))
-    near = a < 2.0
-    middle = (a >= 2.0) & (a < 4.0)
-    far = a >= 4.0
-    scaled = np.empty_like(a)
-    scaled[near] = _horner(
-        2.0 * a[near] - 3.0,
-        (
-            0.3215854164543173,
-            -0.08181145886628313,
-            0.019037759963884862,
-            -0.004116363162381666,
-            0.0008360838093935742,
-            -0.0001608111737647376,
-            2.9470858423065972e-05,
-            -5.171327470956441e-06,
-            8.72301122714922e-07,
-            -1.4191397455420582e-07,
-            2.2335382726333406e-08,
-            -3.403733877106638e-09,
-            4.96428381205083e-10,
-            -7.383619881944175e-11,
-            1.523747841232384e-11,
-            -1.2057997368530913e-12,
-            -1.0340430818023154e-12,
-        ),
-    )
-    scaled[middle] = _horner(
-        a[middle] - 3.0,
-        (
-            0.1790011511813902,
-            -0.05437226000716956,
-            0.015884371159862583,
-            -0.004479431018497313,
-            0.001223039052523461,
-            -0.00032412554292532685,
-            8.355413847497349e-05,
-            -2.098947383846794e-05,
-            5.146441361316881e-06,
-            -1.2333374508996689e-06,
-            2.8925513901921683e-07,
-            -6.652263527160451e-08,
-            1.499442546860067e-08,
-            -3.2545184841541005e-09,
-            7.052795081959431e-10,
-            -1.8568708427265848e-10,
-            3.932685853165362e-11,
-        ),
-    )
-    tail = a[far]
-    scaled[far] = (
-        _horner(
-            32.0 / (tail * tail) - 1.0,
-            (
-                0.5557581685752837,
-                -0.00807380516851433,
-                0.0003335970130715949,
-                -2.186107493217706e-05,
-                1.9147126495844766e-06,
-                -2.0641901674511492e-07,
-                2.610226563607403e-08,
-                -3.752864598127971e-09,
-                6.006776422925663e-10,
-                -1.0360209117305648e-10,
-                1.8683329046009895e-11,
-                -4.825430619943757e-12,
-                1.3696456112168008e-12,
-            ),
+def _erfc(x):
+    """The complementary error function 1 - erf(x), to about 2e-15 relative (float64)
+    or 1e-7 (float32), with no branches: for z = |x| >= 0,
+    erfc(z) = t * exp(P(2t - 1) - z^2) with t = 2/(2 + z), fitted by
+    symgrad.approximations, and erfc(x) = 2 - erfc(z) for x < 0."""
+    if x.dtype == np.float64:
+        table = (
+            -0.6717940840566928,
+            0.672643223977663,
+            0.047343306841855365,
+            -0.04689561023178306,
+            -0.009872689362830391,
+            0.008824938573411266,
+            0.0017589334825018448,
+            -0.0023458126922898757,
+            -0.00014624607244169538,
+            0.0006736800135702656,
+            -9.373997451672967e-05,
+            -0.00017430752777757475,
+            7.142107059899836e-05,
+            3.1755469172738424e-05,
+            -3.0243182077834392e-05,
+            1.2566879829204936e-07,
+            8.668435721924567e-06,
+            -2.9478391689209566e-06,
+            -1.4130940270288206e-06,
+            1.2724772482871896e-06,
+            -4.0623185073282804e-08,
+            -2.851822870051933e-07,
+            7.769755450813186e-08,
+            2.9035764314457584e-08,
+            -1.2904784139758925e-08,
         )
-        / tail
-    )
-    return gauss * scaled
+        z = np.minimum(np.abs(x), 26.5)  # erfc(26.5) is near the smallest normal
+    else:
+        table = (
+            -0.6717940851517221,
+            0.6726431547745415,
+            0.04734341752107453,
+            -0.04689364055994189,
+            -0.009874534918335263,
+            0.008808825369350053,
+            0.0017706661187908963,
+            -0.0022887652386632193,
+            -0.00018278214203318072,
+            0.0005737663722033466,
+            -3.211377201307163e-05,
+            -8.728381032907334e-05,
+            1.3371503385448394e-05,
+        )
+        z = np.minimum(np.abs(x), 9.1)
+    t = 2.0 / (2.0 + z)
+    # exp(-z^2) = exp(-h^2) exp(-(z - h)(z + h)): h = z to 1/16 has an exact square.
+    h = np.round(z * 16.0) / 16.0
+    result = t * np.exp(_horner(2.0 * t - 1.0, table) - (z - h) * (z + h))
+    result *= np.exp(-h * h)
+    # 2 - result where x < 0, without a branch (x < 0 is 1 or 0).
+    return result + (x < 0.0) * (2.0 - 2.0 * result)
 
 
 def _erf(x):
-    """The error function to about 3e-15 (relative), in the dtype of x; NaN stays NaN."""
-    x = np.asarray(x)
-    flat = x.reshape(-1)
-    out = flat.copy()
-    a = np.abs(flat)
-    small = a < 1.0
-    out[small] = _erf_small(flat[small])
-    large = a >= 1.0
-    out[large] = np.copysign(1.0 - _erfc_tail(a[large]), flat[large])
-    return out.reshape(x.shape)
-
-
-def _erfc(x):
-    """The complementary error function 1 - erf(x), accurate where it is tiny."""
-    x = np.asarray(x)
-    flat = x.reshape(-1)
-    out = flat.copy()
-    small = np.abs(flat) < 1.0
-    out[small] = 1.0 - _erf_small(flat[small])
-    positive = flat >= 1.0
-    out[positive] = _erfc_tail(flat[positive])
-    negative = flat <= -1.0
-    out[negative] = 2.0 - _erfc_tail(-flat[negative])
-    return out.reshape(x.shape)
+    """The error function, to about 3e-15 (relative) in float64; NaN stays NaN."""
+    small = _erf_small(np.clip(x, -1.0, 1.0))
+    large = np.copysign(1.0 - _erfc(np.abs(x)), x)
+    return np.where(np.abs(x) <= 1.0, small, large)

@@ -134,7 +134,8 @@ def test_backward_leaves_dout_and_cache_untouched(catalog_module, name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_forward_caches_only_what_backward_needs(catalog_module, name):
-    """The constructor sets exactly the planned cache to None; forward fills it."""
+    """The constructor sets exactly the planned cache to None; forward fills it.
+    A mask or a shape does not say the gradient's dtype, so those layers keep it."""
     saves = symgrad.derive(name).saves
     attribute = {"output": "out", "input": "x", "mask": "mask", "nothing": "shape"}[
         saves
@@ -142,7 +143,10 @@ def test_forward_caches_only_what_backward_needs(catalog_module, name):
     layer = layer_class(catalog_module, name)()
     parameters = {p.name for p in symgrad.activation(name).params} | {"params", "grads"}
     state = {k: v for k, v in vars(layer).items() if k not in parameters}
-    assert state == {attribute: None}
+    expected = {attribute: None}
+    if saves in ("mask", "nothing"):
+        expected["dtype"] = None
+    assert state == expected
     layer.forward(np.linspace(-1, 1, 4))
     cached = getattr(layer, attribute)
     assert cached is not None
@@ -183,8 +187,9 @@ def test_generated_module_is_ruff_clean(tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_generated_module_imports_only_numpy(tmp_path):
-    """Importing a generated module pulls in neither sympy nor jinja2 nor symgrad."""
+def test_generated_module_imports_only_numpy_and_the_standard_library(tmp_path):
+    """Importing a generated module pulls in neither sympy nor jinja2 nor symgrad;
+    besides NumPy it imports only what its thread pool needs from the stdlib."""
     path = tmp_path / "layers.py"
     path.write_text(symgrad.generate(NAMES))
     code = (
@@ -199,7 +204,14 @@ def test_generated_module_imports_only_numpy(tmp_path):
         for line in path.read_text().splitlines()
         if line.startswith(("import ", "from "))
     ]
-    assert imports == ["import numpy as np"]
+    assert imports == [
+        "import os",
+        "from concurrent.futures import ThreadPoolExecutor",
+        "from functools import cache",
+        "import numpy as np",
+    ]
+    modules = {line.split()[1].split(".")[0] for line in imports}
+    assert modules - {"numpy"} <= sys.stdlib_module_names
 
 
 def test_class_docstring_gives_formula_and_derivative():

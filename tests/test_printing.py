@@ -46,9 +46,14 @@ CASES = [
         "np.where(x <= 0.0, 0.0, x)",
     ),
     (
-        "piecewise on a mask",
-        Piecewise((1, MASK), (0, True)),
-        "np.where(mask, 1.0, 0.0)",
+        "select by a mask multiplies (no branch)",
+        Piecewise((Y * X, MASK), (0, True)),
+        "x * out * mask",
+    ),
+    (
+        "select by a mask between two values stays a select",
+        Piecewise((X, MASK), (2 * X, True)),
+        "np.where(mask, x, 2.0 * x)",
     ),
     (
         "three branches",
