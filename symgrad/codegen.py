@@ -36,7 +36,6 @@ MODULE_TEMPLATE = "module.py.j2"
 DOUT = sympy.Symbol("dout", real=True)
 
 
-
 @dataclass(frozen=True)
 class _Storage:
     """How a plan's layer keeps what backward needs, in the generated source."""
