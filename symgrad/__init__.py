@@ -1,26 +1,44 @@
 """symgrad: derive an activation's derivative with SymPy, generate its NumPy layer.
 
 The pipeline, one module per stage: `model` (data), `catalog` (built-ins),
-`derive` (derivative), `output_form` (f' as a function of y), `plan` (what to
-cache), `rewrite` (stable forms), `printing` (SymPy to NumPy source), `codegen`
-(Jinja2), `loader` (write, import, cache).
+`derivation` (derivative), `output_form` (f' as a function of y), `plan` (what
+to cache), `rewrite` (stable forms), `printing` (SymPy to NumPy source),
+`codegen` (Jinja2), `loader` (write, import, cache).
+
+Names are imported on first use, so ``import symgrad`` is cheap and
+``symgrad.compile("sigmoid")`` of a cached layer never imports SymPy.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-from .catalog import CATALOG, activation  # noqa: E402
-from .codegen import generate  # noqa: E402
-from .derive import DerivationError, derive  # noqa: E402
-from .errors import FormulaError, SymgradError  # noqa: E402
-from .formula import parse  # noqa: E402
-from .gradcheck import GradcheckResult, gradcheck  # noqa: E402
-from .loader import compile  # noqa: E402
-from .model import Activation, BackwardPlan, Derivation, Param  # noqa: E402
+#: Public name -> the module that defines it.
+_EXPORTS = {
+    "CATALOG": "catalog",
+    "activation": "catalog",
+    "generate": "codegen",
+    "DerivationError": "derivation",
+    "derive": "derivation",
+    "FormulaError": "errors",
+    "SymgradError": "errors",
+    "parse": "formula",
+    "GradcheckResult": "finite_differences",
+    "gradcheck": "finite_differences",
+    "compile": "loader",
+    "Activation": "model",
+    "BackwardPlan": "model",
+    "Derivation": "model",
+    "Param": "model",
+}
 
 __all__ = [
-    "CATALOG",
     "Activation",
     "BackwardPlan",
+    "CATALOG",
     "Derivation",
     "DerivationError",
     "FormulaError",
@@ -34,3 +52,28 @@ __all__ = [
     "gradcheck",
     "parse",
 ]
+
+
+def __getattr__(name: str) -> object:
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'symgrad' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:
+    from .catalog import CATALOG, activation
+    from .codegen import generate
+    from .derivation import DerivationError, derive
+    from .errors import FormulaError, SymgradError
+    from .finite_differences import GradcheckResult, gradcheck
+    from .formula import parse
+    from .loader import compile
+    from .model import Activation, BackwardPlan, Derivation, Param

@@ -11,6 +11,7 @@ to prove it.  Adding a row adds its tests.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 
 import sympy
 from sympy import Abs, Max, Min, Piecewise, Rational, erf, exp, log, pi, sin, sqrt, tanh
@@ -211,7 +212,7 @@ _INDEX = {
 
 
 def activation(
-    name: str, *, learnable: tuple[str, ...] | list[str] = (), **params: float | str
+    name: str, *, learnable: str | Iterable[str] = (), **params: float | str
 ) -> Activation:
     """The catalog activation ``name`` (case and underscores ignored), with parameters.
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .derive import derive
-from .gradcheck import gradcheck
+from .derivation import derive
+from .finite_differences import gradcheck
 from .loader import compile as compile_layer
 from .model import Activation, X
 from .plan import kink_values

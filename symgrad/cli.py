@@ -16,7 +16,7 @@ from . import __version__
 from .catalog import CATALOG, activation
 from .check import check_activation
 from .codegen import cli_spec, generate
-from .derive import derive
+from .derivation import derive
 from .formula import parse
 from .loader import write_module
 from .model import Activation

@@ -10,22 +10,21 @@ the same bytes.
 from __future__ import annotations
 
 import ast
-import importlib.resources
 import inspect
 import re
 import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import jinja2
 import sympy
 
 from . import __version__, runtime
 from .catalog import CATALOG, resolve
-from .derive import derive
+from .derivation import derive
 from .errors import FormulaError
+from .loader import templates_root
 from .model import MASK, Activation, Derivation, X, Y
 from .notation import latex, text
 from .plan import kink_values
@@ -349,14 +348,6 @@ def _helper_imports(helpers: Sequence[str]) -> list[str]:
 @cache
 def _helper_source(name: str) -> str:
     return inspect.getsource(getattr(runtime, name)).rstrip("\n")
-
-
-def templates_root() -> Path | importlib.resources.abc.Traversable:
-    """The templates folder: inside the installed package, or the checkout's top level."""
-    packaged = importlib.resources.files("symgrad") / "templates"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "templates"
 
 
 @cache

@@ -9,6 +9,7 @@ objects forward only; nothing here imports a later stage.
 from __future__ import annotations
 
 import keyword
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -107,8 +108,10 @@ class Activation:
         )
         return replace(self, params=params)
 
-    def with_learnable(self, names) -> Activation:
-        """A copy in which the parameters ``names`` are learnable."""
+    def with_learnable(self, names: str | Iterable[str]) -> Activation:
+        """A copy in which the parameters ``names`` (one name, or several) are
+        learnable."""
+        names = (names,) if isinstance(names, str) else tuple(names)
         self._check_known(names, " to learn")
         params = tuple(
             replace(p, learnable=True) if p.name in names else p for p in self.params

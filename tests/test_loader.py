@@ -56,22 +56,30 @@ def test_compile_returns_the_layer_class_and_caches_it(isolated_cache):
     assert symgrad.compile("sigmoid") is Sigmoid
 
 
-def test_compile_in_a_new_process_reuses_the_cache_without_deriving(isolated_cache):
-    """A warm compile imports the cached file and never calls derive."""
-    symgrad.compile("tanh")
+@pytest.mark.parametrize(
+    "request_source", ["'tanh'", "'elu', alpha=0.5", "'swish', learnable='beta'"]
+)
+def test_compile_in_a_new_process_reuses_the_cache_without_sympy(
+    isolated_cache, request_source
+):
+    """A warm compile of a catalog name imports the cached file and never imports
+    SymPy (nor derives anything)."""
+    first = eval(f"symgrad.compile({request_source})")  # noqa: S307 (test's own literal)
     code = (
-        "import symgrad.derive as d, symgrad; "
-        "d.derive = None; symgrad.codegen.derive = None; "
-        "T = symgrad.compile('tanh'); print(T().forward(0.5))"
+        "import sys, symgrad; "
+        f"L = symgrad.compile({request_source}); "
+        "print(L.__name__, 'sympy' in sys.modules, L().forward(0.5))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", "import symgrad.codegen; " + code],
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         env={**os.environ, "SYMGRAD_CACHE": str(isolated_cache)},
     )
     assert result.returncode == 0, result.stderr
-    assert float(result.stdout) == pytest.approx(0.46211715726000974)
+    name, imported_sympy, value = result.stdout.split()
+    assert (name, imported_sympy) == (first.__name__, "False")
+    assert float(value) == pytest.approx(float(first().forward(0.5)))
 
 
 def test_cache_key_changes_with_parameters_and_definition():
