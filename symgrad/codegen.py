@@ -24,11 +24,12 @@ from . import __version__, runtime
 from .catalog import CATALOG, resolve
 from .derivation import derive
 from .errors import FormulaError
+from .kernels import Kernel, emit_kernel
 from .loader import templates_root
 from .model import MASK, Activation, Derivation, X, Y
 from .notation import latex, text
 from .plan import kink_values
-from .printing import Times, print_assignments
+from .printing import Times
 from .rewrite import stabilize
 
 MODULE_TEMPLATE = "module.py.j2"
@@ -89,10 +90,10 @@ class LayerSource:
     learnable: tuple[str, ...]
     forward_params: tuple[str, ...]
     backward_params: tuple[str, ...]
-    forward: tuple[str, ...]
-    backward: tuple[str, ...]
-    comment: str
-    param_grads: tuple[dict[str, object], ...]
+    forward: Kernel
+    backward: Kernel
+    comments: tuple[str, ...]
+    param_grads: tuple[str, ...]
     helpers: frozenset[str]
 
 
@@ -173,39 +174,31 @@ def layer_source(derivation: Derivation) -> LayerSource:
     names.update(
         {p.symbol: p.name if p.learnable else f"self.{p.name}" for p in act.params}
     )
-    # Block kernels fill their output blocks in place: out[...] = ...
-    # The forward pass prints the definition as written (Max stays np.maximum);
-    # the mask gets its own line, not shared with out, so NaN still reaches out.
-    forward, forward_printer = print_assignments(
-        [("out[...]", stabilize(act.expr))], names
-    )
+    arrays = {X, Y, MASK, DOUT}
+    # The forward pass computes the definition as written (Max stays np.maximum);
+    # the mask gets its own statement, not shared with out, so NaN reaches out.
+    forward_assignments = [("out", stabilize(act.expr))]
     if plan.saves == "mask":
-        mask_lines, _ = print_assignments([("mask[...]", plan.mask)], names)
-        forward = mask_lines + forward
+        forward_assignments.insert(0, ("mask", plan.mask))
+    forward = emit_kernel(forward_assignments, names, arrays)
 
-    gradient = _chain_rule(stabilize(plan.local_grad))
-    backward, backward_printer = print_assignments(
-        [("dx[...]", gradient)], names, temporaries=(f"g{i}" for i in range(10_000))
+    # Backward: parameter gradients (summed per block) first, then dx, in one
+    # kernel so they share subexpressions; dx last, as dout may be its buffer.
+    backward_assignments = [
+        (f"d{name}", stabilize(_chain_rule(derivative)))
+        for name, derivative in plan.param_grads
+    ]
+    backward_assignments.append(("dx", _chain_rule(stabilize(plan.local_grad))))
+    backward = emit_kernel(
+        backward_assignments,
+        names,
+        arrays,
+        results=[f"d{name}" for name, _ in plan.param_grads],
     )
-    helpers = (
-        frozenset(_ALWAYS_HELPERS) | forward_printer.helpers | backward_printer.helpers
-    )
-    param_grads = []
-    for name, derivative in plan.param_grads:
-        expression = stabilize(_chain_rule(derivative))
-        lines, printer = print_assignments(
-            [(f"d{name}", expression)],
-            names,
-            temporaries=(f"p{i}" for i in range(10_000)),
-        )
-        helpers |= printer.helpers
-        param_grads.append(
-            {
-                "name": name,
-                "comment": f"dy/d{name} = {text(derivative)}",
-                "lines": lines,
-            }
-        )
+    helpers = frozenset(_ALWAYS_HELPERS) | forward.helpers | backward.helpers
+    comments = [f"dy/dx = {_gradient_comment(derivation)}"] + [
+        f"dy/d{name} = {text(derivative)}" for name, derivative in plan.param_grads
+    ]
     return LayerSource(
         class_name=act.class_name,
         docstring=_docstring(derivation),
@@ -217,15 +210,12 @@ def layer_source(derivation: Derivation) -> LayerSource:
         forward_outputs=storage.forward_outputs,
         backward_inputs=storage.backward_inputs,
         learnable=tuple(p.name for p in act.learnable),
-        forward_params=_mentioned(act.learnable, forward),
-        backward_params=_mentioned(
-            act.learnable,
-            backward + [line for grad in param_grads for line in grad["lines"]],
-        ),
-        forward=tuple(forward),
-        backward=tuple(backward),
-        comment=f"dy/dx = {_gradient_comment(derivation)}",
-        param_grads=tuple(param_grads),
+        forward_params=_mentioned(act.learnable, forward.lines),
+        backward_params=_mentioned(act.learnable, backward.lines),
+        forward=forward,
+        backward=backward,
+        comments=tuple(comments),
+        param_grads=tuple(name for name, _ in plan.param_grads),
         helpers=helpers,
     )
 

@@ -139,6 +139,46 @@ class tame(_Clamp):  # noqa: N801
     """
 
 
+class clip(sympy.Function):  # noqa: N801
+    """u limited to [lower, upper]; a bound of -oo or oo leaves that side open.
+
+    `symgrad.rewrite.clip_saturating` evaluates a saturating part on a clipped input
+    (where the part has reached its limit in floating point, that changes nothing
+    but keeps exp and powers from overflowing).  It prints as the ``_clip`` helper,
+    which skips the pass when no element is outside the bounds, the usual case.
+    """
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, u, lower, upper):
+        if u.is_number and lower.is_number and upper.is_number:
+            return sympy.Min(sympy.Max(u, lower), upper)
+        if isinstance(u, clip):  # one clip to the intersection of the intervals
+            inner, low, high = u.args
+            return clip(inner, sympy.Max(low, lower), sympy.Min(high, upper))
+        return None
+
+    def _eval_rewrite_as_Max(self, u, lower, upper, **kwargs):
+        return sympy.Min(sympy.Max(u, lower), upper)
+
+    def fdiff(self, argindex=1):
+        u, lower, upper = self.args
+        if argindex != 1:
+            raise sympy.ArgumentIndexError(self, argindex)
+        return sympy.Piecewise((1, (u > lower) & (u < upper)), (0, True))
+
+    def _eval_evalf(self, prec):
+        return self.rewrite(sympy.Max)._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer, exp=None):
+        u, lower, upper = (printer._print(a) for a in self.args)
+        return _power(rf"\operatorname{{clip}}\left({u}, {lower}, {upper}\right)", exp)
+
+
 def _power(latex: str, exp: str | None) -> str:
     """SymPy's LaTeX printer passes ``exp`` when the function is raised to a power."""
     return latex if exp is None else rf"\left({latex}\right)^{{{exp}}}"

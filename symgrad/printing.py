@@ -1,19 +1,19 @@
-"""SymPy expressions to NumPy source lines that read as if written by hand.
+"""SymPy expressions to NumPy source that reads as if written by hand.
 
 `LayerPrinter` subclasses SymPy's `NumPyPrinter` and overrides only what reads
 badly or runs slowly in stock output: numbers become Python float literals (NumPy
 treats them as weak, so float32 stays float32), integer powers become products,
 Piecewise becomes nested ``np.where`` that lets NaN through, Max/Min become
 ``np.maximum``/``np.minimum``, and symgrad's stable functions become calls to the
-helpers in `symgrad.runtime`.  `print_assignments` adds common-subexpression
-elimination and keeps every line within the 88 columns ruff formats to.
+helpers in `symgrad.runtime`.  Block kernels (`symgrad.kernels`) use it for
+operands and for the parts of a formula that depend on parameters only.
 """
 
 from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import sympy
 from sympy.logic.boolalg import to_nnf
@@ -196,11 +196,6 @@ class LayerPrinter(NumPyPrinter):
     # -- piecewise and logic ------------------------------------------------------
 
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
-        (value, condition), (other, _) = (expr.args + ((None, None),))[:2]
-        if len(expr.args) == 2 and other == 0 and condition.is_Symbol:
-            # Selecting by a cached bool mask: multiplying by it is one branch-free
-            # pass, where np.where mispredicts on every sign change of the input.
-            return f"{self.parenthesize(value, PRECEDENCE['Mul'])} * {self._print(condition)}"
         branches = _nan_passing_order(expr, self._varies)
         text = self._print(branches[-1][0])
         for value, cond in reversed(branches[:-1]):
@@ -286,6 +281,16 @@ class LayerPrinter(NumPyPrinter):
             return f"_{name}({', '.join(self._print(a) for a in expr.args)})"
         return super()._print_Function(expr)
 
+    def _print_clip(self, expr) -> str:
+        self.helpers.add("_clip")
+        value, lower, upper = expr.args
+        bounds = []
+        if lower != -sympy.oo:
+            bounds.append(f"lower={self._print(lower)}")
+        if upper != sympy.oo:
+            bounds.append(f"upper={self._print(upper)}")
+        return f"_clip({', '.join([self._print(value), *bounds])})"
+
     def _print_finite(self, expr) -> str:
         self.helpers.add("_finite")
         value, side = expr.args
@@ -349,75 +354,6 @@ def _nan_passing_order(expr, varies):
     return [*ordered, (exclusive[fallback][0], sympy.true)]
 
 
-# -- statements -----------------------------------------------------------------
-
-
-def print_assignments(
-    assignments: Sequence[tuple[str, sympy.Expr]],
-    names: Mapping[sympy.Symbol, str],
-    *,
-    indent: int = 8,
-    temporaries: Iterable[str] | None = None,
-) -> tuple[list[str], LayerPrinter]:
-    """Source lines assigning each expression to its name, sharing subexpressions.
-
-    Returns the lines and the printer (whose ``module_imports`` and ``helpers`` say
-    what the lines need).  Lines longer than `LINE_LENGTH` are split by moving the
-    largest subexpression into a temporary of its own.
-    """
-    temp_names = iter(temporaries or (f"t{i}" for i in range(10_000)))
-    assignments = [(target, floats_for_constants(e)) for target, e in assignments]
-    symbols = sympy.numbered_symbols("_cse", real=True)
-    replacements, reduced = sympy.cse(
-        [e for _, e in assignments],
-        symbols=symbols,
-        optimizations=None,
-        order="canonical",
-    )
-    replacements, reduced = _inline_trivial(replacements, reduced)
-    names = dict(names)
-    statements: list[tuple[str, sympy.Expr]] = []
-    for symbol, value in replacements:
-        names[symbol] = next(temp_names)
-        statements.append((names[symbol], value))
-    statements += [
-        (target, e) for (target, _), e in zip(assignments, reduced, strict=True)
-    ]
-    printer = LayerPrinter(names)
-    lines: list[str] = []
-    for target, expr in statements:
-        lines += _fitted(target, expr, printer, names, temp_names, indent)
-    return _renumbered(lines, {target for target, _ in assignments}), printer
-
-
-def _renumbered(lines: list[str], keep: set[str]) -> list[str]:
-    """Temporaries renamed t0, t1, ... in the order they are assigned."""
-    targets = [line.split(" = ", 1)[0] for line in lines]
-    temps = [t for t in targets if t not in keep]
-    if not temps:
-        return lines
-    prefix = temps[0].rstrip("0123456789")
-    mapping = {old: f"{prefix}{i}" for i, old in enumerate(temps)}
-    pattern = re.compile(r"\b(" + "|".join(map(re.escape, mapping)) + r")\b")
-    return [pattern.sub(lambda m: mapping[m.group(1)], line) for line in lines]
-
-
-def _inline_trivial(replacements, reduced):
-    """Put back common subexpressions too cheap to name (-x, 2*x)."""
-    kept, inline = [], {}
-    for symbol, value in replacements:
-        value = value.xreplace(inline)
-        if isinstance(value, (sympy.Mul, sympy.Add)) and _number_and_symbol(value):
-            inline[symbol] = value
-        else:
-            kept.append((symbol, value))
-    return kept, [e.xreplace(inline) for e in reduced]
-
-
-def _number_and_symbol(expr) -> bool:
-    return len(expr.args) == 2 and expr.args[0].is_Number and expr.args[1].is_Symbol
-
-
 def floats_for_constants(expr: sympy.Basic) -> sympy.Basic:
     """Irrational constants (sqrt(2), pi, log(2)...) as Float literals.
 
@@ -436,39 +372,6 @@ def floats_for_constants(expr: sympy.Basic) -> sympy.Basic:
     )
 
 
-def _fitted(target, expr, printer, names, temp_names, indent):
-    """Assignment lines for target = expr, each within the line length."""
-    text = f"{target} = {format_expression(printer.doprint(expr))}"
-    if indent + len(text) <= LINE_LENGTH:
-        return [text]
-    temp = sympy.Symbol(f"_split{len(names)}", real=True)
-    split = _split_off(expr, temp)
-    if split is None:
-        return [text]  # nothing left to split: ruff accepts a long atom
-    part, rest = split
-    names[temp] = printer.names[temp] = next(temp_names)
-    head = _fitted(names[temp], part, printer, names, temp_names, indent)
-    return head + _fitted(target, rest, printer, names, temp_names, indent)
-
-
-def _split_off(expr, temp):
-    """(part, expr with part replaced by temp) for the largest part, or None."""
-    if isinstance(expr, sympy.Piecewise) and len(expr.args) > 2:
-        # The inner np.where of a nested select becomes its own line.
-        return sympy.Piecewise(*expr.args[1:]), sympy.Piecewise(
-            expr.args[0], (temp, True)
-        )
-    candidates = [
-        a
-        for a in sympy.preorder_traversal(expr)
-        if a is not expr and isinstance(a, sympy.Expr) and a.args and not a.is_number
-    ]
-    if not candidates:
-        return None
-    part = max(candidates, key=lambda a: (sympy.count_ops(a), len(str(a))))
-    return part, expr.xreplace({part: temp})
-
-
 _SIMPLE_POWER = re.compile(r"(?<![\w.)\]])([\w.]+) \*\* ([\w.]+)(?![\w(\[])")
 
 
@@ -476,7 +379,9 @@ def format_expression(source: str) -> str:
     """Canonical spacing and parentheses, as ruff format writes them.
 
     The printed source is parsed (never evaluated) and unparsed, then powers of
-    simple operands lose their spaces (``x**0.5``), as ruff format does.
+    simple operands lose their spaces (``x**0.5``) and exponents their plus sign
+    (``1e18``), as ruff format does.
     """
-    tree = ast.parse(source, mode="eval")
-    return _SIMPLE_POWER.sub(r"\1**\2", ast.unparse(tree))
+    text = ast.unparse(ast.parse(source, mode="eval"))
+    text = re.sub(r"(\d)e\+(\d)", r"\1e\2", text)
+    return _SIMPLE_POWER.sub(r"\1**\2", text)

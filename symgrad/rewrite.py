@@ -27,7 +27,7 @@ from sympy.codegen.cfunctions import expm1 as Expm1
 from sympy.codegen.cfunctions import log1p as Log1p
 from sympy.core.relational import Relational
 
-from .functions import erfc, finite, sigmoid, softplus, tame
+from .functions import clip, erfc, finite, sigmoid, softplus, tame
 from .model import X, Y
 from .tidy import tidy
 from .verify import evaluate_fixed
@@ -104,12 +104,9 @@ def clip_saturating(expr: sympy.Expr) -> sympy.Expr | None:
         # Not representable in every dtype: keep only inf out of the part.
         side = next(iter(bounds)) if len(bounds) == 1 else 0
         return expr.xreplace({v: finite(v, side)})
-    clipped = v
-    if -1 in bounds:
-        clipped = sympy.Max(clipped, sympy.Float(-bounds[-1]))
-    if +1 in bounds:
-        clipped = sympy.Min(clipped, sympy.Float(bounds[+1]))
-    return expr.xreplace({v: clipped})
+    lower = sympy.Float(-bounds[-1]) if -1 in bounds else -sympy.oo
+    upper = sympy.Float(bounds[+1]) if +1 in bounds else sympy.oo
+    return expr.xreplace({v: clip(v, lower, upper)})
 
 
 def _finite_input(expr: sympy.Expr) -> sympy.Expr | None:

@@ -6,10 +6,6 @@ tested directly.  Each is stable for every finite input and preserves the dtype
 of its argument (constants are Python floats, which NumPy treats as weak).
 """
 
-import os
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache
-
 import numpy as np
 
 
@@ -61,129 +57,118 @@ def _check_backward(layer, cached, dout):
     return dout
 
 
-def _threads():
-    """Threads to split large arrays over: SYMGRAD_THREADS, else the usable CPUs."""
-    setting = os.environ.get("SYMGRAD_THREADS", "")
-    if setting.isdigit() and int(setting) > 0:
-        return int(setting)
-    if hasattr(os, "sched_getaffinity"):
-        return min(len(os.sched_getaffinity(0)), 8)
-    return min(os.cpu_count() or 1, 8)
+def _map_blocks(kernel, inputs, outputs, floats=0, bools=0):
+    """Call kernel(*input_blocks, *output_blocks, *scratch) block by block.
 
-
-@cache
-def _executor(pid, workers):
-    """One pool per process (a forked child gets its own) and size."""
-    return ThreadPoolExecutor(workers, thread_name_prefix="symgrad")
-
-
-def _map_blocks(kernel, inputs, outputs):
-    """Call kernel(*input_blocks, *output_blocks) on matching blocks of the arrays.
-
-    Blocks of 8192 elements keep a kernel's temporaries in cache.  Arrays of more
-    than 2**17 elements are split into contiguous parts, one per thread (NumPy
-    releases the GIL inside its loops).
-    Returns the kernel's results in block order, whatever the threads, so sums
-    over them are deterministic.
+    A block is 64 KiB of each array: the kernel's buffers stay in the CPU cache.
+    The scratch buffers (``floats`` in the inputs' common dtype, ``bools``) are
+    allocated once per call, and each is below glibc's 128 KiB mmap threshold, so
+    they are recycled, not mapped and zeroed by the kernel.  Returns the kernel's
+    results in block order (deterministic sums).
     """
-    block = 8192
+    dtype = np.result_type(*inputs)
+    block = 65536 // max(a.dtype.itemsize for a in inputs + outputs)
     inputs = [a.reshape(-1) for a in inputs]
     outputs = [a.reshape(-1) for a in outputs]  # views: outputs are C-contiguous
     size = outputs[0].size
-    errors = np.geterr()  # error handling is per thread; workers follow the caller's
-
-    def run(start, stop):
-        results = []
-        with np.errstate(**errors):
-            for i in range(start, stop, block):
-                j = min(i + block, stop)
-                blocks = [a[i:j] for a in inputs + outputs]
-                results.append(kernel(*blocks))
-        return results
-
-    parts = min(_threads(), size >> 17)
-    if parts <= 1:
-        return run(0, size)
-    bounds = [size * k // parts // block * block for k in range(parts)] + [size]
-    pool = _executor(os.getpid(), parts - 1)
-    futures = [pool.submit(run, bounds[k], bounds[k + 1]) for k in range(1, parts)]
-    results = run(bounds[0], bounds[1])
-    for future in futures:
-        results += future.result()
+    block = min(block, size)
+    scratch = [np.empty(block, dtype) for _ in range(floats)]
+    scratch += [np.empty(block, np.bool_) for _ in range(bools)]
+    results = []
+    for i in range(0, size, block):
+        j = min(i + block, size)
+        buffers = scratch if j - i == block else [b[: j - i] for b in scratch]
+        results.append(kernel(*(a[i:j] for a in inputs + outputs), *buffers))
     return results
 
 
-def _sigmoid(x):
-    """1/(1 + exp(-x)), to rounding error wherever the result is a normal number.
+def _scratch(u, count):
+    """u as an array, and ``count`` buffers like it (for a helper called on a
+    scalar, such as a function of parameters)."""
+    u = np.asarray(u, dtype=np.result_type(u, 1.0))
+    return [u] + [np.empty_like(u) for _ in range(count)]
 
-    Where exp(-x) overflows (x < -88.7 in float32, -709.8 in float64) the true value
+
+def _sigmoid(u, out=None):
+    """out = 1/(1 + exp(-u)), to rounding error wherever the result is normal.
+
+    Where exp(-u) overflows (u < -88.7 in float32, -709.8 in float64) the true value
     is below the smallest normal number and 1/inf = 0 is the right rounding, so the
-    overflow is not reported.  float16, whose exp overflows already at x < -11, is
+    overflow is not reported.  float16, whose exp overflows already at u < -11, is
     computed in float32.
     """
-    if x.dtype == np.float16:
-        return _sigmoid(x.astype(np.float32)).astype(np.float16)
+    if out is None:
+        return _sigmoid(*_scratch(u, 1))
+    if out.dtype == np.float16:
+        wide = u.astype(np.float32)
+        out[...] = _sigmoid(wide, wide)
+        return out
+    np.negative(u, out=out)
     with np.errstate(over="ignore"):
-        e = np.exp(-x)
-    e += 1.0
-    return 1.0 / e
+        np.exp(out, out=out)
+    out += 1.0
+    np.divide(1.0, out, out=out)
+    return out
 
 
-def _finite(x, side=0):
-    """x with -inf (side -1), +inf (side 1) or both (0) replaced by the largest
+def _clip(u, lower=None, upper=None, *, out):
+    """u limited to [lower, upper] (None: that side is open); NaN stays NaN.
+
+    Usually no element is outside, and then u itself is returned: checking costs
+    two SIMD reductions, a seventh of np.maximum with a scalar (which NumPy does
+    not vectorise).  Otherwise the clipped values are written to ``out``.
+    """
+    if u.size == 0:
+        return u
+    if (lower is None or u.min() >= lower) and (upper is None or u.max() <= upper):
+        return u
+    return np.clip(u, lower, upper, out=out)
+
+
+def _finite(u, side=0, *, out):
+    """u with -inf (side -1), +inf (side 1) or both (0) replaced by the largest
     finite value of its dtype, so that inf * 0 cannot make NaN."""
-    largest = np.finfo(x.dtype).max
-    if side < 0:
-        return np.maximum(x, -largest)
-    if side > 0:
-        return np.minimum(x, largest)
-    return np.clip(x, -largest, largest)
+    largest = float(np.finfo(u.dtype).max)
+    lower = -largest if side <= 0 else None
+    return _clip(u, lower, largest if side >= 0 else None, out=out)
 
 
-def _tame(x, degree):
-    """x clipped where x**degree still fits its dtype, with a factor 16 to spare."""
-    bound = np.finfo(x.dtype).max ** (1.0 / degree) / 16.0
-    return np.clip(x, -bound, bound)
+def _tame(u, degree, *, out):
+    """u clipped where u**degree still fits its dtype, with a factor 16 to spare."""
+    bound = float(np.finfo(u.dtype).max) ** (1.0 / degree) / 16.0
+    return _clip(u, -bound, bound, out=out)
 
 
-def _softplus(x):
-    """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|))."""
-    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+def _softplus(u, out=None, t1=None):
+    """out = log(1 + exp(u)) without overflow: max(u, 0) + log1p(exp(-|u|))."""
+    if out is None:
+        return _softplus(*_scratch(u, 2))
+    np.maximum(u, 0.0, out=t1)
+    np.abs(u, out=out)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.log1p(out, out=out)
+    out += t1
+    return out
 
 
-def _horner(t, coefficients):
-    """Evaluate the polynomial with these coefficients (lowest first) at t."""
-    result = np.full_like(t, coefficients[-1])
+def _horner(t, coefficients, out):
+    """out = the polynomial with these coefficients (lowest first) at t."""
+    out.fill(coefficients[-1])
     for c in reversed(coefficients[:-1]):
-        result *= t
-        result += c
-    return result
+        out *= t
+        out += c
+    return out
 
 
-def _erf_small(x):
-    """erf(x) for |x| <= 1: x * P(2x^2 - 1), fitted by symgrad.approximations."""
-    table = (
-        0.9654687386698675,
-        -0.14053608902271858,
-        0.019852496688984072,
-        -0.0022854855610828367,
-        0.00021751715600404245,
-        -1.7537169850003567e-05,
-        1.2233828890317266e-06,
-        -7.511470175174964e-08,
-        4.115583677030161e-09,
-        -2.0454454077636733e-10,
-        9.285797278855822e-12,
-    )
-    return x * _horner(2.0 * x * x - 1.0, table)
-
-
-def _erfc(x):
-    """The complementary error function 1 - erf(x), to about 2e-15 relative (float64)
-    or 1e-7 (float32), with no branches: for z = |x| >= 0,
-    erfc(z) = t * exp(P(2t - 1) - z^2) with t = 2/(2 + z), fitted by
-    symgrad.approximations, and erfc(x) = 2 - erfc(z) for x < 0."""
-    if x.dtype == np.float64:
+def _erfc(u, out=None, t1=None, t2=None, t3=None, t4=None):
+    """out = erfc(u) = 1 - erf(u), to about 2e-15 relative (float64) or 1e-7
+    (float32), with no branches: for z = |u|, erfc(z) = t exp(P(2t - 1) - z^2)
+    with t = 2/(2 + z), fitted by symgrad.approximations; erfc(u) = 2 - erfc(z)
+    where u < 0."""
+    if out is None:
+        return _erfc(*_scratch(u, 5))
+    if out.dtype == np.float64:
         table = (
             -0.6717940840566928,
             0.672643223977663,
@@ -211,7 +196,7 @@ def _erfc(x):
             2.9035764314457584e-08,
             -1.2904784139758925e-08,
         )
-        z = np.minimum(np.abs(x), 26.5)  # erfc(26.5) is near the smallest normal
+        largest = 26.5  # erfc(26.5) is near the smallest normal float64
     else:
         table = (
             -0.6717940851517221,
@@ -228,18 +213,67 @@ def _erfc(x):
             -8.728381032907334e-05,
             1.3371503385448394e-05,
         )
-        z = np.minimum(np.abs(x), 9.1)
-    t = 2.0 / (2.0 + z)
+        largest = 9.1
+    np.abs(u, out=t1)
+    z = _clip(t1, upper=largest, out=t1)
+    np.add(z, 2.0, out=t2)
+    np.divide(2.0, t2, out=t2)  # t
+    np.multiply(t2, 2.0, out=t3)
+    t3 -= 1.0
+    _horner(t3, table, out)
     # exp(-z^2) = exp(-h^2) exp(-(z - h)(z + h)): h = z to 1/16 has an exact square.
-    h = np.round(z * 16.0) / 16.0
-    result = t * np.exp(_horner(2.0 * t - 1.0, table) - (z - h) * (z + h))
-    result *= np.exp(-h * h)
-    # 2 - result where x < 0, without a branch (x < 0 is 1 or 0).
-    return result + (x < 0.0) * (2.0 - 2.0 * result)
+    np.multiply(z, 16.0, out=t3)
+    np.rint(t3, out=t3)
+    t3 *= 0.0625  # h
+    np.subtract(z, t3, out=t4)
+    np.add(z, t3, out=t1)
+    t4 *= t1
+    out -= t4
+    np.exp(out, out=out)
+    out *= t2
+    np.square(t3, out=t3)
+    np.negative(t3, out=t3)
+    np.exp(t3, out=t3)
+    out *= t3
+    # 2 - out where u < 0, without a branch: out + (u < 0) * (2 - 2 out).
+    np.multiply(out, -2.0, out=t4)
+    t4 += 2.0
+    np.less(u, 0.0, out=t1)
+    t4 *= t1
+    out += t4
+    return out
 
 
-def _erf(x):
-    """The error function, to about 3e-15 (relative) in float64; NaN stays NaN."""
-    small = _erf_small(np.clip(x, -1.0, 1.0))
-    large = np.copysign(1.0 - _erfc(np.abs(x)), x)
-    return np.where(np.abs(x) <= 1.0, small, large)
+def _erf(u, out=None, t1=None, t2=None, t3=None, t4=None, t5=None):
+    """out = erf(u), to about 3e-15 (relative) in float64; NaN stays NaN.
+
+    For |u| <= 1, u P(2u^2 - 1) (fitted by symgrad.approximations); beyond,
+    sign(u) (1 - erfc(|u|)).
+    """
+    if out is None:
+        return _erf(*_scratch(u, 6))
+    np.abs(u, out=t5)
+    _erfc(t5, out, t1, t2, t3, t4)
+    np.subtract(1.0, out, out=out)
+    np.copysign(out, u, out=out)
+    small = _clip(u, -1.0, 1.0, out=t1)
+    np.square(small, out=t2)
+    t2 *= 2.0
+    t2 -= 1.0
+    table = (
+        0.9654687386698675,
+        -0.14053608902271858,
+        0.019852496688984072,
+        -0.0022854855610828367,
+        0.00021751715600404245,
+        -1.7537169850003567e-05,
+        1.2233828890317266e-06,
+        -7.511470175174964e-08,
+        4.115583677030161e-09,
+        -2.0454454077636733e-10,
+        9.285797278855822e-12,
+    )
+    _horner(t2, table, t3)
+    t3 *= small
+    np.copyto(out, t3, where=t5 <= 1.0)
+    return out

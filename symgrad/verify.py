@@ -284,6 +284,8 @@ def _walk(expr, env):
     name = type(expr).__name__
     if name in ("finite", "tame"):  # identities on finite numbers
         return _walk(expr.args[0], env)
+    if name == "clip":
+        return _walk(expr.rewrite(sympy.Max), env)
     if name in _MP_FUNCTIONS and len(expr.args) == 1:
         result = _MP_FUNCTIONS[name](_walk(expr.args[0], env))
         if isinstance(result, mpmath.mpc):

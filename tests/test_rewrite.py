@@ -5,9 +5,9 @@ import pytest
 import sympy
 from sympy import Max, Min, Piecewise, Rational, erf, exp, log, sqrt, tanh
 
-from symgrad.functions import erfc, sigmoid, softplus, tame
+from symgrad.functions import clip, erfc, sigmoid, softplus, tame
+from symgrad.kernels import emit_kernel
 from symgrad.model import X
-from symgrad.printing import print_assignments
 from symgrad.rewrite import (
     clip_saturating,
     erfc_of_complement,
@@ -27,9 +27,8 @@ NAMES = {X: "x", alpha: "self.alpha"}
 
 
 def printed(expr):
-    """The source lines symgrad prints for expr after every rewrite."""
-    lines, _ = print_assignments([("out", stabilize(expr))], NAMES)
-    return " | ".join(lines)
+    """The block-kernel lines symgrad emits for expr after every rewrite."""
+    return " | ".join(emit_kernel([("out", stabilize(expr))], NAMES, {X}).lines)
 
 
 # Each rule: an input, what the rule returns, and a non-matching input.
@@ -101,10 +100,10 @@ def test_clip_saturating_clips_where_the_limit_is_reached():
     assert isinstance(result, tanh)
     (inner,) = result.args
     clipped = inner.base
-    assert clipped.has(Min) and clipped.has(Max)
-    bound = float(max(clipped.atoms(sympy.Float)))
-    assert 2.5 < bound < 4
-    assert np.tanh(np.float64(bound) ** 3) == 1.0
+    assert isinstance(clipped, clip) and clipped.args[0] == X
+    lower, upper = float(clipped.args[1]), float(clipped.args[2])
+    assert lower == -upper and 2.5 < upper < 4
+    assert np.tanh(np.float64(upper) ** 3) == 1.0
 
 
 def test_clip_saturating_leaves_unbounded_parts_alone():
@@ -116,34 +115,56 @@ def test_clip_saturating_leaves_unbounded_parts_alone():
 
 # Printed source: each rule as the generated code shows it.
 PRINTED = [
-    ("sigmoid", 1 / (1 + exp(-X)), "out = _sigmoid(x)"),
+    ("sigmoid", 1 / (1 + exp(-X)), "_sigmoid(x, out)"),
     (
         "sigmoid derivative",
         exp(-X) / (1 + exp(-X)) ** 2,
-        "t0 = _sigmoid(x) | out = t0 * (1.0 - t0)",
+        "_sigmoid(x, t0) | np.subtract(1.0, t0, out=t1) | np.multiply(t0, t1, out=out)",
     ),
     (
         "silu derivative",
         sympy.diff(X / (1 + exp(-X)), X),
-        "t0 = np.minimum(np.maximum(x, -750.0), 46.0) | t1 = _sigmoid(t0) | "
-        "out = t0 * t1 * (1.0 - t1) + t1",
+        "c0 = _clip(x, lower=-750.0, upper=46.0, out=t0) | _sigmoid(c0, t1) | "
+        "np.subtract(1.0, t1, out=t2) | np.multiply(c0, t1, out=t3) | "
+        "np.multiply(t3, t2, out=t3) | np.add(t1, t3, out=out)",
     ),
-    ("softplus", log(1 + exp(X)), "out = _softplus(x)"),
-    ("log sigmoid", log(1 / (1 + exp(-X))), "out = -_softplus(-x)"),
-    ("log1p", log(1 + X**2), "out = np.log1p(x * x)"),
-    ("expm1", alpha * (exp(X) - 1), "out = self.alpha * np.expm1(x)"),
+    ("softplus", log(1 + exp(X)), "_softplus(x, out, t0)"),
     (
-        "guarded select",
+        "log sigmoid",
+        log(1 / (1 + exp(-X))),
+        "np.negative(x, out=t0) | _softplus(t0, t1, t2) | np.negative(t1, out=out)",
+    ),
+    ("log1p", log(1 + X**2), "np.square(x, out=t0) | np.log1p(t0, out=out)"),
+    (
+        "expm1",
+        alpha * (exp(X) - 1),
+        "np.expm1(x, out=t0) | np.multiply(t0, self.alpha, out=out)",
+    ),
+    (
+        "guarded select, NaN reaches x",
         Piecewise((X, X > 0), (alpha * (exp(X) - 1), True)),
-        "out = np.where(x > 0.0, x, self.alpha * np.expm1(np.minimum(x, 0.0)))",
+        "np.minimum(x, 0.0, out=t0) | np.expm1(t0, out=t0) | "
+        "np.multiply(t0, self.alpha, out=out) | np.greater(x, 0.0, out=b0) | "
+        "np.copyto(out, x, where=b0)",
     ),
     (
         "erfc, clipped against -inf * 0",
         X * (1 + erf(X / sqrt(2))) / 2,
-        "t0 = np.maximum(x, -39.0) | out = 0.5 * t0 * _erfc(-0.7071067811865476 * t0)",
+        "c0 = _clip(x, lower=-39.0, out=t0) | "
+        "np.multiply(c0, -0.7071067811865476, out=t1) | "
+        "_erfc(t1, t2, t3, t4, t5, t6) | np.multiply(c0, 0.5, out=out) | "
+        "np.multiply(out, t2, out=out)",
     ),
-    ("constants are float literals", sqrt(2) * X, "out = 1.4142135623730951 * x"),
-    ("no logaddexp", log(exp(X) + 1) + X, "out = x + _softplus(x)"),
+    (
+        "constants are float literals",
+        sqrt(2) * X,
+        "np.multiply(x, 1.4142135623730951, out=out)",
+    ),
+    (
+        "no logaddexp",
+        log(exp(X) + 1) + X,
+        "_softplus(x, t0, t1) | np.add(x, t0, out=out)",
+    ),
 ]
 
 
@@ -159,3 +180,4 @@ def test_printed_source_never_uses_slow_or_upcasting_forms():
         source = printed(expr)
         assert "**" not in source and "logaddexp" not in source
         assert "np.sqrt(2" not in source and "np.pi" not in source
+        assert "] =" not in source
