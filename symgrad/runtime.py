@@ -67,7 +67,7 @@ def _map_blocks(kernel, inputs, outputs, floats=0, bools=0):
     results in block order (deterministic sums).
     """
     dtype = np.result_type(*inputs)
-    block = 65536 // max(a.dtype.itemsize for a in inputs + outputs)
+    block = 122880 // max(a.dtype.itemsize for a in inputs + outputs)
     inputs = [a.reshape(-1) for a in inputs]
     outputs = [a.reshape(-1) for a in outputs]  # views: outputs are C-contiguous
     size = outputs[0].size

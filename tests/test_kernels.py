@@ -1,0 +1,224 @@
+"""Block kernels: the rules of the emitted source, out= buffers and memory."""
+
+import inspect
+import re
+import tracemalloc
+
+import numpy as np
+import pytest
+import sympy
+from sympy import Max, Piecewise, exp, log, sqrt
+
+import symgrad
+from symgrad import runtime
+from symgrad.codegen import layer_source
+from symgrad.functions import sigmoid
+from symgrad.kernels import HELPERS, emit_kernel
+from symgrad.model import MASK, X, Y
+
+from .conftest import layer_class
+
+NAMES = sorted(symgrad.CATALOG)
+alpha = sympy.Symbol("alpha", real=True)
+SYMBOLS = {X: "x", Y: "y", MASK: "mask", alpha: "self.alpha"}
+ARRAYS = {X, Y, MASK}
+
+# What a kernel line may be: a ufunc or helper writing into a buffer, a copy, a
+# clip that names its result, or a scalar of parameters.  Nothing else allocates.
+LINE = re.compile(
+    r"^(np\.\w+\(.*out=\w+\)"  # np.multiply(a, b, out=t0)
+    r"|np\.copyto\(\w+, [^()]*(, where=\w+)?\)"  # np.copyto(out, t0, where=b0)
+    r"|_(sigmoid|softplus|erfc|erf)\([\w, ]+\)"  # _softplus(x, t0, t1)
+    r"|c\d+ = _(clip|finite|tame)\(.*out=t\d+\)"  # c0 = _clip(x, lower=-1.0, out=t0)
+    r"|s\d+ = [^\[\]]*"  # s0 = float(...) / self.beta
+    r"|# .*)$"
+)
+
+
+def kernel_lines(name):
+    source = layer_source(symgrad.derive(name))
+    return source.forward.lines + source.backward.lines
+
+
+def emitted(expr):
+    return emit_kernel([("out", expr)], SYMBOLS, ARRAYS).lines
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_kernel_line_writes_into_a_buffer(name):
+    """No line allocates a temporary: each writes with out= (or names a clip)."""
+    for line in kernel_lines(name):
+        assert LINE.match(line.strip()), line
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kernels_never_use_slow_paths(name):
+    """No ** (x**3 is 260x slower than x*x*x), no logaddexp (27x slower than the
+    softplus helper), no boolean-mask assignment, no NumPy-scalar constants."""
+    text = "\n".join(kernel_lines(name))
+    assert "**" not in text
+    assert "logaddexp" not in text
+    assert not re.search(r"\[[^\]]*\]\s*=", text)
+    assert not re.search(r"np\.(sqrt|exp|log)\(\d", text)
+    assert "np.pi" not in text and "np.e," not in text
+
+
+@pytest.mark.parametrize(
+    "expr, expected",
+    [
+        (X**2, ["np.square(x, out=out)"]),
+        (X**3, ["np.square(x, out=out)", "np.multiply(out, x, out=out)"]),
+        (
+            X**5,
+            [
+                "np.square(x, out=out)",
+                "np.square(out, out=out)",
+                "np.multiply(out, x, out=out)",
+            ],
+        ),
+        (X**-2, ["np.square(x, out=t0)", "np.divide(1.0, t0, out=out)"]),
+        (sqrt(X), ["np.sqrt(x, out=out)"]),
+        (sqrt(2) * X, ["np.multiply(x, 1.4142135623730951, out=out)"]),
+        (X / 3, ["np.divide(x, 3.0, out=out)"]),
+        (alpha * X, ["np.multiply(x, self.alpha, out=out)"]),
+        (Max(X, 0), ["np.maximum(x, 0.0, out=out)"]),
+        (sigmoid(X), ["_sigmoid(x, out)"]),
+        (Piecewise((Y, MASK), (0, True)), ["np.multiply(y, mask, out=out)"]),
+    ],
+    ids=str,
+)
+def test_emission_rules(expr, expected):
+    assert emitted(expr) == expected
+
+
+def test_common_subexpressions_are_computed_once():
+    e = exp(-abs(X))
+    lines = emitted(e / (1 + e) + e)
+    assert sum("np.exp(" in line for line in lines) == 1
+
+
+def test_an_operand_that_dies_is_overwritten_in_place():
+    """tanh(exp(x)) needs one buffer, not two."""
+    assert emitted(sympy.tanh(exp(X)) * Y) == [
+        "np.exp(x, out=t0)",
+        "np.tanh(t0, out=t0)",
+        "np.multiply(y, t0, out=out)",
+    ]
+
+
+def test_a_select_lets_nan_reach_the_branch_that_depends_on_x():
+    lines = emitted(Piecewise((X, X > 0), (0, True)))
+    assert lines[-1] == "np.copyto(out, 0.0, where=b0)"
+    assert "np.less_equal(x, 0.0, out=b0)" in lines
+
+
+def test_helpers_with_scratch_get_distinct_buffers():
+    """A helper that needs scratch never receives its argument as out."""
+    line = emitted(log(1 + exp(sympy.tanh(X))))[-1]
+    args = [a.strip() for a in line[line.index("(") + 1 : -1].split(",")]
+    assert len(set(args)) == len(args)
+
+
+def test_helper_scratch_counts_match_the_runtime_signatures():
+    for helper, scratch in HELPERS.values():
+        parameters = inspect.signature(getattr(runtime, helper)).parameters
+        assert len(parameters) == 2 + scratch, helper
+
+
+def test_long_calls_are_wrapped_as_ruff_formats_them():
+    expr = sympy.Float(0.123456789012345) * X + sympy.Float(1.98765432109876)
+    lines = emit_kernel(
+        [("a_rather_long_output_buffer_name_for_the_test", expr)], SYMBOLS, ARRAYS
+    ).lines
+    assert all(8 + len(line) <= 88 for line in lines)
+
+
+# -- out= buffers -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "gelu", "prelu", "identity"])
+def test_out_buffers_receive_the_results(catalog_module, name):
+    x = np.linspace(-4, 4, 1001)
+    dout = np.cos(x)
+    plain = layer_class(catalog_module, name)()
+    expected_y, expected_dx = plain.forward(x), plain.backward(dout)
+    layer = layer_class(catalog_module, name)()
+    out, dx = np.empty_like(x), np.empty_like(x)
+    assert layer.forward(x, out=out) is out
+    assert layer.backward(dout, out=dx) is dx
+    np.testing.assert_array_equal(out, expected_y)
+    np.testing.assert_array_equal(dx, expected_dx)
+
+
+@pytest.mark.parametrize(
+    "buffer, message",
+    [
+        (np.empty(5), r"shape \(5,\) and dtype float64, but the result has shape \(4,\)"),
+        (np.empty(4, np.float32), "dtype float32, but the result has shape"),
+        (np.empty(8)[::2], "writeable, C-contiguous"),
+        ([0.0] * 4, "must be a NumPy array, not list"),
+    ],
+    ids=["shape", "dtype", "strided", "list"],
+)
+def test_a_bad_out_buffer_is_a_clear_error(catalog_module, buffer, message):
+    layer = layer_class(catalog_module, "sigmoid")()
+    with pytest.raises((ValueError, TypeError), match=message):
+        layer.forward(np.zeros(4), out=buffer)
+
+
+def test_out_may_not_overwrite_what_backward_needs(catalog_module):
+    x = np.linspace(-1, 1, 8)
+    gelu = layer_class(catalog_module, "gelu")()
+    with pytest.raises(ValueError, match="shares memory"):
+        gelu.forward(x, out=x)
+    sigmoid_layer = layer_class(catalog_module, "sigmoid")()
+    y = sigmoid_layer.forward(x)
+    with pytest.raises(ValueError, match="shares memory"):
+        sigmoid_layer.backward(np.ones(8), out=y)
+
+
+def test_blocks_and_their_ragged_end_give_the_same_values(catalog_module):
+    """Sizes around the block length agree with one long evaluation."""
+    layer = layer_class(catalog_module, "silu")()
+    x = np.linspace(-30, 30, 3 * 15360 + 7)
+    y = layer.forward(x)
+    dx = layer.backward(np.ones_like(x))
+    for n in (1, 15359, 15360, 15361):
+        part = layer_class(catalog_module, "silu")()
+        np.testing.assert_array_equal(part.forward(x[:n]), y[:n])
+        np.testing.assert_array_equal(part.backward(np.ones(n)), dx[:n])
+
+
+def test_parameter_gradients_do_not_depend_on_the_block_split(catalog_module):
+    """Per-block sums are added in block order: the same for any split."""
+    x = np.random.default_rng(1).standard_normal(100_000)
+    layer = layer_class(catalog_module, "prelu")()
+    layer.forward(x)
+    layer.backward(np.ones_like(x))
+    expected = float(np.sum(np.minimum(x, 0.0)))
+    assert layer.grads["weight"] == pytest.approx(expected, rel=1e-13)
+
+
+# -- memory ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_and_backward_allocate_only_results_and_cache(catalog_module, name):
+    """Peak extra memory of forward+backward is the output, dx and the cache
+    (a bool mask is an eighth of float64), plus scratch bounded by the block size."""
+    x = np.linspace(-6, 6, 1_000_000)
+    dout = np.ones_like(x)
+    layer = layer_class(catalog_module, name)()
+    saves = symgrad.derive(name).saves
+    cached = {"mask": 1 / 8}.get(saves, 0.0)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        layer.forward(x)
+        layer.backward(dout)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    scratch = 16 * 122_880
+    assert peak <= (2 + cached) * x.nbytes + scratch
