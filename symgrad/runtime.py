@@ -35,12 +35,14 @@ def _output_array(name, shape, dtype, out):
     return out
 
 
-def _check_no_overlap(name, out, cached):
-    """Refuse an out buffer that would overwrite what backward still needs."""
-    if out is not None and np.may_share_memory(out, cached):
-        raise ValueError(
-            f"{name}: out shares memory with the array the layer keeps for backward"
-        )
+def _check_no_overlap(name, out, **arrays):
+    """Refuse an out buffer that shares memory with an array the call still reads
+    or the layer keeps for backward (blocks are written before all are read)."""
+    if out is None:
+        return
+    for label, array in arrays.items():
+        if np.may_share_memory(out, array):
+            raise ValueError(f"{name}: out shares memory with {label}")
 
 
 def _check_backward(layer, cached, dout):
