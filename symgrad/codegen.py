@@ -296,14 +296,9 @@ def _check_unique_class_names(activations: Sequence[Activation]) -> None:
 
 
 def _helper_order(used: set[str]) -> list[str]:
-    """The helpers used and those they call, in the order `symgrad.runtime` defines
-    them (deterministic)."""
-    defined = {
-        name: inspect.unwrap(func)
-        for name, func in inspect.getmembers(runtime, callable)
-        if inspect.isfunction(inspect.unwrap(func))
-        and func.__module__ == runtime.__name__
-    }
+    """The helpers used and those they refer to, in the order `symgrad.runtime`
+    defines them (deterministic)."""
+    defined = _runtime_definitions()
     unknown = used - set(defined)
     if unknown:
         raise RuntimeError(f"printer used undefined helpers: {sorted(unknown)}")
@@ -312,9 +307,23 @@ def _helper_order(used: set[str]) -> list[str]:
         name = pending.pop()
         if name not in needed:
             needed.add(name)
-            pending += [n for n in defined[name].__code__.co_names if n in defined]
-    order = sorted(needed, key=lambda n: inspect.getsourcelines(defined[n])[1])
-    return order
+            pending += [n for n in _names_in(_helper_source(name)) if n in defined]
+    return sorted(needed, key=lambda n: defined[n])
+
+
+@cache
+def _runtime_definitions() -> dict[str, int]:
+    """Each function and class `symgrad.runtime` defines, with its line number."""
+    tree = ast.parse(inspect.getsource(runtime))
+    return {
+        node.name: node.lineno
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+    }
+
+
+def _names_in(source: str) -> set[str]:
+    return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
 
 
 def _helper_imports(helpers: Sequence[str]) -> list[str]:
@@ -325,11 +334,12 @@ def _helper_imports(helpers: Sequence[str]) -> list[str]:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             for alias in node.names:
                 statements[alias.asname or alias.name] = ast.unparse(node)
-    used = set()
-    for name in helpers:
-        for node in ast.walk(ast.parse(_helper_source(name))):
-            if isinstance(node, ast.Name) and node.id in statements:
-                used.add(statements[node.id])
+    used = {
+        statements[n]
+        for name in helpers
+        for n in _names_in(_helper_source(name))
+        if n in statements
+    }
     used.discard("import numpy as np")
     plain = sorted(s for s in used if s.startswith("import "))
     return plain + sorted(s for s in used if s.startswith("from "))
@@ -337,7 +347,11 @@ def _helper_imports(helpers: Sequence[str]) -> list[str]:
 
 @cache
 def _helper_source(name: str) -> str:
-    return inspect.getsource(getattr(runtime, name)).rstrip("\n")
+    tree = ast.parse(inspect.getsource(runtime))
+    lines = inspect.getsource(runtime).splitlines()
+    (node,) = [n for n in tree.body if getattr(n, "name", None) == name]
+    start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+    return "\n".join(lines[start - 1 : node.end_lineno])
 
 
 @cache

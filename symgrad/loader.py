@@ -210,7 +210,9 @@ def _layer_class(module: ModuleType) -> type:
     """The one layer class a compiled module defines."""
     (layer,) = [
         value
-        for value in vars(module).values()
-        if isinstance(value, type) and value.__module__ == module.__name__
+        for name, value in vars(module).items()
+        if isinstance(value, type)
+        and value.__module__ == module.__name__
+        and not name.startswith("_")
     ]
     return layer

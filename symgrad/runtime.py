@@ -6,6 +6,11 @@ tested directly.  Each is stable for every finite input and preserves the dtype
 of its argument (constants are Python floats, which NumPy treats as weak).
 """
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+
 import numpy as np
 
 
@@ -59,28 +64,81 @@ def _check_backward(layer, cached, dout):
     return dout
 
 
+def _threads():
+    """Threads to split large arrays over: $SYMGRAD_THREADS, else the usable CPUs."""
+    setting = os.environ.get("SYMGRAD_THREADS", "")
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    if hasattr(os, "sched_getaffinity"):
+        return min(len(os.sched_getaffinity(0)), 8)
+    return min(os.cpu_count() or 1, 8)
+
+
+@cache
+def _executor(pid, workers):
+    """One pool per process (a forked child makes its own) and size."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="symgrad")
+
+
+class _Scratch(threading.local):
+    """The calling thread's scratch buffers, kept from call to call: buffers of
+    a block's size made anew would be mapped and zeroed by the OS every time."""
+
+    def __init__(self):
+        self.buffers = {}
+
+    def take(self, count, size, dtype):
+        buffers = self.buffers.get(dtype, [])
+        if len(buffers) < count or (buffers and len(buffers[0]) < size):
+            length = max(size, len(buffers[0]) if buffers else 0)
+            kept = max(count, len(buffers))
+            buffers = [np.empty(length, dtype) for _ in range(kept)]
+            self.buffers[dtype] = buffers
+        return [b[:size] for b in buffers[:count]]
+
+
+@cache
+def _scratch_store():
+    return _Scratch()
+
+
 def _map_blocks(kernel, inputs, outputs, floats=0, bools=0):
     """Call kernel(*input_blocks, *output_blocks, *scratch) block by block.
 
-    A block is 64 KiB of each array: the kernel's buffers stay in the CPU cache.
-    The scratch buffers (``floats`` in the inputs' common dtype, ``bools``) are
-    allocated once per call, and each is below glibc's 128 KiB mmap threshold, so
-    they are recycled, not mapped and zeroed by the kernel.  Returns the kernel's
-    results in block order (deterministic sums).
+    A block is 512 KiB of each array, so a kernel's buffers stay in the CPU's
+    cache.  Arrays of 2**18 elements or more are split into one contiguous part
+    per thread (NumPy releases the GIL inside its loops; every call takes it
+    back, which is why blocks are not smaller).  Returns the kernel's results in
+    block order, whatever the threads, so sums over them are deterministic.
     """
     dtype = np.result_type(*inputs)
-    block = 122880 // max(a.dtype.itemsize for a in inputs + outputs)
+    block = 524288 // max(a.dtype.itemsize for a in inputs + outputs)
     inputs = [a.reshape(-1) for a in inputs]
     outputs = [a.reshape(-1) for a in outputs]  # views: outputs are C-contiguous
     size = outputs[0].size
-    block = min(block, size)
-    scratch = [np.empty(block, dtype) for _ in range(floats)]
-    scratch += [np.empty(block, np.bool_) for _ in range(bools)]
-    results = []
-    for i in range(0, size, block):
-        j = min(i + block, size)
-        buffers = scratch if j - i == block else [b[: j - i] for b in scratch]
-        results.append(kernel(*(a[i:j] for a in inputs + outputs), *buffers))
+    errors = np.geterr()  # error handling is per thread; workers follow the caller
+
+    def run(start, stop):
+        n = min(block, stop - start)
+        store = _scratch_store()
+        scratch = store.take(floats, n, dtype) + store.take(bools, n, np.dtype(bool))
+        results = []
+        with np.errstate(**errors):
+            for i in range(start, stop, block):
+                j = min(i + block, stop)
+                buffers = scratch if j - i == n else [b[: j - i] for b in scratch]
+                results.append(kernel(*(a[i:j] for a in inputs + outputs), *buffers))
+        return results
+
+    parts = min(_threads(), size >> 18)
+    if parts <= 1:
+        return run(0, size)
+    bounds = [size * k // parts for k in range(parts)] + [size]
+    pool = _executor(os.getpid(), parts - 1)
+    futures = [pool.submit(run, bounds[k], bounds[k + 1]) for k in range(1, parts)]
+    results = run(bounds[0], bounds[1])
+    for future in futures:
+        results += future.result()
     return results
 
 

@@ -187,8 +187,9 @@ def test_generated_module_is_ruff_clean(tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_generated_module_imports_only_numpy(tmp_path):
-    """Importing a generated module pulls in neither sympy nor jinja2 nor symgrad."""
+def test_generated_module_imports_only_numpy_and_the_standard_library(tmp_path):
+    """Importing a generated module pulls in neither sympy nor jinja2 nor symgrad;
+    besides NumPy it imports only what its thread pool needs from the stdlib."""
     path = tmp_path / "layers.py"
     path.write_text(symgrad.generate(NAMES))
     code = (
@@ -203,7 +204,15 @@ def test_generated_module_imports_only_numpy(tmp_path):
         for line in path.read_text().splitlines()
         if line.startswith(("import ", "from "))
     ]
-    assert imports == ["import numpy as np"]
+    assert imports == [
+        "import os",
+        "import threading",
+        "from concurrent.futures import ThreadPoolExecutor",
+        "from functools import cache",
+        "import numpy as np",
+    ]
+    modules = {line.split()[1].split(".")[0] for line in imports}
+    assert modules - {"numpy"} <= sys.stdlib_module_names
 
 
 def test_class_docstring_gives_formula_and_derivative():
