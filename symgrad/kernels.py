@@ -449,6 +449,13 @@ class _Emitter:
     def _extremum(self, ufunc: str, args, dest) -> _Operand:
         ordered = sorted(args, key=lambda a: not self._varies(a))  # arrays first
         values = [self.value(a) for a in ordered]
+        for k, (arg, value) in enumerate(zip(ordered, values, strict=True)):
+            if not self._varies(arg):
+                # NumPy vectorises np.maximum of two arrays but not of an array and
+                # a scalar: filling a buffer and comparing is about twice as fast.
+                slot = self.pools["f"].take()
+                self.emit(f"{slot}.fill({value.text})")
+                values[k] = _Operand(slot, (slot,), writable=True)
         return self._chain(ufunc, values[0], [(ufunc, v) for v in values[1:]], dest)
 
     # -- selects and conditions ----------------------------------------------------------

@@ -203,7 +203,8 @@ def _softplus(u, out=None, t1=None):
     """out = log(1 + exp(u)) without overflow: max(u, 0) + log1p(exp(-|u|))."""
     if out is None:
         return _softplus(*_scratch(u, 2))
-    np.maximum(u, 0.0, out=t1)
+    t1.fill(0.0)  # np.maximum of two arrays is vectorised, with a scalar it is not
+    np.maximum(u, t1, out=t1)
     np.abs(u, out=out)
     np.negative(out, out=out)
     np.exp(out, out=out)

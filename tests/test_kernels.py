@@ -31,6 +31,7 @@ LINE = re.compile(
     r"|_(sigmoid|softplus|erfc|erf)\([\w, ]+\)"  # _softplus(x, t0, t1)
     r"|c\d+ = _(clip|finite|tame)\(.*out=t\d+\)"  # c0 = _clip(x, lower=-1.0, out=t0)
     r"|s\d+ = [^\[\]]*"  # s0 = float(...) / self.beta
+    r"|t\d+\.fill\([^()]*\)"  # t0.fill(0.0), for np.maximum against a constant
     r"|# .*)$"
 )
 
@@ -81,7 +82,7 @@ def test_kernels_never_use_slow_paths(name):
         (sqrt(2) * X, ["np.multiply(x, 1.4142135623730951, out=out)"]),
         (X / 3, ["np.divide(x, 3.0, out=out)"]),
         (alpha * X, ["np.multiply(x, self.alpha, out=out)"]),
-        (Max(X, 0), ["np.maximum(x, 0.0, out=out)"]),
+        (Max(X, 0), ["t0.fill(0.0)", "np.maximum(x, t0, out=out)"]),
         (sigmoid(X), ["_sigmoid(x, out)"]),
         (Piecewise((Y, MASK), (0, True)), ["np.multiply(y, mask, out=out)"]),
     ],
