@@ -143,7 +143,7 @@ PRINTED = [
     (
         "guarded select, NaN reaches x",
         Piecewise((X, X > 0), (alpha * (exp(X) - 1), True)),
-        "np.minimum(x, 0.0, out=t0) | np.expm1(t0, out=t0) | "
+        "t0.fill(0.0) | np.minimum(x, t0, out=t0) | np.expm1(t0, out=t0) | "
         "np.multiply(t0, self.alpha, out=out) | np.greater(x, 0.0, out=b0) | "
         "np.copyto(out, x, where=b0)",
     ),
