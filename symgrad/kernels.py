@@ -484,30 +484,30 @@ class _Emitter:
             self.release(chosen, where)
         return self._result(dest, out)
 
-    def condition(self, cond: sympy.Basic) -> _Operand:
+    def condition(self, cond: sympy.Basic, dest: str | None = None) -> _Operand:
         cond = to_nnf(cond, simplify=False)
         if cond.is_Symbol or not self._varies(cond):
             return _Operand(self.scalar(cond))
         if isinstance(cond, sympy.core.relational.Relational):
-            return self._relation(cond, None)
+            return self._relation(cond, dest)
         if isinstance(cond, (sympy.And, sympy.Or)):
             ufunc = "np.logical_and" if isinstance(cond, sympy.And) else "np.logical_or"
             parts = [
                 self.condition(a) for a in sorted(cond.args, key=sympy.default_sort_key)
             ]
-            out = self.destination(None, parts[:2], "b")
+            out = self.destination(dest, parts[:2], "b")
             current = parts[0].text
             for part in parts[1:]:
                 self.call(ufunc, [current, part.text], out)
                 current = out
             self.release(*parts, keep=out)
-            return _Operand(out, (out,), writable=True)
+            return self._result(dest, out)
         if isinstance(cond, sympy.Not):
             inner = self.condition(cond.args[0])
-            out = self.destination(None, [inner], "b")
+            out = self.destination(dest, [inner], "b")
             self.call("np.logical_not", [inner.text], out)
             self.release(inner, keep=out)
-            return _Operand(out, (out,), writable=True)
+            return self._result(dest, out)
         raise UnprintableError(f"cannot evaluate the condition {cond}")
 
     def _relation(self, rel, dest) -> _Operand:
@@ -527,12 +527,7 @@ class _Emitter:
     _Not = _And
 
     def _boolean(self, expr, dest) -> _Operand:
-        operand = self.condition(expr)
-        if dest is None:
-            return operand
-        self.emit(f"np.copyto({dest}, {operand.text})")
-        self.release(operand)
-        return _Operand(dest)
+        return self.condition(expr, dest)
 
 
 def _fitted(line: str, indent: int = 8) -> list[str]:
