@@ -17,11 +17,12 @@ from .catalog import CATALOG, activation
 from .check import check_activation
 from .codegen import cli_spec, generate
 from .derivation import derive
+from .document import FORMATS, document, render
 from .formula import parse
 from .loader import write_module
 from .model import Activation
-from .notation import text
 from .spec import load_spec
+from .steps import explain
 
 
 class UsageError(Exception):
@@ -107,9 +108,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     show = commands.add_parser(
-        "show", help="print f, f', the output form and the cache"
+        "show", help="the derivation, step by step through the computational graph"
     )
     _add_sources(show, "?")
+    show.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text (default), latex (a section), markdown, or dot (Graphviz)",
+    )
+    show.add_argument(
+        "--latex",
+        dest="format",
+        action="store_const",
+        const="latex",
+        help="short for --format latex",
+    )
+
+    tex = commands.add_parser(
+        "latex", help="write a standalone LaTeX document of derivations"
+    )
+    _add_sources(tex, "*")
+    tex.add_argument(
+        "-o", "--output", required=True, metavar="PATH", help="file, or - for stdout"
+    )
+    tex.add_argument(
+        "--force", action="store_true", help="overwrite a file symgrad did not generate"
+    )
 
     check = commands.add_parser(
         "check", help="gradient-, reference- and extreme-input-check generated layers"
@@ -150,8 +175,8 @@ def _assignment(item: str) -> tuple[str, float]:
         raise UsageError(f"bad --param {item!r}: {raw!r} is not a number") from None
 
 
-def _regenerate_command(args: argparse.Namespace) -> str:
-    words = ["symgrad", "generate", *args.names]
+def _regenerate_command(args: argparse.Namespace, command: str = "generate") -> str:
+    words = ["symgrad", command, *args.names]
     if args.formula is not None:
         words += ["--formula", args.formula, "--name", args.name]
         for item in args.param:
@@ -216,18 +241,23 @@ def _show(args: argparse.Namespace) -> int:
     acts = activations_from(args)
     if len(acts) != 1:
         raise UsageError("show takes one activation")
-    derivation = derive(acts[0])
-    act = derivation.activation
-    print(f"{act.name} ({act.class_name}): {act.summary}")
-    for p in act.params:
-        print(f"  parameter {p.name} = {p.value!r}")
-    print(f"  y      = {text(derivation.forward)}")
-    print(f"  dy/dx  = {text(derivation.derivative)}")
-    form = derivation.output_form
-    print(f"  output form: dy/dx = {text(form) if form is not None else 'none'}")
-    plan = derivation.plan
-    cached = {"mask": f"mask = {text(plan.mask)}", "output": "out (y)", "input": "x"}
-    print(f"  caches: {cached.get(plan.saves, 'nothing')} ({plan.reason})")
+    sys.stdout.write(render(derive(acts[0]), args.format))
+    return 0
+
+
+def _latex(args: argparse.Namespace) -> int:
+    acts = activations_from(args)
+    command = _regenerate_command(args, "latex")
+    source = document([explain(derive(a)) for a in acts], command=command)
+    if args.output == "-":
+        sys.stdout.write(source)
+        return 0
+    changed = write_module(args.output, source, force=args.force)
+    names = ", ".join(a.class_name for a in acts)
+    print(
+        f"{'wrote' if changed else 'unchanged'} {args.output} ({names})",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -252,4 +282,10 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
-_COMMANDS = {"list": _list, "generate": _generate, "show": _show, "check": _check}
+_COMMANDS = {
+    "list": _list,
+    "generate": _generate,
+    "show": _show,
+    "latex": _latex,
+    "check": _check,
+}

@@ -8,6 +8,7 @@ objects forward only; nothing here imports a later stage.
 
 from __future__ import annotations
 
+import functools
 import keyword
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -122,13 +123,19 @@ class Activation:
     def learnable(self) -> tuple[Param, ...]:
         return tuple(p for p in self.params if p.learnable)
 
+    def _repr_latex_(self) -> str:
+        """Jupyter shows the formula typeset."""
+        from .notation import latex
+
+        return f"$$y = {latex(self.expr)}$$"
+
     @property
     def values(self) -> dict[sympy.Symbol, float]:
         """Parameter symbols mapped to their current values (for numeric checks)."""
         return {p.symbol: p.value for p in self.params}
 
-    def _repr_latex_(self) -> str:
-        return f"$y = {sympy.latex(self.expr)}$"
+    def _repr_markdown_(self) -> str:
+        return f"**{self.class_name}** (`{self.name}`): {self._repr_latex_()}"
 
 
 def _as_real(activation: str, name: str, value: object) -> float:
@@ -176,11 +183,22 @@ class Derivation:
     def saves(self) -> Saves:
         return self.plan.saves
 
+    @functools.cached_property
+    def steps(self):
+        """The step-by-step derivation through the computational graph (each node,
+        its local derivative, the backward pass, the simplifications), every step
+        verified; see `symgrad.steps`.  Computed on first use."""
+        from .steps import explain
+
+        return explain(self)
+
     def _repr_latex_(self) -> str:
-        lines = [
-            f"y &= {sympy.latex(self.forward)}",
-            rf"\frac{{dy}}{{dx}} &= {sympy.latex(self.derivative)}",
-        ]
-        if self.output_form is not None:
-            lines.append(rf"&= {sympy.latex(self.output_form)}")
-        return r"$\begin{aligned}" + r" \\ ".join(lines) + r"\end{aligned}$"
+        """Jupyter shows the derivation typeset (display math)."""
+        from .document import math_latex
+
+        return math_latex(self.steps)
+
+    def _repr_markdown_(self) -> str:
+        from .document import markdown
+
+        return markdown(self.steps)

@@ -25,10 +25,12 @@ def test_list_shows_every_activation_and_what_it_caches(capsys):
     assert "sigmoid" in out and "output" in out
 
 
-def test_show_prints_derivative_output_form_and_cache(capsys):
+def test_show_prints_the_derivation_step_by_step(capsys):
     assert main(["show", "sigmoid"]) == 0
     out = capsys.readouterr().out
-    assert "output form: dy/dx = y*(1 - y)" in out
+    assert "y = 1/c              dy/dc = -1/c**2 = -y**2" in out
+    assert "dL/dc = dL/dy * (-y**2)" in out
+    assert "= y*(1 - y)  (in the output y)" in out
     assert "caches: out (y)" in out
 
 

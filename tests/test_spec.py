@@ -101,7 +101,7 @@ def test_show_a_formula_with_a_parameter(capsys):
     ]
     assert main([*args, "--param", "a=1"]) == 0
     assert (
-        "output form: dy/dx = 1 if y >= 0 else (-a*y**2 + 1)**(3/2)"
+        "= 1 if y >= 0 else (-a*y**2 + 1)**(3/2)  (in the output y)"
         in capsys.readouterr().out
     )
 
