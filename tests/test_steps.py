@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 import sympy
+from hypothesis import HealthCheck, given, settings
 from sympy import exp
 
 import symgrad
@@ -14,6 +15,8 @@ from symgrad.cli import main
 from symgrad.document import document, dot, latex_section, markdown, render, text
 from symgrad.model import X, Y
 from symgrad.steps import StepError, explain
+
+from .test_formula import formulas
 
 NAMES = sorted(symgrad.CATALOG)
 a, b, c = (sympy.Symbol(n, real=True) for n in "abc")
@@ -218,3 +221,27 @@ def test_the_whole_catalog_document_compiles_with_pdflatex(tmp_path, catalog_ste
     errors = [line for line in result.stdout.splitlines() if line.startswith("!")]
     assert result.returncode == 0, errors or result.stdout[-2000:]
     assert (tmp_path / "derivations.pdf").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=25, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)  # fmt: skip
+@given(formulas(2))
+def test_random_formulas_are_explained_or_refused_clearly(formula):
+    """Any formula symgrad derives is explained with every step verified, or the
+    step that could not be checked is named; never another exception."""
+    try:
+        act = symgrad.parse(formula, name="Fuzz", params={"a": 0.75})
+        derivation = symgrad.derive(act)
+    except symgrad.FormulaError:
+        return
+    try:
+        steps = derivation.steps
+    except StepError as error:
+        assert "could not verify the step" in str(error)
+        return
+    assert steps.branches
+    for fmt in ("text", "latex", "markdown", "dot"):
+        assert render(derivation, fmt)
