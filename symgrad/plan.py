@@ -91,4 +91,14 @@ def kink_values(
             solved = sympy.solve(rel.lhs - rel.rhs, X)
             points += [p for p in solved if p not in points]
     ordered = sorted(points, key=lambda p: float(p.subs(values)))
-    return [(p, derivative.subs(X, p)) for p in ordered]
+    return [(p, _branch_value(derivative, p, values)) for p in ordered]
+
+
+def _branch_value(derivative: sympy.Piecewise, point, values) -> sympy.Expr:
+    """f'(point) from the first branch whose condition holds there, deciding the
+    conditions with the parameters' values (at x = -lambd, which side is it?)."""
+    for value, cond in derivative.args:
+        holds = cond.subs(X, point).subs(values)
+        if holds == sympy.true or cond == sympy.true:
+            return value.subs(X, point)
+    return derivative.subs(X, point)

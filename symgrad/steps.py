@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import sympy
+from sympy.logic.boolalg import to_nnf
 
 from .derivation import differentiate
 from .errors import FormulaError
@@ -116,7 +117,7 @@ def explain(derivation: Derivation) -> Steps:
     act = derivation.activation
     values = act.values
     branches = tuple(
-        _branch(f, derivation.derivative, condition, values)
+        _branch(f, derivation.derivative, to_nnf(condition, simplify=False), values)
         for f, condition in exclusive_branches(derivation.forward)
     )
     form = derivation.output_form
@@ -306,7 +307,10 @@ def _chain(
     in_x = {n.name: n.value for n in nodes}
     lines = [Simplification(product, "the backward pass, multiplied out")]
     expanded = _substitute(product, in_x)
-    if expanded != product:
+    # Nodes replaced by their values, unless that only makes a long line longer.
+    if expanded != product and sympy.count_ops(expanded) <= 2 * max(
+        sympy.count_ops(derivative), 8
+    ):
         lines.append(Simplification(expanded, "each node replaced by its value in x"))
     if derivative not in (product, expanded):
         lines.append(Simplification(derivative, "simplified"))
