@@ -31,6 +31,7 @@ from .notation import latex, text
 from .plan import kink_values
 from .printing import Times
 from .rewrite import stabilize
+from .sharing import S, Shared, shared_intermediate
 
 MODULE_TEMPLATE = "module.py.j2"
 DOUT = sympy.Symbol("dout", real=True)
@@ -41,30 +42,38 @@ class _Storage:
     """How a plan's layer keeps what backward needs, in the generated source."""
 
     cache: dict[str, str]  # attribute -> the forward local it stores
-    cached: str  # backward's local name for the first attribute
+    loads: tuple[str, ...]  # cached arrays backward reads (attribute = local)
     dtype: str  # source of the gradient's dtype (forward's input dtype)
-    forward_outputs: tuple[str, ...]  # arrays forward's block kernel fills
-    backward_inputs: tuple[str, ...]  # arrays backward's block kernel reads
+    allocate: tuple[tuple[str, str], ...] = ()  # arrays forward makes: name, dtype
+    forward_outputs: tuple[str, ...] = ("out",)  # arrays forward's kernel fills
 
 
 _STORAGE = {
-    "output": _Storage({"out": "out"}, "y", "y.dtype", ("out",), ("dout", "y")),
-    "input": _Storage({"x": "x"}, "x", "x.dtype", ("out",), ("dout", "x")),
+    "output": _Storage({"out": "out"}, ("y",), "y.dtype"),
+    "input": _Storage({"x": "x"}, ("x",), "x.dtype"),
     "mask": _Storage(
         {"mask": "mask", "dtype": "x.dtype"},
-        "mask",
+        ("mask",),
         "self.dtype",
-        ("out", "mask"),
-        ("dout", "mask"),
+        allocate=(("mask", "bool"),),
+        forward_outputs=("out", "mask"),
     ),
-    "nothing": _Storage(
-        {"shape": "x.shape", "dtype": "x.dtype"},
-        "shape",
-        "self.dtype",
-        ("out",),
-        ("dout",),
-    ),
+    "nothing": _Storage({"shape": "x.shape", "dtype": "x.dtype"}, (), "self.dtype"),
 }
+
+
+def _shared_storage(uses_x: bool) -> _Storage:
+    """An input plan that also caches the part both passes share, as ``s``."""
+    cache = {"x": "x", "s": "s"} if uses_x else {"s": "s"}
+    return _Storage(
+        cache,
+        ("x", "s") if uses_x else ("s",),
+        "s.dtype",
+        allocate=(("s", "x.dtype"),),
+        forward_outputs=("out", "s"),
+    )
+
+
 _ALWAYS_HELPERS = (
     "_as_float_array",
     "_output_array",
@@ -83,10 +92,13 @@ class LayerSource:
     params: tuple[dict[str, str], ...]
     saves: str
     cache: dict[str, str]
+    loads: tuple[str, ...]
     cached: str
     dtype: str
+    allocate: tuple[tuple[str, str], ...]
     forward_outputs: tuple[str, ...]
     backward_inputs: tuple[str, ...]
+    shared: str
     learnable: tuple[str, ...]
     forward_params: tuple[str, ...]
     backward_params: tuple[str, ...]
@@ -169,15 +181,24 @@ def layer_source(derivation: Derivation) -> LayerSource:
     """Print one derivation's forward and backward into template-ready pieces."""
     act, plan = derivation.activation, derivation.plan
     storage = _STORAGE[plan.saves]
-    names = {X: "x", Y: "y", MASK: "mask", DOUT: "dout"}
+    names = {X: "x", Y: "y", MASK: "mask", DOUT: "dout", S: "s"}
     # Learnable parameters are read from self.params into a local of their name.
     names.update(
         {p.symbol: p.name if p.learnable else f"self.{p.name}" for p in act.params}
     )
-    arrays = {X, Y, MASK, DOUT}
+    arrays = {X, Y, MASK, DOUT, S}
+    forward_expr = stabilize(act.expr)
+    local_grad = stabilize(plan.local_grad)
+    forward_assignments = []
+    shared = shared_part(derivation)
+    if shared is not None:
+        # Forward computes the shared part once, into the cache, and uses it.
+        forward_assignments.append(("s", stabilize(shared.part)))
+        forward_expr, local_grad = shared.forward, shared.derivative
+        storage = _shared_storage(local_grad.has(X))
     # The forward pass computes the definition as written (Max stays np.maximum);
     # the mask gets its own statement, not shared with out, so NaN reaches out.
-    forward_assignments = [("out", stabilize(act.expr))]
+    forward_assignments.append(("out", forward_expr))
     if plan.saves == "mask":
         forward_assignments.insert(0, ("mask", plan.mask))
     forward = emit_kernel(forward_assignments, names, arrays)
@@ -188,7 +209,7 @@ def layer_source(derivation: Derivation) -> LayerSource:
         (f"d{name}", stabilize(_chain_rule(derivative)))
         for name, derivative in plan.param_grads
     ]
-    backward_assignments.append(("dx", _chain_rule(stabilize(plan.local_grad))))
+    backward_assignments.append(("dx", _chain_rule(local_grad)))
     backward = emit_kernel(
         backward_assignments,
         names,
@@ -205,10 +226,13 @@ def layer_source(derivation: Derivation) -> LayerSource:
         params=tuple({"name": p.name, "default": repr(p.value)} for p in act.params),
         saves=plan.saves,
         cache=storage.cache,
-        cached=storage.cached,
+        loads=storage.loads,
+        cached=(storage.loads or ("shape",))[0],
         dtype=storage.dtype,
+        allocate=storage.allocate,
         forward_outputs=storage.forward_outputs,
-        backward_inputs=storage.backward_inputs,
+        backward_inputs=("dout", *storage.loads),
+        shared=text(shared.part) if shared is not None else "",
         learnable=tuple(p.name for p in act.learnable),
         forward_params=_mentioned(act.learnable, forward.lines),
         backward_params=_mentioned(act.learnable, backward.lines),
@@ -266,6 +290,17 @@ def _docstring(derivation: Derivation) -> str:
     return "\n".join(lines)
 
 
+def shared_part(derivation: Derivation) -> Shared | None:
+    """The part forward caches for backward besides x (`symgrad.sharing`), if any."""
+    plan = derivation.plan
+    if plan.saves != "input" or plan.param_grads:
+        return None
+    act = derivation.activation
+    return shared_intermediate(
+        stabilize(act.expr), stabilize(plan.local_grad), act.values
+    )
+
+
 def _caching_sentence(derivation: Derivation) -> str:
     plan = derivation.plan
     if plan.saves == "output":
@@ -277,6 +312,18 @@ def _caching_sentence(derivation: Derivation) -> str:
         return (
             f"Learnable: {learned} (in self.params; backward puts its gradient, "
             "summed over all elements, in self.grads), so forward caches ``x``."
+        )
+    shared = shared_part(derivation)
+    if plan.saves == "input" and shared is not None:
+        part = text(shared.part)
+        if shared.derivative.has(X):
+            return (
+                "The derivative is not a function of y, so forward caches ``x``, and "
+                f"also ``s = {part}``, which backward would otherwise recompute."
+            )
+        return (
+            f"Backward needs only ``s = {part}``, which forward computes anyway, "
+            "so forward caches it."
         )
     if plan.saves == "input":
         return "The derivative is not a function of y, so forward caches ``x``."

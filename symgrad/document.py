@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 import sympy
 
 from . import __version__
+from .codegen import shared_part
 from .model import Derivation, X
 from .notation import latex as latex_cases
 from .notation import text as plain
@@ -142,6 +143,13 @@ def _equation(body: str) -> list[str]:
 
 
 def _caching(d: Derivation) -> str:
+    shared = shared_part(d)
+    if shared is not None:
+        return (
+            "The derivative is not a function of $y$, so forward caches the input "
+            f"$x$, and also $s = {tex(shared.part)}$, which backward would otherwise "
+            "recompute."
+        )
     sentence = _CACHING[d.plan.saves]
     if d.plan.saves == "mask":
         sentence += f" The mask is ${tex(d.plan.mask)}$."

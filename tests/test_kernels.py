@@ -226,3 +226,24 @@ def test_forward_and_backward_allocate_only_results_and_cache(catalog_module, na
         tracemalloc.stop()
     scratch = 16 * 524_288
     assert peak <= (2 + cached) * x.nbytes + scratch
+
+
+@pytest.mark.parametrize(
+    "name, part, helper",
+    [("silu", "sigmoid(x)", "_sigmoid"), ("gelu", "erfc(", "_erfc")],
+)
+def test_the_part_both_passes_use_is_cached_not_recomputed(name, part, helper):
+    """SiLU's backward reads sigmoid(x) from the cache instead of computing it."""
+    source = layer_source(symgrad.derive(name))
+    assert "s" in source.cache and part in source.shared
+    assert any(helper in line for line in source.forward.lines)
+    assert not any(helper in line for line in source.backward.lines)
+
+
+def test_a_clip_is_dropped_only_where_the_part_has_saturated():
+    from symgrad.functions import clip
+    from symgrad.sharing import S, _replace
+
+    part = sympy.tanh(X)
+    assert _replace(sympy.tanh(clip(X, -20, 20)), part, {}) == S  # tanh(20) == 1.0
+    assert _replace(sympy.tanh(clip(X, -2, 2)), part, {}) != S  # tanh(2) != 1.0

@@ -1,0 +1,120 @@
+"""What forward can compute once and hand to backward.
+
+Where the derivative is not a function of the output, backward recomputes from x
+the expensive parts it shares with the forward pass: SiLU's sigmoid(x), GELU's
+erfc(-x/sqrt(2)), Mish's softplus(x).  Caching the largest such part (one array,
+the same size as the output) makes backward a few multiplications instead of a
+second pass through exp or erfc.
+
+The search works on the stabilised expressions (`symgrad.rewrite`), where the two
+sides may evaluate the part on differently clipped inputs (forward clips x below
+at -750, backward at [-750, 46]).  A clip is dropped only where the part has
+already saturated at its bound, checked in 30 digits, so the cached value is what
+either side would have computed, to the last bit of float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import mpmath
+import sympy
+
+from .functions import clip, erfc, finite, sigmoid, softplus, tame
+from .model import X
+from .verify import evaluate_fixed
+
+#: The cached intermediate, as backward's expressions refer to it.
+S = sympy.Symbol("s", real=True)
+
+_EXPENSIVE = (
+    sympy.exp,
+    sympy.log,
+    sympy.tanh,
+    sympy.erf,
+    sympy.erfc,
+    erfc,
+    sigmoid,
+    softplus,
+    sympy.atan,
+    sympy.asinh,
+    sympy.sin,
+    sympy.cos,
+)
+
+
+@dataclass(frozen=True)
+class Shared:
+    """The part both passes use, and both passes rewritten to read it as `S`."""
+
+    part: sympy.Expr
+    forward: sympy.Expr
+    derivative: sympy.Expr
+
+
+def shared_intermediate(
+    forward: sympy.Expr,
+    derivative: sympy.Expr,
+    values: Mapping[sympy.Symbol, float],
+) -> Shared | None:
+    """The largest expensive part of x that the stabilised forward and derivative
+    both compute (up to saturation clips), or None."""
+    if isinstance(forward, sympy.Piecewise) or isinstance(derivative, sympy.Piecewise):
+        return None
+    ours = _parts(forward)
+    theirs = _parts(derivative)
+    common = [p for p in ours if p in theirs]
+    for part in sorted(common, key=lambda p: (-sympy.count_ops(p), sympy.srepr(p))):
+        new_forward = _replace(forward, part, values)
+        new_derivative = _replace(derivative, part, values)
+        if new_forward.has(S) and new_derivative.has(S):
+            return Shared(part, new_forward, new_derivative)
+    return None
+
+
+def _unclipped(expr: sympy.Expr) -> sympy.Expr:
+    return expr.replace(
+        lambda e: isinstance(e, (clip, finite, tame)), lambda e: e.args[0]
+    )
+
+
+def _parts(expr: sympy.Expr) -> set[sympy.Expr]:
+    """Expensive subexpressions of x, with clips removed."""
+    found = set()
+    for sub in sympy.preorder_traversal(expr):
+        if isinstance(sub, _EXPENSIVE) and sub.has(X):
+            found.add(_unclipped(sub))
+    return found
+
+
+def _replace(expr: sympy.Expr, part: sympy.Expr, values) -> sympy.Expr:
+    """expr with every occurrence of part (on a clipped x where the clip leaves
+    part unchanged in float64) replaced by `S`."""
+
+    def matches(sub):
+        return isinstance(sub, sympy.Expr) and _unclipped(sub) == part
+
+    def swap(sub):
+        return S if _saturated_at_clips(sub, part, values) else sub
+
+    return expr.replace(matches, swap)
+
+
+def _saturated_at_clips(sub: sympy.Expr, part: sympy.Expr, values) -> bool:
+    """Whether each clip inside sub sits where part no longer changes in float64."""
+    bounds = []
+    for c in sub.atoms(clip):
+        bounds += [b for b in c.args[1:] if b.is_finite]
+    if sub.atoms(finite, tame):
+        return False  # dtype-dependent bounds: cannot be checked once for all
+    env = {s: mpmath.mpf(v) for s, v in values.items()}
+    for bound in bounds:
+        b = float(bound)
+        near = evaluate_fixed(part, {**env, X: b})
+        far = evaluate_fixed(part, {**env, X: 1e3 * b})
+        if near is None or far is None:
+            return False
+        if abs(near - far) > 2.0**-53 * abs(far) and max(abs(near), abs(far)) > 1e-300:
+            return False
+    return True
