@@ -159,7 +159,7 @@ def _branch(forward, whole_derivative, condition, values) -> BranchSteps:
             Node(n.name, n.expr.xreplace(renamed), n.inputs, n.operation, n.value)
             for n in nodes
         ]
-    local = _flatten_local(_local_derivative(n, values) for n in nodes)
+    local = tuple(d for n in nodes for d in _local_derivative(n, values))
     backward = _backward(nodes, local)
     chain = _chain(nodes, backward, derivative, values, condition)
     return BranchSteps(
@@ -277,16 +277,12 @@ def _transcendental(expr) -> bool:
     )
 
 
-# The caller flattens the per-node lists.
-def _flatten_local(local) -> tuple[LocalDerivative, ...]:
-    return tuple(item for group in local for item in group)
-
-
-def _backward(nodes, flat) -> tuple[BackwardStep, ...]:
+def _backward(nodes, local) -> tuple[BackwardStep, ...]:
+    """dL/d(each node and x), last node first: what flows back along each edge."""
     steps = []
     targets = [n.name for n in reversed(nodes[:-1])] + [X] if nodes else []
     for target in targets:
-        terms = tuple((d.node, d.used) for d in flat if d.wrt == target)
+        terms = tuple((d.node, d.used) for d in local if d.wrt == target)
         steps.append(BackwardStep(target, terms))
     return tuple(steps)
 
