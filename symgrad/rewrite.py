@@ -371,6 +371,38 @@ def piecewise_as_extremum(expr: sympy.Expr) -> sympy.Expr | None:
     return None
 
 
+def select_as_sum(expr: sympy.Expr) -> sympy.Expr | None:
+    """Piecewise((f, v > k), (g, True)) -> f(max(v, k)) + g(min(v, k)) where
+    f(k) = g(k) = 0 (ELU, SELU, CELU, LeakyReLU at k = 0).
+
+    On each side the other term is g(k) or f(k), exactly 0.0, so the sum is the
+    select to the last bit, NaN and infinities included (ELU(-inf) = 0 + g(-inf)).
+    A select mispredicts a branch at every sign change of the input; np.maximum,
+    np.minimum and an addition do not branch.  k must be a number or built from
+    parameters by arithmetic (no pi or functions, which would not round to 0).
+    """
+    if not isinstance(expr, sympy.Piecewise) or len(expr.args) != 2:
+        return None
+    (f, cond), (g, default) = expr.args
+    if default is not sympy.true or not isinstance(cond, Relational):
+        return None
+    arrays = cond.free_symbols & {X, Y}
+    if len(arrays) != 1 or cond.rel_op in ("==", "!="):
+        return None
+    (v,) = arrays
+    rel = cond if cond.lhs == v else cond.reversed
+    k = rel.rhs
+    if rel.lhs != v or k.has(v) or k.atoms(sympy.Function) or k.has(sympy.pi, sympy.E):
+        return None
+    if f.subs(v, k) != 0 or g.subs(v, k) != 0:
+        return None
+    if rel.rel_op in (">", ">="):
+        f_side, g_side = sympy.Max(v, k), sympy.Min(v, k)
+    else:
+        f_side, g_side = sympy.Min(v, k), sympy.Max(v, k)
+    return f.xreplace({v: f_side}) + g.xreplace({v: g_side})
+
+
 def guard_branches(expr: sympy.Expr) -> sympy.Expr | None:
     """Evaluate each non-linear branch of a select on an input clamped to its domain.
 
@@ -457,6 +489,7 @@ BOTTOM_UP: tuple[Rule, ...] = (
     sech_squared,
     piecewise_as_extremum,
     guard_branches,
+    select_as_sum,
 )
 
 

@@ -17,6 +17,7 @@ from symgrad.rewrite import (
     log_of_sigmoid,
     piecewise_as_extremum,
     rational_in_exp_as_sigmoid,
+    select_as_sum,
     softplus_of_exp,
     stabilize,
 )
@@ -33,6 +34,12 @@ def printed(expr):
 
 # Each rule: an input, what the rule returns, and a non-matching input.
 RULES = [
+    (
+        select_as_sum,
+        Piecewise((X, X > 0), (Rational(1, 4) * X, True)),
+        Max(X, 0) + Rational(1, 4) * Min(X, 0),
+        Piecewise((X + 1, X > 0), (X, True)),
+    ),
     (rational_in_exp_as_sigmoid, 1 / (1 + exp(-X)), sigmoid(X), exp(X) + 1),
     (
         rational_in_exp_as_sigmoid,
@@ -141,10 +148,16 @@ PRINTED = [
         "np.expm1(x, out=t0) | np.multiply(t0, self.alpha, out=out)",
     ),
     (
-        "guarded select, NaN reaches x",
+        "select as a sum of clamped branches (no branch mispredictions)",
         Piecewise((X, X > 0), (alpha * (exp(X) - 1), True)),
         "t0.fill(0.0) | np.minimum(x, t0, out=t0) | np.expm1(t0, out=t0) | "
-        "np.multiply(t0, self.alpha, out=out) | np.greater(x, 0.0, out=b0) | "
+        "np.multiply(t0, self.alpha, out=t0) | t1.fill(0.0) | "
+        "np.maximum(x, t1, out=t1) | np.add(t0, t1, out=out)",
+    ),
+    (
+        "a select whose branches do not vanish at the kink stays a select",
+        Piecewise((X, X > 0), (sympy.sin(X) + 1, True)),
+        "np.sin(x, out=t0) | np.add(t0, 1.0, out=out) | np.greater(x, 0.0, out=b0) | "
         "np.copyto(out, x, where=b0)",
     ),
     (
