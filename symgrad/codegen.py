@@ -62,12 +62,18 @@ _STORAGE = {
 }
 
 
-def _shared_storage(uses_x: bool) -> _Storage:
-    """An input plan that also caches the part both passes share, as ``s``."""
-    cache = {"x": "x", "s": "s"} if uses_x else {"s": "s"}
+def _shared_storage(derivative: sympy.Expr) -> _Storage:
+    """An input plan that also caches the part both passes share, as ``s``;
+    backward reads x or the output y only if the derivative still needs it."""
+    cache, loads = {}, []
+    if derivative.has(X):
+        cache["x"], loads = "x", ["x"]
+    if derivative.has(Y):
+        cache["out"], loads = "out", ["y"]
+    cache["s"] = "s"
     return _Storage(
         cache,
-        ("x", "s") if uses_x else ("s",),
+        (*loads, "s"),
         "s.dtype",
         allocate=(("s", "x.dtype"),),
         forward_outputs=("out", "s"),
@@ -195,7 +201,7 @@ def layer_source(derivation: Derivation) -> LayerSource:
         # Forward computes the shared part once, into the cache, and uses it.
         forward_assignments.append(("s", stabilize(shared.part)))
         forward_expr, local_grad = shared.forward, shared.derivative
-        storage = _shared_storage(local_grad.has(X))
+        storage = _shared_storage(local_grad)
     # The forward pass computes the definition as written (Max stays np.maximum);
     # the mask gets its own statement, not shared with out, so NaN reaches out.
     forward_assignments.append(("out", forward_expr))
@@ -320,6 +326,11 @@ def _caching_sentence(derivation: Derivation) -> str:
             return (
                 "The derivative is not a function of y, so forward caches ``x``, and "
                 f"also ``s = {part}``, which backward would otherwise recompute."
+            )
+        if shared.derivative.has(Y):
+            return (
+                f"Backward needs the output and ``s = {part}``, which forward "
+                "computes anyway, so forward caches ``out`` and ``s``."
             )
         return (
             f"Backward needs only ``s = {part}``, which forward computes anyway, "

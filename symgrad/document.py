@@ -14,7 +14,7 @@ import sympy
 
 from . import __version__
 from .codegen import shared_part
-from .model import Derivation, X
+from .model import Derivation, X, Y
 from .notation import latex as latex_cases
 from .notation import text as plain
 from .steps import BranchSteps, Node, Steps, explain
@@ -145,10 +145,16 @@ def _equation(body: str) -> list[str]:
 def _caching(d: Derivation) -> str:
     shared = shared_part(d)
     if shared is not None:
+        uses = [
+            name
+            for name, symbol in (("$x$", X), ("$y$", Y))
+            if shared.derivative.has(symbol)
+        ]
         return (
-            "The derivative is not a function of $y$, so forward caches the input "
-            f"$x$, and also $s = {tex(shared.part)}$, which backward would otherwise "
-            "recompute."
+            f"Backward reads $s = {tex(shared.part)}$, which forward computes "
+            "anyway, so forward caches it"
+            + (f" with {' and '.join(uses)}" if uses else "")
+            + "; backward does not recompute it."
         )
     sentence = _CACHING[d.plan.saves]
     if d.plan.saves == "mask":

@@ -22,7 +22,7 @@ import mpmath
 import sympy
 
 from .functions import clip, erfc, finite, sigmoid, softplus, tame
-from .model import X
+from .model import X, Y
 from .verify import evaluate_fixed
 
 #: The cached intermediate, as backward's expressions refer to it.
@@ -69,8 +69,40 @@ def shared_intermediate(
         new_forward = _replace(forward, part, values)
         new_derivative = _replace(derivative, part, values)
         if new_forward.has(S) and new_derivative.has(S):
-            return Shared(part, new_forward, new_derivative)
+            in_output = _in_output_and_part(new_forward, new_derivative, part, values)
+            return Shared(part, new_forward, in_output or new_derivative)
     return None
+
+
+def _in_output_and_part(forward, derivative, part, values) -> sympy.Expr | None:
+    """The derivative in y and s alone, if x can be eliminated and that is
+    shorter: SiLU's s*(1 + x*(1 - s)) is s + y*(1 - s), as y = x*s.  Backward then
+    needs no x; y is wrapped in `finite` so y = inf (x = inf) times 1 - s = 0 cannot
+    make NaN."""
+    plain_forward, plain_derivative = _unclipped(forward), _unclipped(derivative)
+    try:
+        solutions = sympy.solve(sympy.Eq(Y, plain_forward), X)
+    except (NotImplementedError, ValueError, TypeError):
+        return None
+    if len(solutions) != 1:
+        return None
+    candidate = sympy.simplify(plain_derivative.subs(X, solutions[0]))
+    if candidate.has(X) or sympy.count_ops(candidate) >= sympy.count_ops(
+        plain_derivative
+    ):
+        return None
+    env = {s: mpmath.mpf(v) for s, v in values.items()}
+    for x in (-7.5, -2.25, -0.5, 0.125, 1.5, 4.0, 9.0):
+        point = {**env, X: mpmath.mpf(x)}
+        s_value = evaluate_fixed(part, point)
+        y_value = evaluate_fixed(plain_forward.xreplace({S: part}), point)
+        expected = evaluate_fixed(plain_derivative.xreplace({S: part}), point)
+        if None in (s_value, y_value, expected):
+            return None
+        got = evaluate_fixed(candidate, {**env, S: s_value, Y: y_value})
+        if got is None or abs(got - expected) > 1e-12 * max(1, abs(expected)):
+            return None
+    return candidate.xreplace({Y: finite(Y, 0)})
 
 
 def _unclipped(expr: sympy.Expr) -> sympy.Expr:
