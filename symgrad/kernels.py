@@ -469,7 +469,7 @@ class _Emitter:
             return self._chain(
                 "np.multiply", self.value(value), [("np.multiply", mask)], dest
             )
-        branches = _nan_passing_order(expr, self._varies)
+        branches = expr.args  # in NaN-passing order already (see emit_kernel)
         default = self.value(branches[-1][0], dest=dest)
         if default.writable or default.text == dest:
             out = default.text
@@ -521,13 +521,10 @@ class _Emitter:
         return _Operand(out, (out,), writable=True)
 
     def _And(self, expr, dest) -> _Operand:
-        return self._boolean(expr, dest)
+        return self.condition(expr, dest)
 
     _Or = _And
     _Not = _And
-
-    def _boolean(self, expr, dest) -> _Operand:
-        return self.condition(expr, dest)
 
 
 def _fitted(line: str, indent: int = 8) -> list[str]:
