@@ -371,6 +371,54 @@ def piecewise_as_extremum(expr: sympy.Expr) -> sympy.Expr | None:
     return None
 
 
+def select_as_clamp(expr: sympy.Expr) -> sympy.Expr | None:
+    """Piecewise((a, v <= p), (b, v >= q), (f, True)) -> Min(Max(f, a), b) where f
+    is increasing and linear in v with f(p) = a and f(q) = b (Hardtanh,
+    Hardsigmoid).
+
+    A linear f rounds monotonically, so below p it is at most a and above q at
+    least b, and the clamp gives the select's value to the last bit, NaN included,
+    without a select's mispredicted branches.
+    """
+    if not isinstance(expr, sympy.Piecewise) or len(expr.args) != 3:
+        return None
+    (first, c1), (second, c2), (f, default) = expr.args
+    if default is not sympy.true:
+        return None
+    bounds = {}
+    for value, cond in ((first, c1), (second, c2)):
+        side = _bound_of(cond)
+        if side is None or value.has(X, Y):
+            return None
+        bounds[side[0]] = (value, side[1], side[2])
+    if set(bounds) != {"below", "above"}:
+        return None
+    v = bounds["below"][2]
+    if bounds["above"][2] != v:
+        return None
+    slope = sympy.diff(f, v)
+    if not f.is_polynomial(v) or slope.has(v) or slope.is_positive is not True:
+        return None
+    (low, p, _), (high, q, _) = bounds["below"], bounds["above"]
+    if f.subs(v, p) != low or f.subs(v, q) != high:
+        return None
+    return sympy.Min(sympy.Max(f, low), high)
+
+
+def _bound_of(cond):
+    """("below", k, v) for v <= k (or v < k), ("above", k, v) for v >= k; else None."""
+    if not isinstance(cond, Relational) or cond.rel_op in ("==", "!="):
+        return None
+    arrays = cond.free_symbols & {X, Y}
+    if len(arrays) != 1:
+        return None
+    (v,) = arrays
+    rel = cond if cond.lhs == v else cond.reversed
+    if rel.lhs != v or rel.rhs.has(v):
+        return None
+    return ("below" if rel.rel_op in ("<", "<=") else "above", rel.rhs, v)
+
+
 def select_as_sum(expr: sympy.Expr) -> sympy.Expr | None:
     """Piecewise((f, v > k), (g, True)) -> f(max(v, k)) + g(min(v, k)) where
     f(k) = g(k) = 0 (ELU, SELU, CELU, LeakyReLU at k = 0).
@@ -489,6 +537,7 @@ BOTTOM_UP: tuple[Rule, ...] = (
     sech_squared,
     piecewise_as_extremum,
     guard_branches,
+    select_as_clamp,
     select_as_sum,
 )
 
