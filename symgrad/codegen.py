@@ -259,11 +259,22 @@ def _mentioned(params, lines: Sequence[str]) -> tuple[str, ...]:
 def _chain_rule(local_grad: sympy.Expr) -> sympy.Expr:
     """dout times the local gradient: inside each branch of a piecewise one (so a
     select picks dout or dout*g), else as one factor, dout * (g)."""
+    if _two_constants_on_mask(local_grad):
+        # LeakyReLU's 1 or slope: one factor from the mask, then dout * factor.
+        return Times(DOUT, local_grad)
     if isinstance(local_grad, sympy.Piecewise):
         return sympy.piecewise_fold(DOUT * local_grad)
     if local_grad == 1:
         return DOUT
     return Times(DOUT, local_grad)
+
+
+def _two_constants_on_mask(expr: sympy.Expr) -> bool:
+    """Piecewise((a, mask), (b, True)) with a, b numbers or parameters, b != 0."""
+    if not isinstance(expr, sympy.Piecewise) or len(expr.args) != 2:
+        return False
+    (a, mask), (b, _) = expr.args
+    return mask == MASK and b != 0 and not (a.has(X, Y) or b.has(X, Y))
 
 
 def _gradient_comment(derivation: Derivation) -> str:

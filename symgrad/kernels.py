@@ -469,6 +469,12 @@ class _Emitter:
             return self._chain(
                 "np.multiply", self.value(value), [("np.multiply", mask)], dest
             )
+        if (
+            len(expr.args) == 2
+            and condition.is_Symbol
+            and not (self._varies(value) or self._varies(other))
+        ):
+            return self._mask_factor(condition, value, other, dest)
         branches = expr.args  # in NaN-passing order already (see emit_kernel)
         default = self.value(branches[-1][0], dest=dest)
         if default.writable or default.text == dest:
@@ -482,6 +488,20 @@ class _Emitter:
             where = self.condition(condition)
             self.emit(f"np.copyto({out}, {chosen.text}, where={where.text})")
             self.release(chosen, where)
+        return self._result(dest, out)
+
+    def _mask_factor(self, mask, inside, outside, dest) -> _Operand:
+        """mask*a + (not mask)*b: a where the mask holds, else b, exactly (each
+        product is the constant or 0.0) and without a branch."""
+        out = dest if dest is not None else self.pools["f"].take()
+        negated = self.pools["b"].take()
+        spare = self.pools["f"].take()
+        self.call("np.multiply", [self.scalar(mask), self.scalar(inside)], out)
+        self.call("np.logical_not", [self.scalar(mask)], negated)
+        self.call("np.multiply", [negated, self.scalar(outside)], spare)
+        self.call("np.add", [out, spare], out)
+        self.pools["b"].give(negated)
+        self.pools["f"].give(spare)
         return self._result(dest, out)
 
     def condition(self, cond: sympy.Basic, dest: str | None = None) -> _Operand:

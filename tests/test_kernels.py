@@ -247,3 +247,14 @@ def test_a_clip_is_dropped_only_where_the_part_has_saturated():
     part = sympy.tanh(X)
     assert _replace(sympy.tanh(clip(X, -20, 20)), part, {}) == S  # tanh(20) == 1.0
     assert _replace(sympy.tanh(clip(X, -2, 2)), part, {}) != S  # tanh(2) != 1.0
+
+
+def test_a_two_valued_gradient_on_a_mask_is_a_branch_free_factor(catalog_module):
+    """LeakyReLU: mask*1 + (not mask)*slope, then dout times it; exact on both
+    sides, infinite dout included."""
+    lines = kernel_lines("leaky_relu")
+    assert not any("where=" in line for line in lines)
+    layer = layer_class(catalog_module, "leaky_relu")()
+    layer.forward(np.array([-2.0, -0.0, 3.0, 1e-300, -1e-300]))
+    dx = layer.backward(np.array([3.0, np.inf, -np.inf, 7.0, 5.0]))
+    assert dx.tolist() == [0.03, 0.01 * np.inf, -np.inf, 7.0, 0.01 * 5.0]
