@@ -220,12 +220,14 @@ def peak_memory(make_layer, x, dout) -> float:
 
 
 def cached_arrays(name: str, dtype: np.dtype) -> float:
-    """The arrays a layer caches for backward, in units of x's size (a bool mask
-    is 1/itemsize of it; the output or the input count as one)."""
-    saves = symgrad.derive(name).saves
-    return {"mask": 1 / np.dtype(dtype).itemsize, "output": 1.0, "input": 1.0}.get(
-        saves, 0.0
-    )
+    """The arrays a generated layer caches for backward, in units of x's size: a
+    bool mask is 1/itemsize of it; the input, the output or a shared part (s)
+    count as one each."""
+    from symgrad.codegen import layer_source
+
+    sizes = {"mask": 1 / np.dtype(dtype).itemsize, "x": 1.0, "out": 1.0, "s": 1.0}
+    cache = layer_source(symgrad.derive(name)).cache
+    return sum(sizes.get(attribute, 0.0) for attribute in cache)
 
 
 # -- generation and import speed -----------------------------------------------------
