@@ -179,6 +179,27 @@ class clip(sympy.Function):  # noqa: N801
         return _power(rf"\operatorname{{clip}}\left({u}, {lower}, {upper}\right)", exp)
 
 
+class blend(sympy.Function):  # noqa: N801
+    """a where the condition holds, else b, computed as c*a + (not c)*b.
+
+    `symgrad.rewrite.select_as_blend` builds it only where both branches are
+    finite wherever they are evaluated, so each product is the branch or 0.0 and
+    the sum is the select exactly, without a branch per element.
+    """
+
+    nargs = 3
+
+    def as_piecewise(self) -> sympy.Piecewise:
+        condition, a, b = self.args
+        return sympy.Piecewise((a, condition), (b, True))
+
+    def _eval_evalf(self, prec):
+        return self.as_piecewise()._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[1].is_real and self.args[2].is_real
+
+
 def _power(latex: str, exp: str | None) -> str:
     """SymPy's LaTeX printer passes ``exp`` when the function is raised to a power."""
     return latex if exp is None else rf"\left({latex}\right)^{{{exp}}}"

@@ -504,6 +504,23 @@ class _Emitter:
         self.pools["f"].give(spare)
         return self._result(dest, out)
 
+    def _blend(self, expr, dest) -> _Operand:
+        """c*a + (not c)*b: exact where both are finite (see functions.blend)."""
+        condition, inside, outside = expr.args
+        chosen = self.condition(condition)
+        first = self.value(inside)
+        out = self.destination(dest, [first])
+        self.call("np.multiply", [first.text, chosen.text], out)
+        self.release(first, keep=out)
+        negated = self.destination(None, [chosen], "b")
+        self.call("np.logical_not", [chosen.text], negated)
+        second = self.value(outside)
+        spare = self.destination(None, [second])
+        self.call("np.multiply", [second.text, negated], spare)
+        self.call("np.add", [out, spare], out)
+        self.release(second, _Operand(negated, (negated,)), _Operand(spare, (spare,)))
+        return self._result(dest, out)
+
     def condition(self, cond: sympy.Basic, dest: str | None = None) -> _Operand:
         cond = to_nnf(cond, simplify=False)
         if cond.is_Symbol or not self._varies(cond):

@@ -27,7 +27,7 @@ from sympy.codegen.cfunctions import expm1 as Expm1
 from sympy.codegen.cfunctions import log1p as Log1p
 from sympy.core.relational import Relational
 
-from .functions import clip, erfc, finite, sigmoid, softplus, tame
+from .functions import blend, clip, erfc, finite, sigmoid, softplus, tame
 from .model import X, Y
 from .tidy import tidy
 from .verify import evaluate_fixed
@@ -451,6 +451,34 @@ def select_as_sum(expr: sympy.Expr) -> sympy.Expr | None:
     return f.xreplace({v: f_side}) + g.xreplace({v: g_side})
 
 
+def select_as_blend(expr: sympy.Expr) -> sympy.Expr | None:
+    """Piecewise((a, v > k), (b, True)) -> blend(v > k, a(max(v, k)), b(min(v, k))).
+
+    Each branch is evaluated only on its own side of the kink (clamped there), so
+    it is finite wherever the select's input is finite if it is finite at the kink
+    itself; then c*a + (not c)*b equals the select to the last bit, with no branch
+    per element (ELU's backward: 1 where y > 0, else y + alpha).  NaN fails the
+    condition and reaches b, or a through its clamp: one of them must depend on v.
+    """
+    if not isinstance(expr, sympy.Piecewise) or len(expr.args) != 2:
+        return None
+    (a, cond), (b, default) = expr.args
+    side = _bound_of(cond)
+    if default is not sympy.true or side is None:
+        return None
+    where, k, v = side
+    if k.atoms(sympy.Function) or not (a.has(v) or b.has(v)):
+        return None
+    for branch in (a, b):
+        at_kink = branch.subs(v, k)
+        if at_kink.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+            return None
+    a_side, b_side = (sympy.Min(v, k), sympy.Max(v, k))
+    if where == "above":
+        a_side, b_side = b_side, a_side
+    return blend(cond, a.xreplace({v: a_side}), b.xreplace({v: b_side}))
+
+
 def guard_branches(expr: sympy.Expr) -> sympy.Expr | None:
     """Evaluate each non-linear branch of a select on an input clamped to its domain.
 
@@ -539,6 +567,7 @@ BOTTOM_UP: tuple[Rule, ...] = (
     guard_branches,
     select_as_clamp,
     select_as_sum,
+    select_as_blend,
 )
 
 

@@ -286,6 +286,8 @@ def _walk(expr, env):
         return _walk(expr.args[0], env)
     if name == "clip":
         return _walk(expr.rewrite(sympy.Max), env)
+    if name == "blend":
+        return _walk(expr.as_piecewise(), env)
     if name in _MP_FUNCTIONS and len(expr.args) == 1:
         result = _MP_FUNCTIONS[name](_walk(expr.args[0], env))
         if isinstance(result, mpmath.mpc):

@@ -5,7 +5,7 @@ import pytest
 import sympy
 from sympy import Max, Min, Piecewise, Rational, erf, exp, log, sqrt, tanh
 
-from symgrad.functions import clip, erfc, sigmoid, softplus, tame
+from symgrad.functions import blend, clip, erfc, sigmoid, softplus, tame
 from symgrad.kernels import emit_kernel
 from symgrad.model import X
 from symgrad.rewrite import (
@@ -17,6 +17,7 @@ from symgrad.rewrite import (
     log_of_sigmoid,
     piecewise_as_extremum,
     rational_in_exp_as_sigmoid,
+    select_as_blend,
     select_as_clamp,
     select_as_sum,
     softplus_of_exp,
@@ -35,6 +36,12 @@ def printed(expr):
 
 # Each rule: an input, what the rule returns, and a non-matching input.
 RULES = [
+    (
+        select_as_blend,
+        Piecewise((1, X > 0), (X + 2, True)),
+        blend(X > 0, 1, Min(X, 0) + 2),
+        Piecewise((X, X > 0), (1 / X, True)),  # 1/x is infinite at the kink
+    ),
     (
         select_as_clamp,
         Piecewise((0, X <= -3), (1, X >= 3), (X / 6 + Rational(1, 2), True)),
@@ -163,10 +170,18 @@ PRINTED = [
         "np.maximum(x, t1, out=t1) | np.add(t0, t1, out=out)",
     ),
     (
-        "a select whose branches do not vanish at the kink stays a select",
+        "other selects blend clamped branches: c*a + (not c)*b",
         Piecewise((X, X > 0), (sympy.sin(X) + 1, True)),
-        "np.sin(x, out=t0) | np.add(t0, 1.0, out=out) | np.greater(x, 0.0, out=b0) | "
-        "np.copyto(out, x, where=b0)",
+        "np.greater(x, 0.0, out=b0) | t0.fill(0.0) | np.maximum(x, t0, out=t0) | "
+        "np.multiply(t0, b0, out=out) | np.logical_not(b0, out=b0) | t0.fill(0.0) | "
+        "np.minimum(x, t0, out=t0) | np.sin(t0, out=t0) | np.add(t0, 1.0, out=t0) | "
+        "np.multiply(t0, b0, out=t0) | np.add(out, t0, out=out)",
+    ),
+    (
+        "a branch infinite at the kink keeps the select",
+        Piecewise((X, X > 0), (1 / X, True)),
+        "t0.fill(0.0) | np.minimum(x, t0, out=t0) | np.divide(1.0, t0, out=out) | "
+        "np.greater(x, 0.0, out=b0) | np.copyto(out, x, where=b0)",
     ),
     (
         "erfc, clipped against -inf * 0",
