@@ -86,6 +86,16 @@ def _add_sources(command: argparse.ArgumentParser, names: str) -> None:
     command.add_argument("--spec", metavar="FILE", help="a TOML file of activations")
 
 
+def _add_output(command: argparse.ArgumentParser) -> None:
+    """Where a writing command puts its file, and whether it may replace a foreign one."""
+    command.add_argument(
+        "-o", "--output", required=True, metavar="PATH", help="file, or - for stdout"
+    )
+    command.add_argument(
+        "--force", action="store_true", help="overwrite a file symgrad did not generate"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="symgrad",
@@ -100,12 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen = commands.add_parser("generate", help="write a module of layer classes")
     _add_sources(gen, "*")
-    gen.add_argument(
-        "-o", "--output", required=True, metavar="PATH", help="file, or - for stdout"
-    )
-    gen.add_argument(
-        "--force", action="store_true", help="overwrite a file symgrad did not generate"
-    )
+    _add_output(gen)
 
     show = commands.add_parser(
         "show", help="the derivation, step by step through the computational graph"
@@ -129,12 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         "latex", help="write a standalone LaTeX document of derivations"
     )
     _add_sources(tex, "*")
-    tex.add_argument(
-        "-o", "--output", required=True, metavar="PATH", help="file, or - for stdout"
-    )
-    tex.add_argument(
-        "--force", action="store_true", help="overwrite a file symgrad did not generate"
-    )
+    _add_output(tex)
 
     check = commands.add_parser(
         "check", help="gradient-, reference- and extreme-input-check generated layers"

@@ -17,7 +17,7 @@ from .codegen import shared_part
 from .model import Derivation, X, Y
 from .notation import latex as latex_cases
 from .notation import text as plain
-from .steps import BranchSteps, Node, Steps, explain
+from .steps import BranchSteps, LocalDerivative, Node, Steps, explain
 
 FORMATS = ("text", "latex", "markdown", "dot")
 _CACHING = {
@@ -106,9 +106,7 @@ def _branch_latex(branch: BranchSteps, steps: Steps) -> list[str]:
     rows = []
     for node in branch.nodes:
         for local in [x for x in branch.local if x.node == node.name]:
-            derivative = tex(local.in_inputs)
-            if local.in_output is not None:
-                derivative += f" = {tex(local.in_output)}"
+            derivative = _both_forms(local, tex)
             rows.append(
                 f"  {tex(node.name)} &= {tex(node.expr)} & "
                 rf"\frac{{\partial {tex(node.name)}}}{{\partial {tex(local.wrt)}}} "
@@ -205,6 +203,14 @@ def tikz(branch: BranchSteps) -> str:
     return "\n".join(lines)
 
 
+def _both_forms(local: LocalDerivative, render) -> str:
+    """A local derivative in its inputs, and in the node's output where simpler."""
+    text = render(local.in_inputs)
+    if local.in_output is not None:
+        text += f" = {render(local.in_output)}"
+    return text
+
+
 def _node(nodes: Sequence[Node], name) -> Node:
     return next(n for n in nodes if n.name == name)
 
@@ -294,9 +300,7 @@ def text(steps: Steps) -> str:
         out += ["", "  forward graph and local derivatives:"]
         for local in branch.local:
             node = _node(branch.nodes, local.node)
-            derivative = plain(local.in_inputs)
-            if local.in_output is not None:
-                derivative += f" = {plain(local.in_output)}"
+            derivative = _both_forms(local, plain)
             out.append(
                 f"    {plain(node.name)} = {plain(node.expr):<16}"
                 f" d{node.name}/d{local.wrt} = {derivative}"
@@ -344,9 +348,7 @@ def markdown(steps: Steps) -> str:
         rows = []
         for local in branch.local:
             node = _node(branch.nodes, local.node)
-            derivative = tex(local.in_inputs)
-            if local.in_output is not None:
-                derivative += f" = {tex(local.in_output)}"
+            derivative = _both_forms(local, tex)
             rows.append(
                 f"{tex(node.name)} &= {tex(node.expr)} & "
                 rf"\frac{{\partial {tex(node.name)}}}{{\partial {tex(local.wrt)}}} &= "

@@ -281,26 +281,11 @@ class LayerPrinter(NumPyPrinter):
             return f"_{name}({', '.join(self._print(a) for a in expr.args)})"
         return super()._print_Function(expr)
 
-    def _print_clip(self, expr) -> str:
-        self.helpers.add("_clip")
-        value, lower, upper = expr.args
-        bounds = []
-        if lower != -sympy.oo:
-            bounds.append(f"lower={self._print(lower)}")
-        if upper != sympy.oo:
-            bounds.append(f"upper={self._print(upper)}")
-        return f"_clip({', '.join([self._print(value), *bounds])})"
+    def _print_array_only(self, expr) -> str:
+        # Clamps guard arrays; block kernels (symgrad.kernels) compute them.
+        raise UnprintableError(f"{type(expr).__name__} applies to arrays only")
 
-    def _print_finite(self, expr) -> str:
-        self.helpers.add("_finite")
-        value, side = expr.args
-        side_text = "" if side == 0 else f", {int(side)}"
-        return f"_finite({self._print(value)}{side_text})"
-
-    def _print_tame(self, expr) -> str:
-        self.helpers.add("_tame")
-        value, degree = expr.args
-        return f"_tame({self._print(value)}, {int(degree)})"
+    _print_clip = _print_finite = _print_tame = _print_array_only
 
     def _print_erf(self, expr: sympy.erf) -> str:
         self.helpers.add("_erf")
