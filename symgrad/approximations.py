@@ -1,7 +1,7 @@
 """Fit the polynomial tables behind the generated ``_erf`` and ``_erfc`` helpers.
 
-Generated modules import only NumPy, which has no erf, so `symgrad.runtime`
-carries its own, built from polynomial fits against mpmath (40 digits):
+Generated modules import only NumPy, which has no erf, so the helpers in
+`symgrad.targets.numpy_helpers` carry their own, built from polynomial fits against mpmath (40 digits):
 
 =============  ==============================================  ==================
 table          form                                            variable in [-1, 1]
@@ -17,7 +17,7 @@ error of the log, which is relative error of erfc.  Degree 24 gives about 2e-15
 (float64), degree 12 about 6e-9 (float32 and float16).  Each P is a
 least-squares Chebyshev fit at Chebyshev nodes, converted to the power basis so
 the helper evaluates it by Horner's rule.  Run ``python -m symgrad.approximations``
-to print the tables that ``runtime.py`` holds.
+to print the tables that ``targets/numpy_helpers.py`` holds.
 """
 
 from __future__ import annotations

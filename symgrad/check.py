@@ -52,10 +52,12 @@ def ordinary_points(act: Activation, count: int = 201) -> np.ndarray:
     return xs[np.all([np.abs(xs - k) > 1e-3 for k in kinks], axis=0)]
 
 
-def check_activation(act: Activation) -> CheckResult:
+def check_activation(act: Activation, *, fast: bool = False) -> CheckResult:
+    """Check the generated layer (the readable one, or with ``fast`` the block
+    kernels) the way the test suite does."""
     derivation = derive(act)
     result = CheckResult(act.name, derivation.saves)
-    layer = compile_layer(act)()
+    layer = compile_layer(act, fast=fast)()
     # Reference values where the definition is a finite real number.
     xs, ys, slopes = [], [], []
     for xi in ordinary_points(act):

@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("generate", help="write a module of layer classes")
     _add_sources(gen, "*")
     _add_output(gen)
+    gen.add_argument(
+        "--fast",
+        action="store_true",
+        help="block kernels with threads and out= buffers, for arrays of 1e5 "
+        "elements and more (default: readable layers like the book's)",
+    )
 
     show = commands.add_parser(
         "show", help="the derivation, step by step through the computational graph"
@@ -140,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="gradient-, reference- and extreme-input-check generated layers"
     )
     _add_sources(check, "*")
+    check.add_argument("--fast", action="store_true", help="check the --fast layers")
     return parser
 
 
@@ -185,6 +192,8 @@ def _regenerate_command(args: argparse.Namespace, command: str = "generate") -> 
             words += ["--learnable", item]
     if args.spec is not None:
         words += ["--spec", args.spec]
+    if getattr(args, "fast", False):
+        words.append("--fast")
     return shlex.join([*words, "-o", args.output])
 
 
@@ -225,7 +234,7 @@ def _generate(args: argparse.Namespace) -> int:
     acts = activations_from(args)
     args.names = [cli_spec(a) for a in acts[: len(args.names)]]
     output = args.output
-    source = generate(acts, command=_regenerate_command(args))
+    source = generate(acts, fast=args.fast, command=_regenerate_command(args))
     if output == "-":
         sys.stdout.write(source)
         return 0
@@ -262,7 +271,7 @@ def _latex(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    results = [check_activation(act) for act in activations_from(args)]
+    results = [check_activation(act, fast=args.fast) for act in activations_from(args)]
     header = ("name", "caches", "gradcheck", "vs mpmath", "result")
     rows = [
         (r.name, r.saves, f"{r.gradcheck_error:.1e}", f"{r.reference_error:.1e}",

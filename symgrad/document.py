@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 import sympy
 
 from . import __version__
-from .codegen import shared_part
+from .layer import shared_part
 from .model import Derivation, X, Y
 from .notation import latex as latex_cases
 from .notation import text as plain
@@ -25,7 +25,7 @@ _CACHING = {
     "input": "The derivative is not a function of $y$, so forward caches the input $x$.",
     "mask": "The derivative takes two constant values, so forward caches one boolean "
     "per element (a mask) and backward selects.",
-    "nothing": "The derivative is constant, so forward caches only the shape.",
+    "nothing": "The derivative is constant, so forward caches nothing but the shape.",
 }
 
 

@@ -126,8 +126,16 @@ class finite(_Clamp):  # noqa: N801
     both: a side whose limit is infinite must keep its inf.  Where a part tends to
     a finite limit only far beyond float16's range (x/(1 + |x|) reaches 1 at |x| ~
     1e18), clipping at a number would overflow the cast in float16; clipping at the
-    dtype's own maximum keeps inf/inf from becoming NaN.
+    dtype's own maximum keeps inf/inf from becoming NaN.  Nested, the two become
+    one: finite(finite(u, 1), -1) is finite(u, 0).
     """
+
+    @classmethod
+    def eval(cls, u, side):
+        if isinstance(u, finite):
+            inner, inner_side = u.args
+            return finite(inner, side if side == inner_side else sympy.S.Zero)
+        return None
 
 
 class tame(_Clamp):  # noqa: N801

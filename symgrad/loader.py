@@ -130,12 +130,21 @@ def source_fingerprint() -> str:
     generates layers gives new cache keys."""
     digest = hashlib.sha256(__version__.encode())
     package = Path(__file__).resolve().parent
-    for path in sorted(package.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    root = templates_root()
-    for name in sorted(entry.name for entry in root.iterdir()):
-        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
+    for path in sorted(package.rglob("*.py")):
+        name = path.relative_to(package).as_posix()
+        digest.update(name.encode() + b"\0" + path.read_bytes())
+    for name, content in sorted(_template_files(templates_root())):
+        digest.update(name.encode() + b"\0" + content)
     return digest.hexdigest()
+
+
+def _template_files(folder, prefix: str = ""):
+    """(relative name, bytes) of every file under a templates folder."""
+    for entry in folder.iterdir():
+        if entry.is_dir():
+            yield from _template_files(entry, f"{prefix}{entry.name}/")
+        else:
+            yield f"{prefix}{entry.name}", entry.read_bytes()
 
 
 def _key(*parts: str) -> str:
@@ -156,21 +165,25 @@ def definition_key(act: Activation) -> str:
     )
 
 
-def request_key(name: str, params: dict[str, object]) -> str:
-    """A hash of a catalog request (a name and its keyword arguments)."""
-    return _key("catalog", name, repr(sorted(params.items())))
+def request_key(name: str, params: dict[str, object], style: str = "readable") -> str:
+    """A hash of a catalog request (a name, its keyword arguments, the style)."""
+    return _key("catalog", style, name, repr(sorted(params.items())))
 
 
-def compile(act: Activation | str, **params: object) -> type:  # noqa: A001 (public API name)
+def compile(  # noqa: A001 (public API name)
+    act: Activation | str, *, fast: bool = False, **params: object
+) -> type:
     """The generated layer class for an activation (or catalog name), imported.
 
-    The module is generated once and cached on disk (see `cache_dir`); later calls,
-    in this process or another, import it without deriving anything.  A catalog
-    name is looked up by the name and its arguments as given, so the cached case
-    never imports SymPy.
+    ``fast=True`` gives the block-kernel layer (`symgrad.generate`), for arrays
+    of 1e5 elements and more.  The module is generated once and cached on disk
+    (see `cache_dir`); later calls, in this process or another, import it
+    without deriving anything.  A catalog name is looked up by the name and its
+    arguments as given, so the cached case never imports SymPy.
     """
+    style = "fast" if fast else "readable"
     if isinstance(act, str):
-        key = request_key(act, params)
+        key = request_key(act, params, style)
         module_name = f"_symgrad_{_slug(act)}_{key}"
         module = sys.modules.get(module_name)
         path = cache_dir() / f"{module_name}.py"
@@ -178,16 +191,17 @@ def compile(act: Activation | str, **params: object) -> type:  # noqa: A001 (pub
             module = import_path(path, module_name)
         if module is not None:
             return _layer_class(module)
-        return _compile_into(_resolve(act, params), path, module_name)
+        return _compile_into(_resolve(act, params), path, module_name, fast)
     act = _resolve(act, params)
-    module_name = f"_symgrad_{act.class_name.lower()}_{definition_key(act)}"
+    key = _key(definition_key(act), style)
+    module_name = f"_symgrad_{act.class_name.lower()}_{key}"
     module = sys.modules.get(module_name)
     if module is not None:
         return _layer_class(module)
     path = cache_dir() / f"{module_name}.py"
     if is_generated(path):
         return _layer_class(import_path(path, module_name))
-    return _compile_into(act, path, module_name)
+    return _compile_into(act, path, module_name, fast)
 
 
 def _resolve(act: Activation | str, params: dict[str, object]) -> Activation:
@@ -196,11 +210,11 @@ def _resolve(act: Activation | str, params: dict[str, object]) -> Activation:
     return resolve(act, **params)
 
 
-def _compile_into(act: Activation, path: Path, module_name: str) -> type:
+def _compile_into(act: Activation, path: Path, module_name: str, fast: bool) -> type:
     from .codegen import generate
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_module(path, generate([act]), force=True)
+    write_module(path, generate([act], fast=fast), force=True)
     return _layer_class(import_path(path, module_name))
 
 

@@ -4,7 +4,9 @@ The cheapest sufficient cache wins, in this order:
 
 - nothing, when the derivative does not depend on x (identity);
 - a boolean mask, when the derivative is piecewise constant with two values
-  (ReLU, LeakyReLU, Hardtanh): one byte per element, and backward is a select;
+  (ReLU, LeakyReLU, Hardtanh): one byte per element, and backward is a select.
+  As in the book, the mask marks where the gradient is stopped or scaled (ReLU:
+  ``x <= 0``), not where it passes;
 - the output y, when an output form g(y) was found (sigmoid: y*(1 - y));
 - the input x otherwise, and always when a parameter is learnable (its
   gradient, such as PReLU's x where x <= 0, needs x itself).
@@ -40,10 +42,10 @@ def plan_backward(
         )
     mask = _two_valued_mask(derivative)
     if mask is not None:
-        condition, inside, outside = mask
+        condition, masked, passed = mask
         return BackwardPlan(
             "mask",
-            sympy.Piecewise((inside, MASK), (outside, True)),
+            sympy.Piecewise((masked, MASK), (passed, True)),
             mask=condition,
             reason="the derivative takes two constant values, so one bit per element "
             "says which",
@@ -59,7 +61,12 @@ def plan_backward(
 
 def _two_valued_mask(derivative):
     """(condition, value where it holds, value elsewhere) for a piecewise-constant
-    derivative with exactly two values; None otherwise."""
+    derivative with exactly two values; None otherwise.
+
+    The value elsewhere is the one that lets the gradient through (1 if it is one
+    of the two, else the nonzero one); the condition marks the other, as the
+    book's ReLU mask ``x <= 0`` marks where the gradient is zeroed.
+    """
     if not isinstance(derivative, sympy.Piecewise):
         return None
     branches = exclusive_branches(derivative)
@@ -68,14 +75,16 @@ def _two_valued_mask(derivative):
     values = list(dict.fromkeys(value for value, _ in branches))
     if len(values) != 2:
         return None
-    # The mask marks where the gradient flows: the nonzero value, else the first.
-    inside = values[0] if values[0] != 0 else values[1]
-    outside = values[1] if inside == values[0] else values[0]
-    condition = sympy.Or(*[cond for value, cond in branches if value == inside])
+    if 1 in values:
+        passed = sympy.S.One
+    else:
+        passed = values[0] if values[0] != 0 else values[1]
+    masked = values[1] if passed == values[0] else values[0]
+    condition = sympy.Or(*[cond for value, cond in branches if value == masked])
     condition = (
         sympy.simplify_logic(condition) if condition.has(sympy.Not) else condition
     )
-    return condition, inside, outside
+    return condition, masked, passed
 
 
 def kink_values(

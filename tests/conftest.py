@@ -1,4 +1,9 @@
-"""Shared fixtures: an isolated compile cache and generated modules as real files."""
+"""Shared fixtures: an isolated compile cache and generated modules as real files.
+
+The catalog is generated in both styles, the readable default and ``--fast``
+block kernels; tests that take ``catalog_module`` run once for each, so every
+accuracy, dtype, extreme-input and gradient test covers both printers.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import pytest
 import symgrad
 from symgrad.loader import import_path
 
+STYLES = ("readable", "fast")
 _counter = itertools.count()
 
 
@@ -29,12 +35,48 @@ def load_generated(source: str, folder: Path):
     return import_path(path, name)
 
 
+class _CatalogModules:
+    """One module per style with a layer for every catalog activation, generated
+    on first use and imported from disk."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.modules: dict[str, object] = {}
+
+    def __getitem__(self, style: str):
+        if style not in self.modules:
+            source = symgrad.generate(list(symgrad.CATALOG), fast=style == "fast")
+            self.modules[style] = load_generated(source, self.folder)
+        return self.modules[style]
+
+
 @pytest.fixture(scope="session")
-def catalog_module(tmp_path_factory):
-    """One module with a layer for every catalog activation, imported from disk."""
-    folder = tmp_path_factory.mktemp("catalog")
-    return load_generated(symgrad.generate(list(symgrad.CATALOG)), folder)
+def catalog_modules(tmp_path_factory):
+    return _CatalogModules(tmp_path_factory.mktemp("catalog"))
+
+
+@pytest.fixture(params=STYLES)
+def catalog_module(request, catalog_modules):
+    """The whole catalog's module, once in each style."""
+    return catalog_modules[request.param]
+
+
+@pytest.fixture
+def fast_catalog_module(catalog_modules):
+    """The whole catalog's ``--fast`` module (out= buffers, block kernels)."""
+    return catalog_modules["fast"]
+
+
+@pytest.fixture
+def readable_catalog_module(catalog_modules):
+    return catalog_modules["readable"]
 
 
 def layer_class(module, name: str):
     return getattr(module, symgrad.CATALOG[name].class_name)
+
+
+@pytest.fixture(params=STYLES)
+def style(request):
+    """Each generated style in turn: "readable" (the default) and "fast"."""
+    return request.param

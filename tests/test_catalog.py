@@ -10,7 +10,7 @@ import sympy
 
 import symgrad
 from symgrad.cli import main
-from symgrad.codegen import shared_part
+from symgrad.layer import shared_part
 from symgrad.model import X, Y
 from symgrad.verify import evaluate_fixed
 
@@ -123,9 +123,10 @@ def test_softplus_output_form_is_one_minus_exp_of_minus_y_printed_stably():
     d = symgrad.derive("softplus")
     beta = symgrad.activation("softplus").param("beta").symbol
     assert d.output_form.args[1][0] == 1 - sympy.exp(-beta * Y)
-    source = symgrad.generate("softplus")
-    backward = source.split("def _backward_block")[1]
-    assert "np.expm1(" in backward and "np.exp(" not in backward
+    fast = symgrad.generate("softplus", fast=True).split("def _backward_block")[1]
+    assert "np.expm1(" in fast and "np.exp(" not in fast
+    readable = symgrad.generate("softplus").split("def backward")[1]
+    assert "_expm1(" in readable and "np.exp(" not in readable
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -136,7 +137,7 @@ def test_docstring_says_which_form_backward_uses_and_what_is_cached(name):
         "output": "Backward needs only the output, so forward caches ``out``.",
         "mask": "Forward caches the boolean ``mask = ",
         "input": "forward caches ``x``",
-        "nothing": "forward caches only the shape.",
+        "nothing": "forward caches nothing but the shape.",
     }[saves]
     if shared_part(symgrad.derive(name)) is not None:
         phrase = "``s = "  # the part both passes use, cached once

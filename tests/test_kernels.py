@@ -10,10 +10,11 @@ import sympy
 from sympy import Max, Piecewise, exp, log, sqrt
 
 import symgrad
-from symgrad import runtime
-from symgrad.codegen import layer_source
+from symgrad.targets import numpy_fast_helpers as runtime
+from symgrad.layer import layer_formulas
 from symgrad.functions import sigmoid
-from symgrad.kernels import HELPERS, emit_kernel
+from symgrad.targets.numpy_fast import layer_source
+from symgrad.targets.numpy_kernels import HELPERS, emit_kernel
 from symgrad.model import MASK, X, Y
 
 from .conftest import layer_class
@@ -37,7 +38,7 @@ LINE = re.compile(
 
 
 def kernel_lines(name):
-    source = layer_source(symgrad.derive(name))
+    source = layer_source(layer_formulas(symgrad.derive(name)))
     return source.forward.lines + source.backward.lines
 
 
@@ -138,12 +139,12 @@ def test_long_calls_are_wrapped_as_ruff_formats_them():
 
 
 @pytest.mark.parametrize("name", ["relu", "sigmoid", "gelu", "prelu", "identity"])
-def test_out_buffers_receive_the_results(catalog_module, name):
+def test_out_buffers_receive_the_results(fast_catalog_module, name):
     x = np.linspace(-4, 4, 1001)
     dout = np.cos(x)
-    plain = layer_class(catalog_module, name)()
+    plain = layer_class(fast_catalog_module, name)()
     expected_y, expected_dx = plain.forward(x), plain.backward(dout)
-    layer = layer_class(catalog_module, name)()
+    layer = layer_class(fast_catalog_module, name)()
     out, dx = np.empty_like(x), np.empty_like(x)
     assert layer.forward(x, out=out) is out
     assert layer.backward(dout, out=dx) is dx
@@ -164,39 +165,39 @@ def test_out_buffers_receive_the_results(catalog_module, name):
     ],
     ids=["shape", "dtype", "strided", "list"],
 )
-def test_a_bad_out_buffer_is_a_clear_error(catalog_module, buffer, message):
-    layer = layer_class(catalog_module, "sigmoid")()
+def test_a_bad_out_buffer_is_a_clear_error(fast_catalog_module, buffer, message):
+    layer = layer_class(fast_catalog_module, "sigmoid")()
     with pytest.raises((ValueError, TypeError), match=message):
         layer.forward(np.zeros(4), out=buffer)
 
 
-def test_out_may_not_overwrite_what_backward_needs(catalog_module):
+def test_out_may_not_overwrite_what_backward_needs(fast_catalog_module):
     x = np.linspace(-1, 1, 8)
-    gelu = layer_class(catalog_module, "gelu")()
+    gelu = layer_class(fast_catalog_module, "gelu")()
     with pytest.raises(ValueError, match="shares memory"):
         gelu.forward(x, out=x)
-    sigmoid_layer = layer_class(catalog_module, "sigmoid")()
+    sigmoid_layer = layer_class(fast_catalog_module, "sigmoid")()
     y = sigmoid_layer.forward(x)
     with pytest.raises(ValueError, match="shares memory"):
         sigmoid_layer.backward(np.ones(8), out=y)
 
 
-def test_blocks_and_their_ragged_end_give_the_same_values(catalog_module):
+def test_blocks_and_their_ragged_end_give_the_same_values(fast_catalog_module):
     """Sizes around the block length agree with one long evaluation."""
-    layer = layer_class(catalog_module, "silu")()
+    layer = layer_class(fast_catalog_module, "silu")()
     x = np.linspace(-30, 30, 3 * 65536 + 7)
     y = layer.forward(x)
     dx = layer.backward(np.ones_like(x))
     for n in (1, 65535, 65536, 65537):
-        part = layer_class(catalog_module, "silu")()
+        part = layer_class(fast_catalog_module, "silu")()
         np.testing.assert_array_equal(part.forward(x[:n]), y[:n])
         np.testing.assert_array_equal(part.backward(np.ones(n)), dx[:n])
 
 
-def test_parameter_gradients_do_not_depend_on_the_block_split(catalog_module):
+def test_parameter_gradients_do_not_depend_on_the_block_split(fast_catalog_module):
     """Per-block sums are added in block order: the same for any split."""
     x = np.random.default_rng(1).standard_normal(100_000)
-    layer = layer_class(catalog_module, "prelu")()
+    layer = layer_class(fast_catalog_module, "prelu")()
     layer.forward(x)
     layer.backward(np.ones_like(x))
     expected = float(np.sum(np.minimum(x, 0.0)))
@@ -207,12 +208,14 @@ def test_parameter_gradients_do_not_depend_on_the_block_split(catalog_module):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_forward_and_backward_allocate_only_results_and_cache(catalog_module, name):
+def test_forward_and_backward_allocate_only_results_and_cache(
+    fast_catalog_module, name
+):
     """Peak extra memory of forward+backward is the output, dx and the cache
     (a bool mask is an eighth of float64), plus scratch bounded by the block size."""
     x = np.linspace(-6, 6, 1_000_000)
     dout = np.ones_like(x)
-    layer = layer_class(catalog_module, name)()
+    layer = layer_class(fast_catalog_module, name)()
     saves = symgrad.derive(name).saves
     cached = {"mask": 1 / 8}.get(saves, 0.0)
     tracemalloc.start()
@@ -234,8 +237,9 @@ def test_forward_and_backward_allocate_only_results_and_cache(catalog_module, na
 )
 def test_the_part_both_passes_use_is_cached_not_recomputed(name, part, helper):
     """SiLU's backward reads sigmoid(x) from the cache instead of computing it."""
-    source = layer_source(symgrad.derive(name))
-    assert "s" in source.cache and part in source.shared
+    formulas = layer_formulas(symgrad.derive(name))
+    source = layer_source(formulas)
+    assert "s" in source.cache and part in str(formulas.shared.part)
     assert any(helper in line for line in source.forward.lines)
     assert not any(helper in line for line in source.backward.lines)
 
@@ -249,12 +253,12 @@ def test_a_clip_is_dropped_only_where_the_part_has_saturated():
     assert _replace(sympy.tanh(clip(X, -2, 2)), part, {}) != S  # tanh(2) != 1.0
 
 
-def test_a_two_valued_gradient_on_a_mask_is_a_branch_free_factor(catalog_module):
+def test_a_two_valued_gradient_on_a_mask_is_a_branch_free_factor(fast_catalog_module):
     """LeakyReLU: mask*1 + (not mask)*slope, then dout times it; exact on both
     sides, infinite dout included."""
     lines = kernel_lines("leaky_relu")
     assert not any("where=" in line for line in lines)
-    layer = layer_class(catalog_module, "leaky_relu")()
+    layer = layer_class(fast_catalog_module, "leaky_relu")()
     layer.forward(np.array([-2.0, -0.0, 3.0, 1e-300, -1e-300]))
     dx = layer.backward(np.array([3.0, np.inf, -np.inf, 7.0, 5.0]))
     assert dx.tolist() == [0.03, 0.01 * np.inf, -np.inf, 7.0, 0.01 * 5.0]

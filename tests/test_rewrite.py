@@ -6,7 +6,7 @@ import sympy
 from sympy import Max, Min, Piecewise, Rational, erf, exp, log, sqrt, tanh
 
 from symgrad.functions import blend, clip, erfc, sigmoid, softplus, tame
-from symgrad.kernels import emit_kernel
+from symgrad.targets.numpy_kernels import emit_kernel
 from symgrad.model import X
 from symgrad.rewrite import (
     clip_saturating,

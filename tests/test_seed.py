@@ -25,9 +25,10 @@ def test_sigmoid_matches_seed_printed_values():
 
 
 def test_relu_works_on_arrays_unlike_the_seed():
-    """The seed's Relu fails on arrays and never sets its mask; ours handles both."""
+    """The seed's Relu fails on arrays and never sets its mask; ours handles both,
+    and its mask means what the book's does: x <= 0, where the gradient is zeroed."""
     relu = symgrad.compile("relu")()
     x = np.array([[-2.0, 0.0], [3.0, -0.5]])
     np.testing.assert_array_equal(relu.forward(x), [[0.0, 0.0], [3.0, 0.0]])
-    np.testing.assert_array_equal(relu.mask, [[False, False], [True, False]])
+    np.testing.assert_array_equal(relu.mask, [[True, True], [False, True]])
     np.testing.assert_array_equal(relu.backward(np.full((2, 2), 5.0)), [[0, 0], [5, 0]])

@@ -1,7 +1,9 @@
-"""NumPy helpers that generated modules carry with them.
+"""NumPy helpers that ``--fast`` generated modules carry with them.
 
 Generated files import only NumPy, so `symgrad.codegen` copies the source of each
-helper a module uses into it.  They live here as ordinary functions so they are
+helper a module uses into it.  These write into buffers the block kernels hand
+them (`symgrad.targets.numpy_kernels`); the polynomial tables are shared with the
+readable helpers (`symgrad.targets.numpy_helpers`).  They live here as ordinary functions so they are
 tested directly.  Each is stable for every finite input and preserves the dtype
 of its argument (constants are Python floats, which NumPy treats as weak).
 """
@@ -12,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import numpy as np
+
+from .numpy_helpers import _ERF_SMALL, _ERFC_F32, _ERFC_F64
 
 
 def _as_float_array(x):
@@ -230,50 +234,10 @@ def _erfc(u, out=None, t1=None, t2=None, t3=None, t4=None):
     if out is None:
         return _erfc(*_scratch(u, 5))
     if out.dtype == np.float64:
-        table = (
-            -0.6717940840566928,
-            0.672643223977663,
-            0.047343306841855365,
-            -0.04689561023178306,
-            -0.009872689362830391,
-            0.008824938573411266,
-            0.0017589334825018448,
-            -0.0023458126922898757,
-            -0.00014624607244169538,
-            0.0006736800135702656,
-            -9.373997451672967e-05,
-            -0.00017430752777757475,
-            7.142107059899836e-05,
-            3.1755469172738424e-05,
-            -3.0243182077834392e-05,
-            1.2566879829204936e-07,
-            8.668435721924567e-06,
-            -2.9478391689209566e-06,
-            -1.4130940270288206e-06,
-            1.2724772482871896e-06,
-            -4.0623185073282804e-08,
-            -2.851822870051933e-07,
-            7.769755450813186e-08,
-            2.9035764314457584e-08,
-            -1.2904784139758925e-08,
-        )
+        table = _ERFC_F64
         largest = 26.5  # erfc(26.5) is near the smallest normal float64
     else:
-        table = (
-            -0.6717940851517221,
-            0.6726431547745415,
-            0.04734341752107453,
-            -0.04689364055994189,
-            -0.009874534918335263,
-            0.008808825369350053,
-            0.0017706661187908963,
-            -0.0022887652386632193,
-            -0.00018278214203318072,
-            0.0005737663722033466,
-            -3.211377201307163e-05,
-            -8.728381032907334e-05,
-            1.3371503385448394e-05,
-        )
+        table = _ERFC_F32
         largest = 9.1
     np.abs(u, out=t1)
     z = _clip(t1, upper=largest, out=t1)
@@ -321,20 +285,7 @@ def _erf(u, out=None, t1=None, t2=None, t3=None, t4=None, t5=None):
     np.square(small, out=t2)
     t2 *= 2.0
     t2 -= 1.0
-    table = (
-        0.9654687386698675,
-        -0.14053608902271858,
-        0.019852496688984072,
-        -0.0022854855610828367,
-        0.00021751715600404245,
-        -1.7537169850003567e-05,
-        1.2233828890317266e-06,
-        -7.511470175174964e-08,
-        4.115583677030161e-09,
-        -2.0454454077636733e-10,
-        9.285797278855822e-12,
-    )
-    _horner(t2, table, t3)
+    _horner(t2, _ERF_SMALL, t3)
     t3 *= small
     np.copyto(out, t3, where=t5 <= 1.0)
     return out

@@ -26,7 +26,7 @@ from sympy.codegen.cfunctions import expm1 as Expm1
 from sympy.codegen.cfunctions import log1p as Log1p
 from sympy.logic.boolalg import to_nnf
 
-from .printing import (
+from ..printing import (
     LINE_LENGTH,
     LayerPrinter,
     Times,
@@ -461,20 +461,8 @@ class _Emitter:
     # -- selects and conditions ----------------------------------------------------------
 
     def _Piecewise(self, expr: sympy.Piecewise, dest) -> _Operand:
-        (value, condition), (other, _) = (expr.args + ((None, None),))[:2]
-        if len(expr.args) == 2 and other == 0 and condition.is_Symbol:
-            # Selecting by a cached bool mask: multiplying by it is one branch-free
-            # pass, where a select mispredicts on every sign change of the input.
-            mask = _Operand(self.scalar(condition))
-            return self._chain(
-                "np.multiply", self.value(value), [("np.multiply", mask)], dest
-            )
-        if (
-            len(expr.args) == 2
-            and condition.is_Symbol
-            and not (self._varies(value) or self._varies(other))
-        ):
-            return self._mask_factor(condition, value, other, dest)
+        if len(expr.args) == 2 and expr.args[0][1].is_Symbol:
+            return self._on_mask(expr, dest)
         branches = expr.args  # in NaN-passing order already (see emit_kernel)
         default = self.value(branches[-1][0], dest=dest)
         if default.writable or default.text == dest:
@@ -489,6 +477,35 @@ class _Emitter:
             self.emit(f"np.copyto({out}, {chosen.text}, where={where.text})")
             self.release(chosen, where)
         return self._result(dest, out)
+
+    def _on_mask(self, expr: sympy.Piecewise, dest) -> _Operand:
+        """A select on a cached bool mask, without a branch per element (a select
+        mispredicts at every sign change of the input): a where b is 0 or a*g
+        where b*g, for numbers a and b, as g times a factor of the mask."""
+        (inside, mask), (outside, _) = expr.args
+        g = sympy.S.One
+        for candidate in (inside, outside):
+            _, factors = candidate.as_coeff_mul()
+            varying = sympy.Mul(*[f for f in factors if self._varies(f)])
+            if varying != 1:
+                g = varying
+                break
+        a, b = sympy.cancel(inside / g), sympy.cancel(outside / g)
+        if self._varies(a) or self._varies(b):
+            raise UnprintableError(f"cannot select {expr} by a mask")
+        if g == 1:
+            return self._mask_factor(mask, a, b, dest)
+        if b == 0 or a == 0:
+            # The branch where the mask holds (b = 0), or where it does not (a = 0),
+            # times that condition, which is 1 there and 0 elsewhere.
+            selected = self.condition(mask if b == 0 else sympy.Not(mask))
+            chosen = _Operand(selected.text, selected.slots)
+            branch = self.value(inside if b == 0 else outside)
+            return self._chain("np.multiply", branch, [("np.multiply", chosen)], dest)
+        factor = self._mask_factor(mask, a, b, None)
+        return self._chain(
+            "np.multiply", self.value(g), [("np.multiply", factor)], dest
+        )
 
     def _mask_factor(self, mask, inside, outside, dest) -> _Operand:
         """mask*a + (not mask)*b: a where the mask holds, else b, exactly (each

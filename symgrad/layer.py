@@ -1,0 +1,206 @@
+"""What a generated layer computes, decided once for every target and style.
+
+From a `Derivation` this stage builds `LayerFormulas`: the forward pass as named
+assignments of stabilised SymPy expressions (the mask, the part both passes
+share, the output), the backward pass likewise (each learnable parameter's
+gradient, then ``dx = dout * dy/dx``), which forward locals the layer keeps for
+backward and under which attribute, and the text every generated class shows
+(docstring, derivative comments).  Printers (`symgrad.targets`) decide only how
+these are written; nothing here knows NumPy.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+import sympy
+
+from .model import MASK, Derivation, X, Y
+from .notation import latex, text
+from .plan import kink_values
+from .printing import Times
+from .rewrite import stabilize
+from .sharing import S, Shared, shared_intermediate
+
+#: The gradient arriving from the layer above.
+DOUT = sympy.Symbol("dout", real=True)
+
+#: Forward's local name for each symbol backward may read, and the attribute that
+#: keeps it: the output is ``out`` in forward and ``y`` in backward.
+_ATTRIBUTE = {Y: "out", X: "x", MASK: "mask", S: "s"}
+_LOCAL = {Y: "y", X: "x", MASK: "mask", S: "s"}
+
+
+@dataclass(frozen=True)
+class LayerFormulas:
+    """One layer's passes as assignments, and what forward keeps for backward.
+
+    ``forward`` assigns ``mask``, ``s`` and ``out`` (those that apply) from `X`;
+    ``backward`` assigns ``d<param>`` for each learnable parameter, then ``dx``,
+    from `DOUT` and the symbols in ``reads``, which pairs each with the attribute
+    that keeps it (forward's local of the same name: ``out``, ``x``, ``mask``,
+    ``s``).
+    """
+
+    derivation: Derivation
+    forward: tuple[tuple[str, sympy.Basic], ...]
+    backward: tuple[tuple[str, sympy.Expr], ...]
+    reads: tuple[tuple[sympy.Symbol, str], ...]
+    param_grads: tuple[str, ...]
+    comments: tuple[str, ...]
+    docstring: str
+    shared: Shared | None
+
+    @property
+    def class_name(self) -> str:
+        return self.derivation.activation.class_name
+
+    @property
+    def saves(self) -> str:
+        return self.derivation.plan.saves
+
+    @property
+    def saved_attributes(self) -> tuple[str, ...]:
+        """The attributes forward sets for backward, each from its local."""
+        return tuple(attribute for _, attribute in self.reads)
+
+
+def layer_formulas(derivation: Derivation) -> LayerFormulas:
+    """The forward and backward assignments of one derivation's layer."""
+    act, plan = derivation.activation, derivation.plan
+    forward_expr = stabilize(act.expr)
+    local_grad = stabilize(plan.local_grad)
+    forward: list[tuple[str, sympy.Basic]] = []
+    shared = shared_part(derivation)
+    if shared is not None:
+        # Forward computes the shared part once, keeps it, and uses it.
+        forward.append(("s", stabilize(shared.part)))
+        forward_expr, local_grad = shared.forward, shared.derivative
+    if plan.saves == "mask":
+        # Its own statement, not shared with out, so that NaN reaches out.
+        forward.append(("mask", plan.mask))
+    # The definition as written (Max stays a maximum).
+    forward.append(("out", forward_expr))
+
+    backward = [
+        (f"d{name}", stabilize(chain_rule(derivative)))
+        for name, derivative in plan.param_grads
+    ]
+    backward.append(("dx", chain_rule(local_grad)))
+    used = set().union(*(expr.free_symbols for _, expr in backward))
+    reads = [
+        (symbol, _ATTRIBUTE[symbol]) for symbol in (Y, X, MASK, S) if symbol in used
+    ]
+    if plan.param_grads and X not in used:
+        reads.append((X, "x"))
+    comments = [f"dy/dx = {_gradient_comment(derivation)}"] + [
+        f"dy/d{name} = {text(derivative)}" for name, derivative in plan.param_grads
+    ]
+    return LayerFormulas(
+        derivation=derivation,
+        forward=tuple(forward),
+        backward=tuple(backward),
+        reads=tuple(reads),
+        param_grads=tuple(name for name, _ in plan.param_grads),
+        comments=tuple(comments),
+        docstring=docstring(derivation),
+        shared=shared,
+    )
+
+
+def local_name(symbol: sympy.Symbol) -> str:
+    """The name backward gives a value it reads from the layer (y for the output)."""
+    return _LOCAL[symbol]
+
+
+def chain_rule(local_grad: sympy.Expr) -> sympy.Expr:
+    """dout times the local gradient: inside each branch of a piecewise one (so a
+    select picks dout or dout*g), else as one factor, dout * (g)."""
+    if isinstance(local_grad, sympy.Piecewise):
+        return sympy.piecewise_fold(DOUT * local_grad)
+    if local_grad == 1:
+        return DOUT
+    return Times(DOUT, local_grad)
+
+
+def shared_part(derivation: Derivation) -> Shared | None:
+    """The part forward caches for backward besides x (`symgrad.sharing`), if any."""
+    plan = derivation.plan
+    if plan.saves != "input" or plan.param_grads:
+        return None
+    act = derivation.activation
+    return shared_intermediate(
+        stabilize(act.expr), stabilize(plan.local_grad), act.values
+    )
+
+
+def _gradient_comment(derivation: Derivation) -> str:
+    plan = derivation.plan
+    if plan.saves == "mask":
+        return f"{text(plan.local_grad)}, with mask = {text(plan.mask)}"
+    return text(plan.local_grad)
+
+
+def docstring(derivation: Derivation) -> str:
+    """The class docstring: summary, formula, derivative, what is cached and why,
+    the kink convention, and both formulas in LaTeX."""
+    act, plan = derivation.activation, derivation.plan
+    y_eq = f"y = {text(derivation.forward)}"
+    dy_eq = f"dy/dx = {text(derivation.derivative)}"
+    lines = [act.summary or f"{act.class_name} activation.", "", y_eq, dy_eq]
+    if derivation.output_form is not None and plan.saves == "output":
+        lines.append(f"      = {text(derivation.output_form)}  (in the output y)")
+    lines.append("")
+    prose = [caching_sentence(derivation)]
+    for point, value in kink_values(derivation.derivative, act.values):
+        prose.append(
+            f"At x = {text(point)}, dy/dx = {text(value)}: the branch that holds "
+            "there decides, as in PyTorch."
+        )
+    lines += textwrap.wrap(" ".join(prose), width=80, break_on_hyphens=False)
+    lines += ["", ".. math::", ""]
+    lines.append(f"    y = {latex(derivation.forward)}")
+    lines.append("")
+    final = derivation.output_form if plan.saves == "output" else derivation.derivative
+    lines.append(rf"    \frac{{dy}}{{dx}} = {latex(final)}")
+    return "\n".join(lines)
+
+
+def caching_sentence(derivation: Derivation) -> str:
+    """What forward keeps for backward, and why, in one or two sentences."""
+    plan = derivation.plan
+    if plan.saves == "output":
+        return "Backward needs only the output, so forward caches ``out``."
+    if plan.saves == "mask":
+        (masked, _), (passed, _) = plan.local_grad.args
+        return (
+            f"Forward caches the boolean ``mask = {text(plan.mask)}``, where dy/dx is "
+            f"{text(masked)} (elsewhere it is {text(passed)}), as the book's ReLU does."
+        )
+    if plan.saves == "input" and plan.param_grads:
+        learned = ", ".join(name for name, _ in plan.param_grads)
+        return (
+            f"Learnable: {learned} (in self.params; backward puts its gradient, "
+            "summed over all elements, in self.grads), so forward caches ``x``."
+        )
+    shared = shared_part(derivation)
+    if plan.saves == "input" and shared is not None:
+        part = text(shared.part)
+        if shared.derivative.has(X):
+            return (
+                "The derivative is not a function of y, so forward caches ``x``, and "
+                f"also ``s = {part}``, which backward would otherwise recompute."
+            )
+        if shared.derivative.has(Y):
+            return (
+                f"Backward needs the output and ``s = {part}``, which forward "
+                "computes anyway, so forward caches ``out`` and ``s``."
+            )
+        return (
+            f"Backward needs only ``s = {part}``, which forward computes anyway, "
+            "so forward caches it."
+        )
+    if plan.saves == "input":
+        return "The derivative is not a function of y, so forward caches ``x``."
+    return "The derivative is constant, so forward caches nothing but the shape."

@@ -1,0 +1,222 @@
+"""NumPy helpers that the default (readable) generated layers carry with them.
+
+Generated files import only NumPy, so `symgrad.codegen` copies into each module
+the source of the helpers its layers call (and the constants those use).  They
+live here as ordinary functions, tested directly.  Each takes and returns whole
+arrays, keeps its argument's dtype (constants are Python floats, which NumPy
+treats as weak) and stays finite wherever the true result is finite.
+
+Two of them stand in for NumPy ufuncs that are scalar code on many CPUs:
+``np.log1p`` and ``np.expm1`` are SIMD code on x86 with AVX-512 and 4-6x slower
+than ``np.log`` and ``np.exp`` without it.  `_log1p` and `_expm1` ask NumPy
+which it is (`_vectorised`, once, at import) and otherwise compute the same
+values from the vectorised ``np.log``, ``np.exp`` and ``np.tanh``
+(`tests/test_helpers.py` checks both ways in ulps).
+"""
+
+import numpy as np
+
+#: Fitted by symgrad.approximations (``python -m symgrad.approximations``).
+_ERFC_F64 = (
+    -0.6717940840566928,
+    0.672643223977663,
+    0.047343306841855365,
+    -0.04689561023178306,
+    -0.009872689362830391,
+    0.008824938573411266,
+    0.0017589334825018448,
+    -0.0023458126922898757,
+    -0.00014624607244169538,
+    0.0006736800135702656,
+    -9.373997451672967e-05,
+    -0.00017430752777757475,
+    7.142107059899836e-05,
+    3.1755469172738424e-05,
+    -3.0243182077834392e-05,
+    1.2566879829204936e-07,
+    8.668435721924567e-06,
+    -2.9478391689209566e-06,
+    -1.4130940270288206e-06,
+    1.2724772482871896e-06,
+    -4.0623185073282804e-08,
+    -2.851822870051933e-07,
+    7.769755450813186e-08,
+    2.9035764314457584e-08,
+    -1.2904784139758925e-08,
+)
+_ERFC_F32 = (
+    -0.6717940851517221,
+    0.6726431547745415,
+    0.04734341752107453,
+    -0.04689364055994189,
+    -0.009874534918335263,
+    0.008808825369350053,
+    0.0017706661187908963,
+    -0.0022887652386632193,
+    -0.00018278214203318072,
+    0.0005737663722033466,
+    -3.211377201307163e-05,
+    -8.728381032907334e-05,
+    1.3371503385448394e-05,
+)
+_ERF_SMALL = (
+    0.9654687386698675,
+    -0.14053608902271858,
+    0.019852496688984072,
+    -0.0022854855610828367,
+    0.00021751715600404245,
+    -1.7537169850003567e-05,
+    1.2233828890317266e-06,
+    -7.511470175174964e-08,
+    4.115583677030161e-09,
+    -2.0454454077636733e-10,
+    9.285797278855822e-12,
+)
+
+
+def _float_array(x):
+    """x as an array of floats; integers and booleans become float64."""
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        if x.dtype.kind not in "biu":
+            raise TypeError(f"expected real numbers, got an array of dtype {x.dtype}")
+        x = x.astype(np.float64)
+    return x
+
+
+def _check_dout(layer, dout, saved):
+    """Refuse a backward with no forward before it, or a dout of another shape
+    than forward's output, which NumPy would otherwise broadcast silently."""
+    if saved is None:
+        raise RuntimeError(f"{layer}.backward() called before forward()")
+    shape = saved if isinstance(saved, tuple) else np.shape(saved)
+    if np.shape(dout) != shape:
+        raise ValueError(
+            f"{layer}.backward(): dout has shape {np.shape(dout)}, "
+            f"but forward's output has shape {shape}"
+        )
+
+
+@np.errstate(over="ignore")
+def _sigmoid(u):
+    """1/(1 + exp(-u)).
+
+    exp(-u) overflows to inf below u = -88.7 (float32) or -709.8 (float64); the
+    true value there is below the smallest normal number and 1/(1 + inf) = 0 is
+    its rounding, so that overflow is not reported.  float16 is computed in
+    float32, whose exp overflows much later.
+    """
+    u = np.asarray(u)
+    if u.dtype == np.float16:
+        return _sigmoid(u.astype(np.float32)).astype(np.float16)
+    e = np.exp(-u)
+    e += 1.0
+    return 1.0 / e
+
+
+def _vectorised(ufunc):
+    """Whether NumPy runs ``ufunc`` on float32 with SIMD code on this CPU, as its
+    own introspection (NumPy 2) reports; False where it cannot say."""
+    try:
+        from numpy.lib.introspect import opt_func_info
+    except ImportError:
+        return False
+    loop = opt_func_info(func_name=f"^{ufunc}$").get(ufunc, {}).get("ff")
+    return loop is not None and not loop["current"].startswith("baseline")
+
+
+#: np.log1p and np.expm1 are SIMD code on x86 with AVX-512, and scalar code,
+#: 4-6x slower than np.log and np.exp, elsewhere.
+_LOG1P_IS_SIMD = _vectorised("log1p")
+_EXPM1_IS_SIMD = _vectorised("expm1")
+
+
+def _log1p_by_log(t):
+    """log(1 + t), accurate for tiny t, built on the vectorised np.log.
+
+    With v = 1 + t rounded, log(1 + t) = log(v) + log(1 + (t - (v - 1))/v), and
+    the second term is (t - (v - 1))/v to within the square of a rounding error.
+    Where log(v) is not finite (t = -1, inf or NaN), it is the answer.
+    """
+    v = 1.0 + t
+    log_v = np.log(v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result = log_v - ((v - 1.0) - t) / v
+    return np.where(np.isfinite(log_v), result, log_v)
+
+
+def _log1p(t):
+    """log(1 + t): np.log1p where NumPy vectorises it, else `_log1p_by_log`."""
+    return np.log1p(t) if _LOG1P_IS_SIMD else _log1p_by_log(t)
+
+
+def _softplus(u):
+    """log(1 + exp(u)) without overflow: max(u, 0) + log1p(exp(-|u|))."""
+    return np.maximum(u, 0.0) + _log1p(np.exp(-np.abs(u)))
+
+
+def _expm1_by_tanh(z):
+    """exp(z) - 1 as tanh(z/2) * (1 + exp(z)), an identity whose two factors are
+    each accurate for every z, so their product is too: no cancellation near 0,
+    -1 and inf at the ends."""
+    return np.tanh(0.5 * z) * (1.0 + np.exp(z))
+
+
+def _expm1(z):
+    """exp(z) - 1, accurate near 0: np.expm1, except in float32 where NumPy does
+    not vectorise it and `_expm1_by_tanh`, two vectorised functions, is faster."""
+    if _EXPM1_IS_SIMD or np.asarray(z).dtype != np.float32:
+        return np.expm1(z)
+    return _expm1_by_tanh(z)
+
+
+def _finite(u, side=0):
+    """u with -inf (side -1), +inf (side 1) or both (0) replaced by the largest
+    finite value of its dtype, so that inf * 0 cannot make NaN."""
+    u = np.asarray(u)
+    largest = np.finfo(u.dtype).max
+    return np.clip(u, -largest if side <= 0 else None, largest if side >= 0 else None)
+
+
+def _tame(u, degree):
+    """u clipped where u**degree still fits its dtype, with a factor 16 to spare."""
+    u = np.asarray(u)
+    bound = float(np.finfo(u.dtype).max) ** (1.0 / degree) / 16.0
+    return np.clip(u, -bound, bound)
+
+
+def _horner(t, coefficients):
+    """The polynomial with these coefficients (lowest first) at t."""
+    p = np.full_like(t, coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        p *= t
+        p += c
+    return p
+
+
+def _erfc(u):
+    """erfc(u) = 1 - erf(u), to about 2e-15 relative (float64) or 1e-7 (float32).
+
+    For z = |u|, erfc(z) = t exp(P(2t - 1) - z^2) with t = 2/(2 + z), where P is
+    a polynomial fitted by symgrad.approximations; erfc(u) = 2 - erfc(z) where
+    u < 0.  z^2 is split as h^2 + (z - h)(z + h), with h = z rounded to 1/16 (an
+    exact square), so that exp(-z^2) keeps its relative accuracy.
+    """
+    u = np.asarray(u)
+    table, largest = (_ERFC_F64, 26.5) if u.dtype == np.float64 else (_ERFC_F32, 9.1)
+    z = np.minimum(np.abs(u), largest)
+    t = 2.0 / (2.0 + z)
+    h = np.rint(16.0 * z) / 16.0
+    tail = t * np.exp(_horner(2.0 * t - 1.0, table) - (z - h) * (z + h))
+    tail *= np.exp(-h * h)
+    return np.where(u < 0.0, 2.0 - tail, tail)
+
+
+def _erf(u):
+    """erf(u), to about 3e-15 relative (float64): u P(2u^2 - 1) for |u| <= 1
+    (fitted by symgrad.approximations), sign(u) (1 - erfc(|u|)) beyond."""
+    u = np.asarray(u)
+    small = np.clip(u, -1.0, 1.0)
+    inner = small * _horner(2.0 * small * small - 1.0, _ERF_SMALL)
+    outer = np.copysign(1.0 - _erfc(np.abs(u)), u)
+    return np.where(np.abs(u) <= 1.0, inner, outer)

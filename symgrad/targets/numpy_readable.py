@@ -1,0 +1,404 @@
+"""The default NumPy layers: whole-array expressions that read like the book.
+
+`layer_source` prints one layer's `LayerFormulas` as the bodies of ``forward``
+and ``backward``.  Each assignment becomes a statement of whole-array NumPy
+operations (``out = _sigmoid(x)``, ``dx = np.where(mask, 0.0, dout)``); a part
+used twice is computed once into a named local (``xc = np.maximum(x, -39.0)``);
+a statement too long for its line is split at its largest part; and a product or
+sum of three or more operands at the top of a statement is built in place::
+
+    dx = 1.0 - y
+    dx *= y
+    dx *= dout
+
+so that it allocates one array, not one per operation (the derivative stands in
+a comment above).  Stable functions print as calls to the helpers in
+`symgrad.targets.numpy_helpers`, which the module carries.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import sympy
+from sympy.codegen.cfunctions import expm1 as Expm1
+from sympy.codegen.cfunctions import log1p as Log1p
+from sympy.core.relational import Relational
+
+from ..functions import blend, clip, erfc, finite, sigmoid, softplus, tame
+from ..layer import DOUT, LayerFormulas, local_name
+from ..model import MASK, X, Y
+from ..printing import (
+    LINE_LENGTH,
+    LayerPrinter,
+    Times,
+    _nan_passing_order,
+    _negative,
+    floats_for_constants,
+    format_expression,
+)
+from ..rewrite import _bound_of, _explosive
+from ..sharing import S
+
+#: Names a generated method already uses; temporaries take others.
+RESERVED = frozenset(
+    {"x", "y", "out", "dout", "dx", "mask", "s", "self", "np", "float", "shape"}
+)
+#: A short name for a temporary, by what computes it.
+_MNEMONICS = {
+    sigmoid: "sig",
+    softplus: "sp",
+    erfc: "ec",
+    sympy.erf: "ef",
+    sympy.exp: "e",
+    sympy.tanh: "t",
+    sympy.log: "lg",
+    Log1p: "lg",
+    Expm1: "em",
+    sympy.Piecewise: "w",
+    blend: "w",
+}
+_CLAMPS = (clip, finite, tame, sympy.Max, sympy.Min)
+
+
+class ReadablePrinter(LayerPrinter):
+    """`LayerPrinter` for whole arrays: clamps print as NumPy calls or helpers,
+    a blend as ``np.where``, log1p and expm1 as the vectorised helpers."""
+
+    def __init__(
+        self, names: Mapping[sympy.Symbol, str], arrays: Iterable[sympy.Symbol]
+    ) -> None:
+        super().__init__(names)
+        self.arrays = set(arrays)
+
+    def _varies(self, expr: sympy.Basic) -> bool:
+        return bool(expr.free_symbols & self.arrays)
+
+    def _print_clip(self, expr: clip) -> str:
+        u, lower, upper = expr.args
+        if lower == -sympy.oo:
+            return f"np.minimum({self._print(u)}, {self._print(upper)})"
+        if upper == sympy.oo:
+            return f"np.maximum({self._print(u)}, {self._print(lower)})"
+        bounds = f"{self._print(lower)}, {self._print(upper)}"
+        return f"np.clip({self._print(u)}, {bounds})"
+
+    def _print_finite(self, expr: finite) -> str:
+        self.helpers.add("_finite")
+        u, side = expr.args
+        extra = f", side={int(side)}" if side != 0 else ""
+        return f"_finite({self._print(u)}{extra})"
+
+    def _print_tame(self, expr: tame) -> str:
+        self.helpers.add("_tame")
+        u, degree = expr.args
+        return f"_tame({self._print(u)}, {int(degree)})"
+
+    def _print_blend(self, expr: blend) -> str:
+        """np.where, with NaN sent to a branch that depends on the input."""
+        condition, inside, outside = expr.args
+        inside, outside = (_unclamped(b, condition) for b in (inside, outside))
+        select = sympy.Piecewise((inside, condition), (outside, True))
+        if not isinstance(select, sympy.Piecewise):  # both branches the same
+            return self._print(select)
+        return self._print_Piecewise(select)
+
+    def _nested(self, func: str, args: Sequence[sympy.Expr]) -> str:
+        """np.maximum(x, 0.0): the array first, then the bounds."""
+        ordered = sorted(args, key=lambda a: not self._varies(a))
+        text = self._print(ordered[0])
+        for arg in ordered[1:]:
+            text = f"{func}({text}, {self._print(arg)})"
+        return text
+
+    def _print_log1p(self, expr: Log1p) -> str:
+        self.helpers.add("_log1p")
+        return f"_log1p({self._print(expr.args[0])})"
+
+    def _print_expm1(self, expr: Expm1) -> str:
+        self.helpers.add("_expm1")
+        return f"_expm1({self._print(expr.args[0])})"
+
+    def _print_Times(self, expr: Times) -> str:
+        """dout * y * (1.0 - y): the local gradient's factors after dout, unless it
+        divides (dout * (a / b) is not (dout * a) / b where dout * a overflows)."""
+        left, right = expr.args
+        if isinstance(right, sympy.Mul) and not _has_denominator(right):
+            return f"{self._print(left)} * {self._print(right)}"
+        return super()._print_Times(expr)
+
+
+def _unclamped(branch: sympy.Expr, condition: sympy.Basic) -> sympy.Expr:
+    """A blend's branch without the clamp to its side of the kink that
+    `symgrad.rewrite.select_as_blend` gave it, where nothing in it can overflow
+    without: np.where evaluates both branches everywhere, and ELU's alpha + y
+    needs no clamp, where alpha*expm1(x) would."""
+    side = _bound_of(condition)
+    if side is None:
+        return branch
+    _, k, v = side
+    plain = branch.xreplace({sympy.Max(v, k): v, sympy.Min(v, k): v})
+    return branch if _explosive(plain, v) else plain
+
+
+def _has_denominator(expr: sympy.Mul) -> bool:
+    return any(
+        f.is_Pow and f.exp.is_Number and f.exp.is_negative for f in expr.args
+    ) or any(f.is_Rational and f.q != 1 for f in expr.args)
+
+
+@dataclass
+class PassSource:
+    """The printed statements of one pass and the helpers they call."""
+
+    lines: list[str]
+    helpers: set[str]
+
+
+class _Pass:
+    """Builds one method body: temporaries, statements, line splitting."""
+
+    def __init__(self, printer: ReadablePrinter, taken: set[str], indent: int) -> None:
+        self.printer = printer
+        self.taken = set(taken)
+        self.limit = LINE_LENGTH - indent
+        self.lines: list[str] = []
+        self.counter = itertools.count()
+
+    def text(self, expr: sympy.Basic) -> str:
+        return format_expression(self.printer.doprint(expr))
+
+    def varies(self, expr: sympy.Basic) -> bool:
+        return self.printer._varies(expr)
+
+    def temporary(self, value: sympy.Basic) -> sympy.Symbol:
+        """A named local holding value, computed here (split if too long)."""
+        symbol = sympy.Symbol(f"_tmp{next(self.counter)}", real=True)
+        array = self.varies(value)
+        name = self._fresh(_mnemonic(value, self.printer.names) if array else "k")
+        value = self._fitted(name, value)
+        self.lines.append(f"{name} = {self.text(value)}")
+        self.printer.names[symbol] = name
+        if array:
+            self.printer.arrays.add(symbol)
+        return symbol
+
+    def _fresh(self, base: str) -> str:
+        for n in itertools.count(1):
+            name = base if n == 1 else f"{base}{n}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name
+        raise AssertionError("unreachable")
+
+    def _fitted(self, target: str, value: sympy.Basic) -> sympy.Basic:
+        """value, with its largest parts moved into temporaries until
+        ``target = value`` fits on a line."""
+        while len(target) + 3 + len(self.text(value)) > self.limit:
+            part = self._largest_part(value)
+            if part is None:
+                break
+            value = value.xreplace({part: self.temporary(part)})
+        return value
+
+    def _largest_part(self, value: sympy.Basic) -> sympy.Basic | None:
+        whole = len(self.text(value))
+        parts = [
+            p
+            for p in sympy.preorder_traversal(value)
+            if p is not value
+            and isinstance(p, sympy.Expr)
+            and not p.is_Atom
+            and self.varies(p)
+        ]
+        sized = sorted(
+            ((len(self.text(p)), sympy.default_sort_key(p), p) for p in parts),
+            key=lambda item: (-item[0], item[1]),
+        )
+        for size, _, part in sized:
+            if size < whole:
+                return part
+        return None
+
+    def assign(self, target: str, value: sympy.Basic) -> None:
+        """``target = value``, built in place where value is a long product or sum."""
+        steps = _in_place_steps(value, self.varies)
+        if steps is None:
+            value = self._fitted(target, value)
+            self.lines.append(f"{target} = {self.text(value)}")
+            return
+        (first, _), *rest = steps
+        first = self._fitted(target, first)
+        self.lines.append(f"{target} = {self.text(first)}")
+        for operand, operator in rest:
+            operand = self._fitted(target, operand)
+            self.lines.append(f"{target} {operator}= {self.text(operand)}")
+
+
+def _in_place_steps(value, varies):
+    """[(first, ''), (operand, op), ...] building value in place, or None.
+
+    Only for a product (or dout times a local gradient) or a sum of three or
+    more operands one of which is itself computed (so the target starts as a new
+    array, never an input): ``dx = 1.0 - y; dx *= y; dx *= dout``.  dout comes
+    last, as `Times` groups it; a numeric coefficient stays with the first
+    operand (``0.5 * xc``), or divides right after it where it is 1/3 or 1/6.
+    """
+    last = []
+    if isinstance(value, Times):
+        left, value = value.args
+        last = [(left, "*")]
+    coefficient = sympy.S.One
+    if isinstance(value, sympy.Mul):
+        coefficient, factors = value.as_coeff_mul()
+        operands = [(f, "*") for f in factors if not _reciprocal(f)]
+        operands += [(f.base, "/") for f in factors if _reciprocal(f)]
+    elif isinstance(value, sympy.Add):
+        operands = []
+        for term in sympy.Add.make_args(value):
+            negative = _negative(term)
+            operands.append((-term if negative else term, "-" if negative else "+"))
+    else:
+        operands = [(value, "")]
+    operands += last
+    if len(operands) < 3:
+        return None
+    starts = [
+        i
+        for i, (operand, op) in enumerate(operands)
+        if op in ("*", "+", "") and not operand.is_Atom and varies(operand)
+    ]
+    if not starts:
+        return None
+    first, _ = operands.pop(starts[0])
+    if (
+        coefficient.is_Rational
+        and coefficient.p == 1
+        and coefficient.q & (coefficient.q - 1)
+    ):
+        operands.insert(0, (sympy.Integer(coefficient.q), "/"))
+    elif coefficient != 1:
+        first = sympy.Mul(coefficient, first, evaluate=False)
+    return [(first, ""), *operands]
+
+
+def _reciprocal(factor: sympy.Expr) -> bool:
+    return factor.is_Pow and factor.exp == -1
+
+
+def _mnemonic(value: sympy.Basic, names: Mapping[sympy.Symbol, str]) -> str:
+    """A short name for a temporary: xc for a clamped x, sig for a sigmoid, ..."""
+    if isinstance(value, _CLAMPS):
+        inner = [a for a in value.args if a.is_Symbol and a in names]
+        if len(inner) == 1 and names[inner[0]].isidentifier():
+            return f"{names[inner[0]]}c"
+    if isinstance(value, (Relational, sympy.And, sympy.Or, sympy.Not)):
+        return "cond"
+    for function, name in _MNEMONICS.items():
+        if isinstance(value, function):
+            return name
+    return "u"
+
+
+def print_pass(
+    assignments: Sequence[tuple[str, sympy.Basic]],
+    names: Mapping[sympy.Symbol, str],
+    arrays: Iterable[sympy.Symbol],
+    taken: Iterable[str] = (),
+    indent: int = 8,
+) -> PassSource:
+    """Statements computing each ``(target, expr)`` into a local ``target``.
+
+    ``names`` maps every symbol to its source; ``arrays`` are the symbols that
+    stand for arrays (the rest, such as ``self.alpha``, are numbers).
+    """
+    printer = ReadablePrinter(names, arrays)
+    body = _Pass(printer, RESERVED | set(taken) | {t for t, _ in assignments}, indent)
+    exprs = [_prepared(e, body.varies) for _, e in assignments]
+    symbols = sympy.numbered_symbols("_cse", real=True)
+    replacements, reduced = sympy.cse(
+        exprs, symbols=symbols, optimizations=None, order="canonical"
+    )
+    inline: dict[sympy.Symbol, sympy.Basic] = {}
+    for symbol, value in replacements:
+        value = value.xreplace(inline)
+        if body.varies(value) or value.atoms(sympy.Function):
+            inline[symbol] = body.temporary(value)
+        else:
+            inline[symbol] = value  # arithmetic of parameters: printed where used
+    for (target, _), expr in zip(assignments, reduced, strict=True):
+        body.assign(target, expr.xreplace(inline))
+    return PassSource(body.lines, printer.helpers)
+
+
+def _prepared(expr: sympy.Basic, varies) -> sympy.Basic:
+    """Constants as literals, selects in NaN-passing order (fixed before cse,
+    which may hide a condition behind a symbol)."""
+    expr = floats_for_constants(expr)
+    return expr.replace(
+        lambda p: isinstance(p, sympy.Piecewise),
+        lambda p: sympy.Piecewise(*_nan_passing_order(p, varies)),
+    )
+
+
+# -- the layer ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReadableLayer:
+    """The printed pieces of one readable class, ready for the template."""
+
+    class_name: str
+    docstring: str
+    params: tuple[dict[str, str], ...]
+    learnable: tuple[str, ...]
+    saved: tuple[str, ...]
+    keeps_shape: bool
+    forward: tuple[str, ...]
+    loads: tuple[tuple[str, str], ...]
+    checked: str
+    comments: tuple[str, ...]
+    backward: tuple[str, ...]
+    param_grads: tuple[str, ...]
+    helpers: frozenset[str]
+
+
+#: Helpers every readable module uses.
+ALWAYS = frozenset({"_float_array", "_check_dout"})
+
+
+def layer_source(formulas: LayerFormulas) -> ReadableLayer:
+    """Print one layer's passes as readable forward and backward bodies."""
+    act = formulas.derivation.activation
+    parameters = {p.symbol: f"self.{p.name}" for p in act.params}
+    taken = {p.name for p in act.params} | {f"d{n}" for n in formulas.param_grads}
+
+    forward_names = {X: "x", S: "s", **parameters}
+    forward = print_pass(formulas.forward, forward_names, {X, S}, taken)
+
+    backward_names = {
+        DOUT: "dout",
+        **{symbol: local_name(symbol) for symbol, _ in formulas.reads},
+        **parameters,
+    }
+    arrays = {DOUT, Y, X, S, MASK}
+    backward = print_pass(formulas.backward, backward_names, arrays, taken)
+
+    loads = tuple((local_name(symbol), attr) for symbol, attr in formulas.reads)
+    return ReadableLayer(
+        class_name=act.class_name,
+        docstring=formulas.docstring,
+        params=tuple({"name": p.name, "default": repr(p.value)} for p in act.params),
+        learnable=tuple(p.name for p in act.learnable),
+        saved=tuple(attr for _, attr in formulas.reads),
+        keeps_shape=not formulas.reads,
+        forward=tuple(forward.lines),
+        loads=loads,
+        checked=loads[0][0] if loads else "self.shape",
+        comments=formulas.comments,
+        backward=tuple(backward.lines),
+        param_grads=formulas.param_grads,
+        helpers=ALWAYS | forward.helpers | backward.helpers,
+    )
