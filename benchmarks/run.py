@@ -1,34 +1,36 @@
-"""Generated layers against seed-style NumPy, the memory-bandwidth floor and PyTorch.
+"""Generated layers against hand-written NumPy, on this machine's CPU class.
 
-    python benchmarks/run.py [--activations relu,sigmoid] [--sizes 1e5,1e6]
-                             [--dtypes float32] [--repeats 1.0] [--json PATH]
-                             [--markdown PATH] [--no-torch] [--skip-startup]
+    python benchmarks/run.py [--sections learner,overhead,sizes,memory,startup]
+                             [--activations relu,sigmoid] [--dtypes float32]
+                             [--repeats 1.0] [--cpu-class native|avx2]
+                             [--json PATH] [--markdown PATH] [--no-torch]
 
 Everything is measured in one process and interleaved: each repeat runs every
-candidate once, in turn, so a slow minute of the machine hurts all of them
-alike.  Reported are medians, and ratios of medians:
+candidate once, in turn, so a slow moment of the machine hurts all alike.
+Reported are medians of forward+backward, and ratios of medians:
 
-- ``seed/gen``: how many times faster the generated layer is than the
-  hand-written seed-style class (`baselines.py`);
-- ``gen/floor``: the generated layer writing into preallocated ``out=`` buffers
-  against the memory-bandwidth floor, one ``np.copyto`` (forward) and one
-  ``np.multiply(out=)`` (backward) over the same arrays, also preallocated (a
-  fresh 40 MB array costs page faults that neither should be charged with);
-- ``gen/torch``: against PyTorch CPU autograd, when torch can be imported.
+- learner: the book's batch shapes (100, 50), (100, 784), (1000, 100); the
+  readable layer (the default) and the ``--fast`` one against the book's ReLU
+  and Sigmoid (`baselines.BOOK`) and a plain hand-written NumPy class for every
+  catalog layer (`baselines.PLAIN`);
+- overhead: the per-call cost of argument handling, apart from the math;
+- sizes: flat arrays of 1e4 to 1e7 elements, against the same plain classes
+  (whose formulas are the naive ones: ``np.log(1 + np.exp(x))``), the
+  memory-bandwidth floor and, when it can be imported, PyTorch CPU autograd;
+- memory: peak extra memory of forward+backward at the largest size;
+- startup: deriving the catalog, a cached ``symgrad.compile``, importing.
 
-PyTorch's OpenMP threads spin for a while after each call; interleaved with
-other threaded code that steals a core from whoever runs next, so the script
-sets ``OMP_WAIT_POLICY=PASSIVE`` (unless already set) before importing torch.
-
-Also measured: peak extra memory (tracemalloc) of forward+backward at the
-largest size, generating the whole catalog cold, a cached ``symgrad.compile``
-in a new process, and importing a generated module over importing NumPy.
+Speed depends on the CPU: NumPy vectorises ``log1p``, ``expm1`` and float64
+``tanh`` only with AVX-512.  Every table says which SIMD extensions NumPy found
+(its runtime report).  ``--cpu-class avx2`` runs the script again with NumPy's
+AVX-512 code switched off (``NPY_DISABLE_CPU_FEATURES``), so a machine with
+AVX-512 measures both classes.  The targets of the readable-layers issue are
+checked at the end, each with its measured value.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import platform
@@ -41,28 +43,484 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from baselines import SEED_STYLE, scipy_gelu  # noqa: E402
+#: What NPY_DISABLE_CPU_FEATURES switches off to run an AVX-512 machine as AVX2.
+AVX512_FEATURES = (
+    "X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512_SKX AVX512_CLX AVX512_CNL"
+)
+LEARNER_SHAPES = [(100, 50), (100, 784), (1000, 100)]
+SIZES = [10_000, 100_000, 1_000_000, 10_000_000]
+DTYPES = ["float64", "float32"]
+SECTIONS = ["learner", "overhead", "sizes", "memory", "startup"]
+TORCH_NAMES = (
+    "relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu", "softplus", "mish", "elu",
+)  # fmt: skip
 
-import symgrad  # noqa: E402
-from symgrad.loader import import_path  # noqa: E402
 
-ACTIVATIONS = list(SEED_STYLE)
-SIZES = [1_000, 100_000, 1_000_000, 10_000_000]
-DTYPES = ["float32", "float64"]
-PHASES = ("forward", "backward", "both")
-FLOOR_TARGETS = ("relu", "sigmoid", "tanh", "silu", "softplus")
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.cpu_class == "avx2" and not os.environ.get("NPY_DISABLE_CPU_FEATURES"):
+        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": AVX512_FEATURES}
+        return subprocess.call([sys.executable, __file__, *sys.argv[1:]], env=env)
+
+    from baselines import BOOK, PLAIN  # imports NumPy, after the CPU class is set
+
+    import symgrad
+
+    names = _choices(args.activations, list(symgrad.CATALOG), "activation")
+    dtypes = _choices(args.dtypes, DTYPES, "dtype")
+    sections = _choices(args.sections, SECTIONS, "section")
+    info = machine()
+    print(_machine_line(info), flush=True)
+    report: dict = {"machine": info}
+    with tempfile.TemporaryDirectory() as folder:
+        styles = {
+            style: generated_classes(names, Path(folder), fast=style == "fast")
+            for style in ("readable", "fast")
+        }
+        if "learner" in sections:
+            report["learner"] = learner(names, dtypes, styles, PLAIN, BOOK, args)
+        if "overhead" in sections:
+            report["overhead"] = overhead(names, styles)
+        if "sizes" in sections:
+            torch = None if args.no_torch else load_torch()
+            report["sizes"] = sizes(names, dtypes, styles, PLAIN, torch, args)
+        if "memory" in sections:
+            report["memory"] = memory(names, dtypes, styles, args)
+        if "startup" in sections:
+            report["startup"] = startup(names)
+    report["targets"] = targets(report)
+    _print_targets(report["targets"], info)
+    if args.json is None:
+        args.json = HERE / ("results-avx2.json" if info["emulated"] else "results.json")
+    args.json.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\nwrote {args.json}")
+    if args.markdown:
+        args.markdown.write_text(markdown(report))
+        print(f"wrote {args.markdown}")
+    return 0
 
 
-def load_torch(enabled: bool):
-    if not enabled:
-        return None
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument("--activations", default="", help="default: the catalog")
+    parser.add_argument("--dtypes", default=",".join(DTYPES))
+    parser.add_argument(
+        "--repeats", type=float, default=1.0, help="scale the repeat counts"
+    )
+    parser.add_argument("--cpu-class", choices=["native", "avx2"], default="native")
+    parser.add_argument(
+        "--json", type=Path, help="default: results.json, or results-avx2.json"
+    )
+    parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--no-torch", action="store_true")
+    return parser
+
+
+def _choices(given: str, allowed: list[str], what: str) -> list[str]:
+    if not given:
+        return list(allowed)
+    chosen = [g.strip() for g in given.split(",") if g.strip()]
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown:
+        raise SystemExit(
+            f"run.py: unknown {what} {unknown[0]!r}; choose from {', '.join(allowed)}"
+        )
+    return chosen
+
+
+# -- the machine -------------------------------------------------------------------
+
+
+def simd() -> dict[str, list[str]]:
+    """NumPy's runtime report of SIMD extensions (what ``np.show_runtime`` prints)."""
+    try:
+        from numpy._core._multiarray_umath import (
+            __cpu_baseline__,
+            __cpu_dispatch__,
+            __cpu_features__,
+        )
+    except ImportError:  # NumPy 1.x
+        from numpy.core._multiarray_umath import (
+            __cpu_baseline__,
+            __cpu_dispatch__,
+            __cpu_features__,
+        )
+    return {
+        "baseline": list(__cpu_baseline__),
+        "found": [f for f in __cpu_dispatch__ if __cpu_features__[f]],
+        "not_found": [f for f in __cpu_dispatch__ if not __cpu_features__[f]],
+    }
+
+
+def machine() -> dict[str, object]:
+    import numpy as np
+
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    found = simd()["found"]
+    vectorised_avx512 = any(f.startswith(("AVX512", "X86_V4")) for f in found)
+    return {
+        "cpu": model,
+        "cores": len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "simd": simd(),
+        "cpu_class": "AVX-512" if vectorised_avx512 else "no AVX-512 (AVX2)",
+        "emulated": bool(os.environ.get("NPY_DISABLE_CPU_FEATURES")),
+    }
+
+
+def _machine_line(info: dict) -> str:
+    emulated = " (AVX-512 switched off in NumPy)" if info["emulated"] else ""
+    return (
+        f"{info['cpu']}, {info['cores']} cores, Python {info['python']}, NumPy "
+        f"{info['numpy']}; SIMD found: {' '.join(info['simd']['found']) or 'none'}"
+        f"; class: {info['cpu_class']}{emulated}"
+    )
+
+
+# -- candidates ----------------------------------------------------------------------
+
+
+def generated_classes(names: list[str], folder: Path, fast: bool) -> dict[str, type]:
+    """The generated layers, written to one module and imported as a user would."""
+    import symgrad
+    from symgrad.loader import import_path
+
+    module_name = "bench_fast" if fast else "bench_readable"
+    path = folder / f"{module_name}.py"
+    path.write_text(symgrad.generate(names, fast=fast))
+    module = import_path(path, module_name)
+    return {n: getattr(module, symgrad.activation(n).class_name) for n in names}
+
+
+def both(layer, x, dout) -> Callable[[], object]:
+    """forward then backward, each on its own dout (the book's ReLU writes into it)."""
+    own = dout.copy()
+
+    def run():
+        layer.forward(x)
+        return layer.backward(own)
+
+    run()
+    return run
+
+
+def interleaved(candidates: dict[str, Callable], repeats: int) -> dict[str, float]:
+    """Median seconds per call of each candidate, every repeat running each once
+    (in rotated order), each sample timing enough calls to last about 1 ms."""
+    inner = {}
+    for name, run in candidates.items():
+        started = time.perf_counter()
+        run()
+        inner[name] = max(
+            1, min(200, int(1e-3 / max(time.perf_counter() - started, 1e-7)))
+        )
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    order = list(candidates)
+    for r in range(repeats):
+        for name in order[r % len(order) :] + order[: r % len(order)]:
+            run, count = candidates[name], inner[name]
+            started = time.perf_counter()
+            for _ in range(count):
+                run()
+            samples[name].append((time.perf_counter() - started) / count)
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def _repeats(size: int, scale: float) -> int:
+    base = 9 if size >= 5_000_000 else 25 if size >= 500_000 else 61
+    return max(5, int(base * scale))
+
+
+def _data(shape, dtype):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = (2.0 * rng.standard_normal(shape)).astype(dtype)
+    dout = rng.standard_normal(shape).astype(dtype)
+    return x, dout
+
+
+# -- sections ------------------------------------------------------------------------
+
+
+def learner(names, dtypes, styles, plain, book, args) -> list[dict]:
+    """The book's batch shapes: readable and fast against the hand-written classes."""
+    print("\nlearner sizes: forward+backward, medians; ratios < 1 mean faster")
+    print(f"{'layer':<12} {'dtype':<8} {'shape':<11} {'readable':>9} {'plain':>9} "
+          f"{'read/plain':>10} {'fast/read':>9}")  # fmt: skip
+    rows = []
+    for dtype in dtypes:
+        for shape in LEARNER_SHAPES:
+            x, dout = _data(shape, dtype)
+            for name in names:
+                candidates = {
+                    "readable": both(styles["readable"][name](), x, dout),
+                    "fast": both(styles["fast"][name](), x, dout),
+                    "plain": both(plain[name](), x, dout),
+                }
+                if name in book:
+                    candidates["book"] = both(book[name](), x, dout)
+                median = interleaved(candidates, _repeats(x.size, args.repeats) * 3)
+                row = {
+                    "activation": name,
+                    "dtype": dtype,
+                    "shape": list(shape),
+                    **{f"{k}_us": v * 1e6 for k, v in median.items()},
+                    "readable_over_plain": median["readable"] / median["plain"],
+                    "fast_over_readable": median["fast"] / median["readable"],
+                }
+                if "book" in median:
+                    row["readable_over_book"] = median["readable"] / median["book"]
+                rows.append(row)
+                print(
+                    f"{name:<12} {dtype:<8} {str(shape):<11} "
+                    f"{row['readable_us']:>8.1f}u {row['plain_us']:>8.1f}u "
+                    f"{row['readable_over_plain']:>10.2f} "
+                    f"{row['fast_over_readable']:>9.2f}",
+                    flush=True,
+                )
+    return rows
+
+
+def overhead(names, styles) -> dict[str, float]:
+    """Per-call argument handling, apart from the math, in microseconds.
+
+    Readable: `_float_array` on x and `_check_dout` on dout, what forward and
+    backward do besides their formulas.  Fast: a forward+backward of a
+    one-element array minus its two block kernels called directly.
+    """
+    import numpy as np
+
+    print("\nper-call argument handling (forward+backward)")
+    x, dout = np.full((1,), 0.5), np.ones(1)
+    layer = styles["readable"]["sigmoid"]()
+    module = sys.modules[type(layer).__module__]
+    y = layer.forward(x)
+
+    def readable():
+        module._float_array(x)
+        module._check_dout("Sigmoid", dout, y)
+
+    fast = styles["fast"]["sigmoid"]()
+    out, dx, t0 = np.empty(1), np.empty(1), np.empty(1)
+    fast.forward(x)
+
+    def fast_whole():
+        fast.forward(x)
+        fast.backward(dout)
+
+    def fast_kernels():
+        fast._forward_block(x, out)
+        fast._backward_block(dout, out, dx, t0)
+
+    median = interleaved(
+        {"readable": readable, "fast_whole": fast_whole, "fast_kernels": fast_kernels},
+        301,
+    )
+    result = {
+        "readable_us": median["readable"] * 1e6,
+        "fast_us": (median["fast_whole"] - median["fast_kernels"]) * 1e6,
+    }
+    for key, value in result.items():
+        print(f"  {key:<12} {value:6.2f} us")
+    return result
+
+
+def sizes(names, dtypes, styles, plain, torch, args) -> list[dict]:
+    """Flat arrays of 1e4 to 1e7 elements against the naive formulas."""
+    import numpy as np
+
+    print("\nlarge arrays: forward+backward, medians")
+    print(f"{'layer':<12} {'dtype':<8} {'N':>7} {'readable':>10} {'fast':>10} "
+          f"{'naive':>10} {'read/naive':>10} {'fast/naive':>10} {'fast/floor':>10} "
+          f"{'fast/torch':>10}")  # fmt: skip
+    rows = []
+    for dtype in dtypes:
+        for size in SIZES:
+            x, dout = _data(size, dtype)
+            floor_out, floor_dx = np.empty_like(x), np.empty_like(x)
+
+            def floor():
+                np.copyto(floor_out, x)
+                np.multiply(dout, x, out=floor_dx)
+
+            for name in names:
+                naive = plain[name]()
+                with np.errstate(all="ignore"):
+                    finite = bool(
+                        np.isfinite(naive.forward(x)).all()
+                        and np.isfinite(naive.backward(dout.copy())).all()
+                    )
+                buffers = np.empty_like(x), np.empty_like(x)
+                fast_layer = styles["fast"][name]()
+
+                def fast_out(layer=fast_layer):
+                    layer.forward(x, out=buffers[0])
+                    return layer.backward(dout, out=buffers[1])
+
+                candidates = {
+                    "readable": both(styles["readable"][name](), x, dout),
+                    "fast": both(styles["fast"][name](), x, dout),
+                    "fast_out": fast_out,
+                    "naive": both(naive, x, dout),
+                    "floor": floor,
+                }
+                if torch is not None and name in torch[1]:
+                    candidates["torch"] = _torch_both(torch, name, x, dout)
+                median = interleaved(candidates, _repeats(size, args.repeats))
+                row = {
+                    "activation": name,
+                    "dtype": dtype,
+                    "size": size,
+                    "naive_finite": finite,
+                    **{f"{k}_us": v * 1e6 for k, v in median.items()},
+                    "readable_over_naive": median["readable"] / median["naive"],
+                    "fast_over_naive": median["fast"] / median["naive"],
+                    "fast_over_readable": median["fast"] / median["readable"],
+                    "fast_over_floor": median["fast_out"] / median["floor"],
+                }
+                if "torch" in median:
+                    row["fast_over_torch"] = median["fast"] / median["torch"]
+                rows.append(row)
+                torch_cell = (
+                    f"{row['fast_over_torch']:>10.2f}"
+                    if "torch" in median
+                    else f"{'-':>10}"
+                )
+                print(
+                    f"{name:<12} {dtype:<8} {size:>7.0e} {_time(median['readable']):>10} "
+                    f"{_time(median['fast']):>10} {_time(median['naive']):>10} "
+                    f"{row['readable_over_naive']:>10.2f} {row['fast_over_naive']:>10.2f} "
+                    f"{row['fast_over_floor']:>10.2f} {torch_cell}"
+                    + ("" if finite else "  (naive not finite)"),
+                    flush=True,
+                )
+    return rows
+
+
+def memory(names, dtypes, styles, args) -> list[dict]:
+    """Peak extra memory of forward+backward of the fast layers at 1e7 elements,
+    in units of x's size, against what the layer must hold: the output, dx and
+    what it caches."""
+    import numpy as np
+
+    import symgrad
+    from symgrad.layer import layer_formulas
+
+    print("\npeak extra memory of forward+backward (fast), in units of the array")
+    rows = []
+    for dtype in dtypes:
+        x, dout = _data(10_000_000, dtype)
+        for name in names:
+            layer = styles["fast"][name]()
+            tracemalloc.start()
+            try:
+                base = tracemalloc.get_traced_memory()[0]
+                tracemalloc.reset_peak()
+                layer.forward(x)
+                layer.backward(dout)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            sizes_of = {"mask": 1 / np.dtype(dtype).itemsize, "x": 0.0}
+            saved = layer_formulas(symgrad.derive(name)).saved_attributes
+            cached = sum(sizes_of.get(a, 1.0) for a in saved)
+            rows.append(
+                {
+                    "activation": name,
+                    "dtype": dtype,
+                    "peak": (peak - base) / x.nbytes,
+                    "allowed": 2 + cached,
+                }
+            )
+            print(f"  {name:<12} {dtype:<8} {rows[-1]['peak']:.2f} x "
+                  f"(allowed {rows[-1]['allowed']:.3g} x)")  # fmt: skip
+    return rows
+
+
+def startup(names) -> dict[str, float]:
+    """Deriving and generating the catalog cold, a cached compile in a new process,
+    and importing a generated module over importing NumPy (medians of 5)."""
+    import symgrad
+
+    def seconds(code: str, env: dict[str, str]) -> float:
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            cwd=HERE.parent,
+        )
+        return float(result.stdout.strip().splitlines()[-1])
+
+    print("\ngeneration and import")
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "SYMGRAD_CACHE": cache, "PYTHONPATH": str(HERE.parent)}
+        catalog = seconds(
+            "import time; t = time.perf_counter(); import symgrad; "
+            "symgrad.generate(list(symgrad.CATALOG)); print(time.perf_counter() - t)",
+            env,
+        )
+        compile_code = (
+            "import time; import numpy; t = time.perf_counter(); import symgrad; "
+            "symgrad.compile('sigmoid'); print(time.perf_counter() - t)"
+        )
+        seconds(compile_code, env)
+        warm = [seconds(compile_code, env) for _ in range(5)]
+        module = Path(cache) / "bench_import.py"
+        module.write_text(symgrad.generate(names))
+        numpy_only = [
+            seconds(
+                "import time; t = time.perf_counter(); import numpy; "
+                "print(time.perf_counter() - t)",
+                env,
+            )
+            for _ in range(5)
+        ]
+        layers = [
+            seconds(
+                f"import sys, time; sys.path.insert(0, {cache!r}); import numpy; "
+                "u = time.perf_counter(); import bench_import; "
+                "print(time.perf_counter() - u)",
+                env,
+            )
+            for _ in range(5)
+        ]
+    result = {
+        "catalog_generate_cold_s": catalog,
+        "compile_cached_s": statistics.median(warm),
+        "import_numpy_s": statistics.median(numpy_only),
+        "import_generated_over_numpy_s": statistics.median(layers),
+    }
+    for key, value in result.items():
+        print(f"  {key:<32} {value * 1e3:9.1f} ms")
+    return result
+
+
+# -- PyTorch ---------------------------------------------------------------------------
+
+
+def load_torch():
+    """torch and its functions for the layers it has, or None."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # its threads spin otherwise
     try:
         import torch
         import torch.nn.functional as F
@@ -81,524 +539,125 @@ def load_torch(enabled: bool):
     }
 
 
-def generated_classes(names: list[str], folder: Path) -> dict[str, type]:
-    """The generated layers, written to one module and imported like a user would."""
-    path = folder / "bench_layers.py"
-    path.write_text(symgrad.generate(names))
-    module = import_path(path, "bench_layers")
-    return {n: getattr(module, symgrad.activation(n).class_name) for n in names}
-
-
-# -- candidates: each returns {phase: zero-argument function to time} ---------------
-
-
-def layer_phases(layer, x, dout, buffers=False) -> dict[str, Callable[[], object]]:
-    """Forward, backward and both; with ``buffers``, into preallocated out= arrays
-    (as the floor writes), else allocating their results (as torch does)."""
-    out = np.empty_like(x) if buffers else None
-    dx = np.empty_like(x) if buffers else None
-
-    def forward():
-        return layer.forward(x, out=out)
-
-    def backward():
-        return layer.backward(dout, out=dx)
-
-    def both():
-        layer.forward(x, out=out)
-        return layer.backward(dout, out=dx)
-
-    forward()
-    return {"forward": forward, "backward": backward, "both": both}
-
-
-def seed_phases(layer, x, dout) -> dict[str, Callable[[], object]]:
-    # The seed-style ReLU writes into dout; give it its own copy to spoil.
-    own = dout.copy()
-
-    def backward():
-        return layer.backward(own)
-
-    def both():
-        layer.forward(x)
-        return layer.backward(own)
-
-    layer.forward(x)
-    return {"forward": lambda: layer.forward(x), "backward": backward, "both": both}
-
-
-def torch_phases(torch, function, x, dout) -> dict[str, Callable[[], object]]:
+def _torch_both(torch_setup, name, x, dout):
+    torch, functions = torch_setup
+    function = functions[name]
     tx, tdout = torch.from_numpy(x), torch.from_numpy(dout)
-    pending = []
 
-    def forward():
-        return function(tx.detach().requires_grad_())
-
-    def prepare_backward():
-        leaf = tx.detach().requires_grad_()
-        pending.append(function(leaf))
-
-    def backward():
-        if not pending:
-            prepare_backward()
-        pending.pop().backward(tdout)
-
-    def both():
+    def run():
         leaf = tx.detach().requires_grad_()
         function(leaf).backward(tdout)
         return leaf.grad
 
-    return {
-        "forward": forward,
-        "backward": backward,
-        "both": both,
-        "_prepare": {"backward": prepare_backward},
-    }
+    run()
+    return run
 
 
-def floor_phases(x, dout) -> dict[str, Callable[[], object]]:
-    out, dx = np.empty_like(x), np.empty_like(x)
-
-    def both():
-        np.copyto(out, x)
-        np.multiply(dout, x, out=dx)
-
-    return {
-        "forward": lambda: np.copyto(out, x),
-        "backward": lambda: np.multiply(dout, x, out=dx),
-        "both": both,
-    }
+# -- targets and report ------------------------------------------------------------------
 
 
-# -- timing ------------------------------------------------------------------------
-
-
-def repeats_for(size: int, scale: float) -> int:
-    base = {1_000: 300, 100_000: 60, 1_000_000: 25, 10_000_000: 9}.get(size)
-    if base is None:
-        base = max(5, int(3e7 / max(size, 1)))
-        base = min(base, 300)
-    return max(3, int(base * scale))
-
-
-def interleaved(candidates: dict[str, dict], repeats: int) -> dict[str, dict]:
-    """Median seconds per (candidate, phase), running every candidate in turn."""
-    samples = {name: {phase: [] for phase in PHASES} for name in candidates}
-    order = list(candidates)
-    for phase in PHASES:
-        for name in order:  # warm up: first touches, thread pools, caches
-            candidates[name][phase]()
-        for r in range(repeats):
-            rotated = order[r % len(order) :] + order[: r % len(order)]
-            for name in rotated:
-                prepare = candidates[name].get("_prepare", {}).get(phase)
-                if prepare:
-                    prepare()
-                run = candidates[name][phase]
-                started = time.perf_counter()
-                run()
-                samples[name][phase].append(time.perf_counter() - started)
-    return {
-        name: {phase: statistics.median(v) for phase, v in phases.items()}
-        for name, phases in samples.items()
-    }
-
-
-def peak_memory(make_layer, x, dout) -> float:
-    """Peak memory allocated during forward+backward, in units of x's size."""
-    layer = make_layer()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        layer.forward(x)
-        layer.backward(dout)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return (peak - base) / x.nbytes
-
-
-def cached_arrays(name: str, dtype: np.dtype) -> float:
-    """The arrays a generated layer caches for backward, in units of x's size: a
-    bool mask is 1/itemsize of it; the input, the output or a shared part (s)
-    count as one each."""
-    from symgrad.codegen import layer_source
-
-    sizes = {"mask": 1 / np.dtype(dtype).itemsize, "x": 1.0, "out": 1.0, "s": 1.0}
-    cache = layer_source(symgrad.derive(name)).cache
-    return sum(sizes.get(attribute, 0.0) for attribute in cache)
-
-
-# -- generation and import speed -----------------------------------------------------
-
-
-def _subprocess_seconds(code: str, env: dict[str, str]) -> float:
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        cwd=HERE.parent,
-    )
-    return float(result.stdout.strip().splitlines()[-1])
-
-
-def startup_figures(names: list[str], repeats: int = 5) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "SYMGRAD_CACHE": cache, "PYTHONPATH": str(HERE.parent)}
-        catalog = _subprocess_seconds(
-            "import time; t = time.perf_counter(); import symgrad; "
-            "symgrad.generate(list(symgrad.CATALOG)); print(time.perf_counter() - t)",
-            env,
-        )
-        compile_code = (
-            "import time; import numpy; t = time.perf_counter(); import symgrad; "
-            "symgrad.compile('sigmoid'); print(time.perf_counter() - t)"
-        )
-        cold_compile = _subprocess_seconds(compile_code, env)
-        warm = [_subprocess_seconds(compile_code, env) for _ in range(repeats)]
-        module = Path(cache) / "bench_import.py"
-        module.write_text(symgrad.generate(names))
-        numpy_only, layers = [], []
-        for _ in range(repeats):
-            numpy_only.append(
-                _subprocess_seconds(
-                    "import time; t = time.perf_counter(); import numpy; "
-                    "print(time.perf_counter() - t)",
-                    env,
-                )
-            )
-            layers.append(
-                _subprocess_seconds(
-                    f"import sys, time; sys.path.insert(0, {cache!r}); "
-                    "t = time.perf_counter(); import numpy; "
-                    "u = time.perf_counter(); import bench_import; "
-                    "print(time.perf_counter() - u)",
-                    env,
-                )
-            )
-    return {
-        "catalog_generate_cold_s": catalog,
-        "compile_cold_s": cold_compile,
-        "compile_cached_s": statistics.median(warm),
-        "import_numpy_s": statistics.median(numpy_only),
-        "import_generated_over_numpy_s": statistics.median(layers),
-    }
-
-
-# -- report ------------------------------------------------------------------------
-
-
-def rows_for(results: dict, name: str, dtype: str, size: int) -> list[dict]:
-    rows = []
-    for phase in PHASES:
-        gen = results["generated"][phase]
-        row = {
-            "activation": name,
-            "dtype": dtype,
-            "size": size,
-            "phase": phase,
-            "generated_us": gen * 1e6,
-            "seed_us": results["seed"][phase] * 1e6,
-            "floor_us": results["floor"][phase] * 1e6,
-            "buffers_us": results["buffers"][phase] * 1e6,
-            "seed_over_generated": results["seed"][phase] / gen,
-            "generated_over_floor": results["buffers"][phase] / results["floor"][phase],
-        }
-        if "torch" in results:
-            row["torch_us"] = results["torch"][phase] * 1e6
-            row["generated_over_torch"] = gen / results["torch"][phase]
-        if "scipy" in results and phase == "forward":
-            row["scipy_us"] = results["scipy"][phase] * 1e6
-            row["scipy_over_generated"] = results["scipy"][phase] / gen
-        rows.append(row)
-    return rows
-
-
-def format_row(row: dict) -> str:
-    torch_part = (
-        f"{row['torch_us']:>10.0f} {row['generated_over_torch']:>9.2f}"
-        if "torch_us" in row
-        else f"{'-':>10} {'-':>9}"
-    )
-    return (
-        f"{row['activation']:<10} {row['dtype']:<8} {row['size']:>9.0e} "
-        f"{row['phase']:<8} {row['generated_us']:>10.0f} {row['seed_us']:>10.0f} "
-        f"{row['seed_over_generated']:>8.2f} {row['generated_over_floor']:>9.2f} "
-        + torch_part
-    )
-
-
-HEADER = (
-    f"{'layer':<10} {'dtype':<8} {'N':>9} {'phase':<8} {'gen us':>10} "
-    f"{'seed us':>10} {'seed/gen':>8} {'gen/floor':>9} {'torch us':>10} "
-    f"{'gen/torch':>9}"
-)
-
-
-def targets(rows: list[dict], memory: list[dict], startup: dict) -> list[dict]:
-    """Each target of the speed issue with its measured value."""
+def targets(report: dict) -> list[dict]:
+    """Each target of the readable-layers issue with its measured value."""
     checks = []
 
-    def check(what, value, limit, ok):
-        checks.append({"target": what, "value": value, "limit": limit, "met": ok})
+    def check(what, value, limit):
+        checks.append(
+            {"target": what, "value": value, "limit": limit, "met": value <= limit}
+        )
 
-    for row in rows:
-        if row["phase"] != "both":
-            continue
-        name, size, dtype = row["activation"], row["size"], row["dtype"]
-        where = f"{name} {dtype} N={size:.0e}"
-        if size >= 100_000:
-            need = 10.0 if name == "relu" else 1.5
-            value = row["seed_over_generated"]
-            check(f"{where}: seed/gen >= {need}", value, need, value >= need)
-        if size == 10_000_000:
-            limit = {"relu": 2.5}.get(name, 3.5)
-            if name in FLOOR_TARGETS:
-                value = row["generated_over_floor"]
-                check(f"{where}: gen/floor <= {limit}", value, limit, value <= limit)
-            if "generated_over_torch" in row and name in FLOOR_TARGETS:
-                value = row["generated_over_torch"]
-                check(f"{where}: gen/torch < 1", value, 1.0, value < 1.0)
-        if size == 1_000_000 and "generated_over_torch" in row:
-            if name in ("relu", "sigmoid", "tanh", "silu"):
-                value = row["generated_over_torch"]
-                check(f"{where}: gen/torch <= 1.5", value, 1.5, value <= 1.5)
-    for row in rows:
-        if "scipy_over_generated" in row and row["size"] >= 100_000:
-            value = row["scipy_over_generated"]
-            where = f"gelu {row['dtype']} N={row['size']:.0e} forward"
-            check(f"{where}: scipy/gen >= 3", value, 3.0, value >= 3.0)
-    for entry in memory:
-        allowed = 2 + entry["cached"]
+    for row in report.get("learner", []):
+        where = f"{row['activation']} {row['dtype']} {tuple(row['shape'])}"
+        if "readable_over_book" in row:
+            check(f"{where}: readable/book <= 1.0", row["readable_over_book"], 1.0)
+        check(f"{where}: readable/plain <= 1.3", row["readable_over_plain"], 1.3)
+        check(f"{where}: fast/readable <= 1.0", row["fast_over_readable"], 1.0)
+    if "overhead" in report:
+        for style in ("readable", "fast"):
+            value = report["overhead"][f"{style}_us"]
+            check(f"{style} argument handling per call <= 5 us", value, 5.0)
+    for row in report.get("sizes", []):
+        where = f"{row['activation']} {row['dtype']} N={row['size']:.0e}"
+        if row["naive_finite"]:
+            check(f"{where}: readable/naive <= 1.0", row["readable_over_naive"], 1.0)
+            check(f"{where}: fast/naive <= 1.0", row["fast_over_naive"], 1.0)
+        check(f"{where}: fast/readable <= 1.0", row["fast_over_readable"], 1.0)
+    for row in report.get("memory", []):
         check(
-            f"{entry['activation']} {entry['dtype']} N={entry['size']:.0e}: "
-            f"peak memory <= {allowed:.3g} x",
-            entry["generated"],
-            allowed,
-            entry["generated"] <= allowed,
+            f"{row['activation']} {row['dtype']} N=1e7: fast peak memory <= "
+            f"{row['allowed']:.3g} x",
+            row["peak"],
+            row["allowed"],
         )
-    if startup:
-        check(
-            "catalog derive+generate cold <= 10 s",
-            startup["catalog_generate_cold_s"],
-            10.0,
-            startup["catalog_generate_cold_s"] <= 10.0,
-        )
+    if "startup" in report:
+        s = report["startup"]
+        check("catalog derive+generate cold <= 10 s", s["catalog_generate_cold_s"], 10)
         check(
             "cached compile in a new process <= 50 ms",
-            startup["compile_cached_s"] * 1e3,
-            50.0,
-            startup["compile_cached_s"] <= 0.05,
+            s["compile_cached_s"] * 1e3,
+            50,
         )
         check(
             "import generated module over numpy <= 20 ms",
-            startup["import_generated_over_numpy_s"] * 1e3,
-            20.0,
-            startup["import_generated_over_numpy_s"] <= 0.02,
+            s["import_generated_over_numpy_s"] * 1e3,
+            20,
         )
     return checks
 
 
-def machine() -> dict[str, object]:
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "cpu": model,
-        "cores": len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-    }
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-    except ImportError:
-        pass
-    return info
-
-
-def markdown(rows: list[dict], memory: list[dict], startup: dict, info: dict) -> str:
-    lines = [
-        f"Taken on {info['cpu']} ({info['cores']} cores), Python {info['python']}, "
-        f"NumPy {info['numpy']}"
-        + (f", PyTorch {info['torch']} CPU" if "torch" in info else "")
-        + "; forward+backward, medians, interleaved.",
-        "",
-        "| layer | dtype | N | generated | seed-style | seed/gen | gen/floor | torch | gen/torch |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        if row["phase"] != "both" or row["size"] < 100_000:
-            continue
-        torch_cells = (
-            f"{_us(row['torch_us'])} | {row['generated_over_torch']:.2f}"
-            if "torch_us" in row
-            else "- | -"
-        )
-        lines.append(
-            f"| {row['activation']} | {row['dtype']} | {row['size']:.0e} | "
-            f"{_us(row['generated_us'])} | {_us(row['seed_us'])} | "
-            f"{row['seed_over_generated']:.1f} | {row['generated_over_floor']:.2f} | "
-            + torch_cells
-            + " |"
-        )
-    gelu = [r for r in rows if "scipy_over_generated" in r and r["size"] >= 100_000]
-    if gelu:
-        lines += [
-            "",
-            "| GELU forward | dtype | N | generated | SciPy erf | SciPy/gen |",
-            "|---|---|---|---|---|---|",
-        ]
-        for row in gelu:
-            lines.append(
-                f"| gelu | {row['dtype']} | {row['size']:.0e} | {_us(row['generated_us'])} | "
-                f"{_us(row['scipy_us'])} | {row['scipy_over_generated']:.1f} |"
-            )
-    if memory:
-        lines += [
-            "",
-            "| peak extra memory, fwd+bwd | dtype | N | generated | seed-style | allowed |",
-            "|---|---|---|---|---|---|",
-        ]
-        for entry in memory:
-            lines.append(
-                f"| {entry['activation']} | {entry['dtype']} | {entry['size']:.0e} | "
-                f"{entry['generated']:.2f} x | {entry['seed']:.2f} x | "
-                f"{2 + entry['cached']:.3g} x |"
-            )
-    if startup:
-        lines += [
-            "",
-            f"Whole catalog derived and generated, cold: "
-            f"{startup['catalog_generate_cold_s']:.1f} s. Cached `symgrad.compile` in a "
-            f"new process: {startup['compile_cached_s'] * 1e3:.0f} ms (after NumPy). "
-            f"Importing a generated module: +{startup['import_generated_over_numpy_s'] * 1e3:.0f} ms "
-            f"over NumPy's {startup['import_numpy_s'] * 1e3:.0f} ms.",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def _us(value: float) -> str:
-    return f"{value / 1e3:.2f} ms" if value >= 1e3 else f"{value:.0f} us"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--activations", default=",".join(ACTIVATIONS))
-    parser.add_argument("--sizes", default=",".join(f"{s:.0e}" for s in SIZES))
-    parser.add_argument("--dtypes", default=",".join(DTYPES))
-    parser.add_argument(
-        "--repeats", type=float, default=1.0, help="scale the default repeat counts"
-    )
-    parser.add_argument("--json", type=Path, default=HERE / "results.json")
-    parser.add_argument("--markdown", type=Path)
-    parser.add_argument("--no-torch", action="store_true")
-    parser.add_argument("--skip-startup", action="store_true")
-    args = parser.parse_args(argv)
-
-    names = [n.strip() for n in args.activations.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SEED_STYLE]
-    if unknown:
-        parser.error(
-            f"no seed-style baseline for {', '.join(unknown)}; "
-            f"choose from {', '.join(SEED_STYLE)}"
-        )
-    sizes = [int(float(s)) for s in args.sizes.split(",")]
-    dtypes = [d.strip() for d in args.dtypes.split(",")]
-    bad = [d for d in dtypes if d not in ("float16", "float32", "float64")]
-    if bad:
-        parser.error(f"unknown dtype {bad[0]!r}; choose from float16, float32, float64")
-
-    torch_setup = load_torch(not args.no_torch)
-    info = machine()
-    print(", ".join(f"{k} {v}" for k, v in info.items()))
-    rng = np.random.default_rng(0)
-    rows, memory = [], []
-    with tempfile.TemporaryDirectory() as folder:
-        classes = generated_classes(names, Path(folder))
-        print(HEADER)
-        for dtype in dtypes:
-            for size in sizes:
-                x = (2.0 * rng.standard_normal(size)).astype(dtype)
-                dout = rng.standard_normal(size).astype(dtype)
-                floor = floor_phases(x, dout)
-                for name in names:
-                    candidates = {
-                        "generated": layer_phases(classes[name](), x, dout),
-                        "buffers": layer_phases(classes[name](), x, dout, True),
-                        "seed": seed_phases(SEED_STYLE[name](), x, dout),
-                        "floor": floor,
-                    }
-                    if torch_setup is not None:
-                        torch, functions = torch_setup
-                        candidates["torch"] = torch_phases(
-                            torch, functions[name], x, dout
-                        )
-                    if name == "gelu":
-                        candidates["scipy"] = dict.fromkeys(
-                            PHASES, functools.partial(scipy_gelu, x)
-                        )
-                    results = interleaved(candidates, repeats_for(size, args.repeats))
-                    for row in rows_for(results, name, dtype, size):
-                        rows.append(row)
-                        print(format_row(row), flush=True)
-                if size == max(sizes):
-                    for name in names:
-                        memory.append(
-                            {
-                                "activation": name,
-                                "dtype": dtype,
-                                "size": size,
-                                "generated": peak_memory(classes[name], x, dout),
-                                "seed": peak_memory(SEED_STYLE[name], x, dout.copy()),
-                                "cached": cached_arrays(name, dtype),
-                            }
-                        )
-    if memory:
-        print("\npeak extra memory of forward+backward, in units of the array size")
-        for entry in memory:
-            print(
-                f"{entry['activation']:<10} {entry['dtype']:<8} N={entry['size']:.0e} "
-                f"generated {entry['generated']:.2f}x (allowed {2 + entry['cached']:.3g}x)"
-                f", seed-style {entry['seed']:.2f}x"
-            )
-    startup = {} if args.skip_startup else startup_figures(names)
-    if startup:
-        print("\ngeneration and import")
-        for key, value in startup.items():
-            print(f"{key:<32} {value * 1e3:10.1f} ms")
-    checks = targets(rows, memory, startup)
-    print("\ntargets")
+def _print_targets(checks: list[dict], info: dict) -> None:
+    met = sum(c["met"] for c in checks)
+    print(f"\ntargets ({_machine_line(info)}): {met} of {len(checks)} met")
     for c in checks:
-        mark = "met " if c["met"] else "MISS"
-        print(f"  {mark} {c['target']}: {c['value']:.3g}")
-    report = {
-        "machine": info,
-        "rows": rows,
-        "memory": memory,
-        "startup": startup,
-        "targets": checks,
-    }
-    args.json.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"\nwrote {args.json}")
-    if args.markdown:
-        args.markdown.write_text(markdown(rows, memory, startup, info))
-        print(f"wrote {args.markdown}")
-    return 0
+        if not c["met"]:
+            print(f"  MISS {c['target']}: {c['value']:.3g}")
+
+
+def _time(seconds: float) -> str:
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.0f} us"
+
+
+def markdown(report: dict) -> str:
+    """README tables: the learner sizes and the large arrays, with the machine."""
+    info = report["machine"]
+    lines = [f"Measured on {_machine_line(info)}.", ""]
+    if report.get("learner"):
+        lines += [
+            "| layer | dtype | shape | readable | plain NumPy | readable/plain | "
+            "readable/book | fast/readable |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in report["learner"]:
+            book = row.get("readable_over_book")
+            lines.append(
+                f"| {row['activation']} | {row['dtype']} | {tuple(row['shape'])} | "
+                f"{row['readable_us']:.1f} us | {row['plain_us']:.1f} us | "
+                f"{row['readable_over_plain']:.2f} | "
+                f"{'-' if book is None else f'{book:.2f}'} | "
+                f"{row['fast_over_readable']:.2f} |"
+            )
+    if report.get("sizes"):
+        lines += [
+            "",
+            "| layer | dtype | N | readable | fast | naive | readable/naive | "
+            "fast/naive | fast/floor | fast/torch |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in report["sizes"]:
+            torch = row.get("fast_over_torch")
+            lines.append(
+                f"| {row['activation']} | {row['dtype']} | {row['size']:.0e} | "
+                f"{_time(row['readable_us'] / 1e6)} | {_time(row['fast_us'] / 1e6)} | "
+                f"{_time(row['naive_us'] / 1e6)} | {row['readable_over_naive']:.2f} | "
+                f"{row['fast_over_naive']:.2f} | {row['fast_over_floor']:.2f} | "
+                f"{'-' if torch is None else f'{torch:.2f}'} |"
+            )
+    checks = report.get("targets", [])
+    if checks:
+        met = sum(c["met"] for c in checks)
+        lines += ["", f"Targets met: {met} of {len(checks)}."]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

@@ -100,11 +100,18 @@ def test_common_subexpressions_are_computed_once():
 
 
 def test_an_operand_that_dies_is_overwritten_in_place():
-    """tanh(exp(x)) needs one buffer, not two."""
+    """tanh(exp(x)) needs one buffer, not two; the first computed operand of the
+    result goes straight into the output."""
     assert emitted(sympy.tanh(exp(X)) * Y) == [
         "np.exp(x, out=t0)",
-        "np.tanh(t0, out=t0)",
-        "np.multiply(y, t0, out=out)",
+        "np.tanh(t0, out=out)",
+        "np.multiply(out, y, out=out)",
+    ]
+    assert emitted(sympy.tanh(exp(X)) * Y + X) == [
+        "np.exp(x, out=t0)",
+        "np.tanh(t0, out=out)",
+        "np.multiply(out, y, out=out)",
+        "np.add(out, x, out=out)",
     ]
 
 

@@ -141,14 +141,15 @@ PRINTED = [
     (
         "sigmoid derivative",
         exp(-X) / (1 + exp(-X)) ** 2,
-        "_sigmoid(x, t0) | np.subtract(1.0, t0, out=t1) | np.multiply(t0, t1, out=out)",
+        "_sigmoid(x, t0) | np.subtract(1.0, t0, out=out) | "
+        "np.multiply(out, t0, out=out)",
     ),
     (
         "silu derivative",
         sympy.diff(X / (1 + exp(-X)), X),
         "c0 = _clip(x, lower=-750.0, upper=46.0, out=t0) | _sigmoid(c0, t1) | "
-        "np.subtract(1.0, t1, out=t2) | np.multiply(c0, t1, out=t3) | "
-        "np.multiply(t3, t2, out=t3) | np.add(t1, t3, out=out)",
+        "np.subtract(1.0, t1, out=out) | np.multiply(out, c0, out=out) | "
+        "np.multiply(out, t1, out=out) | np.add(out, t1, out=out)",
     ),
     ("softplus", log(1 + exp(X)), "_softplus(x, out, t0)"),
     (
@@ -160,14 +161,14 @@ PRINTED = [
     (
         "expm1",
         alpha * (exp(X) - 1),
-        "np.expm1(x, out=t0) | np.multiply(t0, self.alpha, out=out)",
+        "np.expm1(x, out=out) | np.multiply(out, self.alpha, out=out)",
     ),
     (
         "select as a sum of clamped branches (no branch mispredictions)",
         Piecewise((X, X > 0), (alpha * (exp(X) - 1), True)),
-        "t0.fill(0.0) | np.minimum(x, t0, out=t0) | np.expm1(t0, out=t0) | "
-        "np.multiply(t0, self.alpha, out=t0) | t1.fill(0.0) | "
-        "np.maximum(x, t1, out=t1) | np.add(t0, t1, out=out)",
+        "t0.fill(0.0) | np.minimum(x, t0, out=t0) | np.expm1(t0, out=out) | "
+        "np.multiply(out, self.alpha, out=out) | t0.fill(0.0) | "
+        "np.maximum(x, t0, out=t0) | np.add(out, t0, out=out)",
     ),
     (
         "other selects blend clamped branches: c*a + (not c)*b",
@@ -188,8 +189,8 @@ PRINTED = [
         X * (1 + erf(X / sqrt(2))) / 2,
         "c0 = _clip(x, lower=-39.0, out=t0) | "
         "np.multiply(c0, -0.7071067811865476, out=t1) | "
-        "_erfc(t1, t2, t3, t4, t5, t6) | np.multiply(c0, 0.5, out=out) | "
-        "np.multiply(out, t2, out=out)",
+        "_erfc(t1, out, t2, t3, t4, t5) | np.multiply(out, 0.5, out=out) | "
+        "np.multiply(out, c0, out=out)",
     ),
     (
         "constants are float literals",
@@ -199,7 +200,7 @@ PRINTED = [
     (
         "no logaddexp",
         log(exp(X) + 1) + X,
-        "_softplus(x, t0, t1) | np.add(x, t0, out=out)",
+        "_softplus(x, out, t0) | np.add(out, x, out=out)",
     ),
 ]
 

@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from ..layer import DOUT, LayerFormulas, local_name
 from ..model import MASK, X, Y
 from ..sharing import S
-from .numpy_kernels import Kernel, emit_kernel
+from .numpy_kernels import Kernel, emit_kernel, fitted
 
 #: Helpers every fast module uses.
 ALWAYS = frozenset(
     {
         "_as_float_array",
-        "_output_array",
-        "_check_no_overlap",
+        "_check_out",
         "_check_backward",
         "_map_blocks",
     }
@@ -53,6 +52,8 @@ class FastLayer:
     comments: tuple[str, ...]
     param_grads: tuple[str, ...]
     helpers: frozenset[str]
+    check_forward: tuple[str, ...]
+    check_backward: tuple[str, ...]
 
 
 def layer_source(formulas: LayerFormulas) -> FastLayer:
@@ -88,6 +89,12 @@ def layer_source(formulas: LayerFormulas) -> FastLayer:
     if not loads:
         cache["shape"] = "x.shape"
     dtype = "self.dtype" if "dtype" in cache else f"{loads[0]}.dtype"
+    name = act.class_name
+    reads = "".join(f", {local}={local}" for local in ("dout", *loads))
+    check_forward = f'_check_out("{name}.forward", out, x.shape, x.dtype, x=x)'
+    check_backward = (
+        f'dx = _check_out("{name}.backward", out, dout.shape, {dtype}{reads})'
+    )
     return FastLayer(
         class_name=act.class_name,
         docstring=formulas.docstring,
@@ -107,6 +114,8 @@ def layer_source(formulas: LayerFormulas) -> FastLayer:
         comments=formulas.comments,
         param_grads=formulas.param_grads,
         helpers=ALWAYS | forward.helpers | backward.helpers,
+        check_forward=tuple(fitted(check_forward, indent=12)),
+        check_backward=tuple(fitted(check_backward, indent=12)),
     )
 
 

@@ -28,10 +28,10 @@ def _as_float_array(x):
     raise TypeError(f"expected real numbers, got an array of dtype {x.dtype}")
 
 
-def _output_array(name, shape, dtype, out):
-    """A new array for a result, or ``out`` after checking it can hold it."""
-    if out is None:
-        return np.empty(shape, dtype=dtype)
+def _check_out(name, out, shape, dtype, **reads):
+    """``out``, after checking that it can hold the result and shares no memory
+    with ``reads``, the arrays the call still reads or the layer keeps for
+    backward (blocks are written before all are read)."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name}: out must be a NumPy array, not {type(out).__name__}")
     if out.shape != shape or out.dtype != dtype:
@@ -41,17 +41,10 @@ def _output_array(name, shape, dtype, out):
         )
     if not (out.flags.c_contiguous and out.flags.writeable):
         raise ValueError(f"{name}: out must be a writeable, C-contiguous array")
-    return out
-
-
-def _check_no_overlap(name, out, **arrays):
-    """Refuse an out buffer that shares memory with an array the call still reads
-    or the layer keeps for backward (blocks are written before all are read)."""
-    if out is None:
-        return
-    for label, array in arrays.items():
+    for label, array in reads.items():
         if np.may_share_memory(out, array):
             raise ValueError(f"{name}: out shares memory with {label}")
+    return out
 
 
 def _check_backward(layer, cached, dout):
@@ -66,6 +59,9 @@ def _check_backward(layer, cached, dout):
             f"but forward's output has shape {shape}"
         )
     return dout
+
+
+_BOOL = np.dtype(bool)
 
 
 def _threads():
@@ -92,12 +88,15 @@ class _Scratch(threading.local):
         self.buffers = {}
 
     def take(self, count, size, dtype):
-        buffers = self.buffers.get(dtype, [])
-        if len(buffers) < count or (buffers and len(buffers[0]) < size):
+        if not count:
+            return []
+        buffers = self.buffers.get(dtype)
+        if buffers is None or len(buffers) < count or len(buffers[0]) < size:
             length = max(size, len(buffers[0]) if buffers else 0)
-            kept = max(count, len(buffers))
-            buffers = [np.empty(length, dtype) for _ in range(kept)]
-            self.buffers[dtype] = buffers
+            kept = max(count, len(buffers) if buffers else 0)
+            buffers = self.buffers[dtype] = [
+                np.empty(length, dtype) for _ in range(kept)
+            ]
         return [b[:size] for b in buffers[:count]]
 
 
@@ -110,22 +109,32 @@ def _map_blocks(kernel, inputs, outputs, floats=0, bools=0):
     """Call kernel(*input_blocks, *output_blocks, *scratch) block by block.
 
     A block is 512 KiB of each array, so a kernel's buffers stay in the CPU's
-    cache.  Arrays of 2**18 elements or more are split into one contiguous part
-    per thread (NumPy releases the GIL inside its loops; every call takes it
-    back, which is why blocks are not smaller).  Returns the kernel's results in
-    block order, whatever the threads, so sums over them are deterministic.
+    cache.  An array of one block goes to the kernel as it is, shape and
+    strides included, with no pool, copy or error-state change: the kernel is
+    elementwise.  Arrays of 2**18 elements or more are split into one contiguous
+    part per thread (NumPy releases the GIL inside its loops; every call takes
+    it back, which is why blocks are not smaller).  Returns the kernel's results
+    in block order, whatever the threads, so sums over them are deterministic.
     """
-    dtype = np.result_type(*inputs)
+    first = outputs[0]
+    size = first.size
+    if size <= 65536:  # one block, whatever the dtypes (8 bytes at most)
+        if not (floats or bools):
+            return [kernel(*inputs, *outputs)]
+        store = _scratch_store()
+        scratch = store.take(floats, size, first.dtype) + store.take(bools, size, _BOOL)
+        shape = first.shape
+        return [kernel(*inputs, *outputs, *[b.reshape(shape) for b in scratch])]
+    dtype = first.dtype
     block = 524288 // max(a.dtype.itemsize for a in inputs + outputs)
     inputs = [a.reshape(-1) for a in inputs]
     outputs = [a.reshape(-1) for a in outputs]  # views: outputs are C-contiguous
-    size = outputs[0].size
     errors = np.geterr()  # error handling is per thread; workers follow the caller
 
     def run(start, stop):
         n = min(block, stop - start)
         store = _scratch_store()
-        scratch = store.take(floats, n, dtype) + store.take(bools, n, np.dtype(bool))
+        scratch = store.take(floats, n, dtype) + store.take(bools, n, _BOOL)
         results = []
         with np.errstate(**errors):
             for i in range(start, stop, block):
@@ -153,6 +162,7 @@ def _scratch(u, count):
     return [u] + [np.empty_like(u) for _ in range(count)]
 
 
+@np.errstate(over="ignore")
 def _sigmoid(u, out=None):
     """out = 1/(1 + exp(-u)), to rounding error wherever the result is normal.
 
@@ -168,8 +178,7 @@ def _sigmoid(u, out=None):
         out[...] = _sigmoid(wide, wide)
         return out
     np.negative(u, out=out)
-    with np.errstate(over="ignore"):
-        np.exp(out, out=out)
+    np.exp(out, out=out)
     out += 1.0
     np.divide(1.0, out, out=out)
     return out

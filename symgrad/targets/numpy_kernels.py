@@ -206,7 +206,7 @@ class _Emitter:
         self.release(operand)
 
     def emit(self, line: str) -> None:
-        self.lines.extend(_fitted(line))
+        self.lines.extend(fitted(line))
 
     def call(self, function: str, args: Sequence[str], out: str) -> None:
         self.emit(f"{function}({', '.join(args)}, out={out})")
@@ -297,7 +297,11 @@ class _Emitter:
             self.call("np.negative", [inner.text], out)
             self.release(inner, keep=out)
             return self._result(dest, out)
-        values = [self.value(t) for t in positive] + [self.value(t) for t in negative]
+        positive = self._computed_first(positive, dest)
+        values = [
+            self.value(t, dest if i == 0 else None) for i, t in enumerate(positive)
+        ]
+        values += [self.value(t) for t in negative]
         ops = ["np.add"] * (len(positive) - 1) + ["np.subtract"] * len(negative)
         if len(values) == 1:
             return self._copy(values[0], dest)
@@ -321,7 +325,10 @@ class _Emitter:
             self.call("np.negative", [inner.text], out)
             self.release(inner, keep=out)
             return self._result(dest, out)
-        values = [self.value(f) for f in numerator]
+        numerator = self._computed_first(numerator, dest)
+        values = [
+            self.value(f, dest if i == 0 else None) for i, f in enumerate(numerator)
+        ]
         scale, divisor = sympy.fraction(fixed)
         if fixed.is_Rational and (scale != 1 or not int(divisor) & (int(divisor) - 1)):
             # 26829/200000 as one literal (26829*x would overflow float16); 1/4 is
@@ -341,8 +348,30 @@ class _Emitter:
         return self._chain("np.multiply", values[0], steps, dest)
 
     def _Times(self, expr: Times, dest) -> _Operand:
-        left, right = (self.value(a) for a in expr.args)
+        left, right = expr.args
+        if self._computed(right) and dest is not None:
+            # The local gradient straight into the result, then times dout.
+            inner = self.value(right, dest)
+            return self._chain(
+                "np.multiply", inner, [("np.multiply", self.value(left))], dest
+            )
+        left, right = self.value(left), self.value(right)
         return self._chain("np.multiply", left, [("np.multiply", right)], dest)
+
+    def _computed(self, expr: sympy.Expr) -> bool:
+        """Whether expr takes operations to compute (not a name or a kept value)."""
+        return not expr.is_Atom and expr not in self.kept and self._varies(expr)
+
+    def _computed_first(self, operands: list, dest) -> list:
+        """The operands with one that must be computed first, when there is a
+        destination: it is computed into the destination, which then
+        accumulates the rest in place, so no scratch buffer is needed for it."""
+        if dest is None:
+            return operands
+        for i, operand in enumerate(operands):
+            if self._computed(operand):
+                return [operand, *operands[:i], *operands[i + 1 :]]
+        return operands
 
     def _Pow(self, expr: sympy.Pow, dest) -> _Operand:
         base, exponent = expr.args
@@ -515,8 +544,11 @@ class _Emitter:
         spare = self.pools["f"].take()
         self.call("np.multiply", [self.scalar(mask), self.scalar(inside)], out)
         self.call("np.logical_not", [self.scalar(mask)], negated)
-        self.call("np.multiply", [negated, self.scalar(outside)], spare)
-        self.call("np.add", [out, spare], out)
+        if outside == 1:  # adding a bool adds 1 where it holds
+            self.call("np.add", [out, negated], out)
+        else:
+            self.call("np.multiply", [negated, self.scalar(outside)], spare)
+            self.call("np.add", [out, spare], out)
         self.pools["b"].give(negated)
         self.pools["f"].give(spare)
         return self._result(dest, out)
@@ -581,7 +613,7 @@ class _Emitter:
     _Not = _And
 
 
-def _fitted(line: str, indent: int = 8) -> list[str]:
+def fitted(line: str, indent: int = 8) -> list[str]:
     """A call split over lines as ruff format splits it, when it is too long."""
     if indent + len(line) <= LINE_LENGTH or "(" not in line:
         return [line]
