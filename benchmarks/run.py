@@ -319,16 +319,18 @@ def overhead(names, styles) -> dict[str, float]:
         module._check_dout("Sigmoid", dout, y)
 
     fast = styles["fast"]["sigmoid"]()
-    out, dx, t0 = np.empty(1), np.empty(1), np.empty(1)
-    fast.forward(x)
+    y = fast.forward(x)
+    # Each block kernel with buffers for all its array arguments, scratch included.
+    forward_args = [x] + _buffers(fast._forward_block, 1)
+    backward_args = [dout, y] + _buffers(fast._backward_block, 2)
 
     def fast_whole():
         fast.forward(x)
         fast.backward(dout)
 
     def fast_kernels():
-        fast._forward_block(x, out)
-        fast._backward_block(dout, out, dx, t0)
+        fast._forward_block(*forward_args)
+        fast._backward_block(*backward_args)
 
     median = interleaved(
         {"readable": readable, "fast_whole": fast_whole, "fast_kernels": fast_kernels},
@@ -341,6 +343,16 @@ def overhead(names, styles) -> dict[str, float]:
     for key, value in result.items():
         print(f"  {key:<12} {value:6.2f} us")
     return result
+
+
+def _buffers(method, given: int) -> list:
+    """One-element buffers for the parameters of a block kernel after ``given``."""
+    import inspect
+
+    import numpy as np
+
+    count = len(inspect.signature(method).parameters) - given
+    return [np.empty(1) for _ in range(count)]
 
 
 def sizes(names, dtypes, styles, plain, torch, args) -> list[dict]:

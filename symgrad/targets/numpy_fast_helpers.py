@@ -118,7 +118,10 @@ def _map_blocks(kernel, inputs, outputs, floats=0, bools=0):
     """
     first = outputs[0]
     size = first.size
-    if size <= 65536:  # one block, whatever the dtypes (8 bytes at most)
+    block = 65536  # a block's elements when an array has 8-byte ones
+    if size > block:
+        block = 524288 // max(a.dtype.itemsize for a in inputs + outputs)
+    if size <= block:
         if not (floats or bools):
             return [kernel(*inputs, *outputs)]
         store = _scratch_store()
@@ -126,7 +129,6 @@ def _map_blocks(kernel, inputs, outputs, floats=0, bools=0):
         shape = first.shape
         return [kernel(*inputs, *outputs, *[b.reshape(shape) for b in scratch])]
     dtype = first.dtype
-    block = 524288 // max(a.dtype.itemsize for a in inputs + outputs)
     inputs = [a.reshape(-1) for a in inputs]
     outputs = [a.reshape(-1) for a in outputs]  # views: outputs are C-contiguous
     errors = np.geterr()  # error handling is per thread; workers follow the caller
@@ -244,10 +246,10 @@ def _erfc(u, out=None, t1=None, t2=None, t3=None, t4=None):
         return _erfc(*_scratch(u, 5))
     if out.dtype == np.float64:
         table = _ERFC_F64
-        largest = 26.5  # erfc(26.5) is near the smallest normal float64
+        largest = 27.3  # erfc is below the smallest float64 from here
     else:
         table = _ERFC_F32
-        largest = 9.1
+        largest = 10.1  # likewise for float32
     np.abs(u, out=t1)
     z = _clip(t1, upper=largest, out=t1)
     np.add(z, 2.0, out=t2)

@@ -99,7 +99,7 @@ def _check_dout(layer, dout, saved):
 
 @np.errstate(over="ignore")
 def _sigmoid(u):
-    """1/(1 + exp(-u)).
+    """1/(1 + exp(-u)), computed in one new array.
 
     exp(-u) overflows to inf below u = -88.7 (float32) or -709.8 (float64); the
     true value there is below the smallest normal number and 1/(1 + inf) = 0 is
@@ -109,9 +109,11 @@ def _sigmoid(u):
     u = np.asarray(u)
     if u.dtype == np.float16:
         return _sigmoid(u.astype(np.float32)).astype(np.float16)
-    e = np.exp(-u)
-    e += 1.0
-    return 1.0 / e
+    s = np.empty_like(u)
+    np.negative(u, out=s)
+    np.exp(s, out=s)
+    s += 1.0
+    return np.divide(1.0, s, out=s)
 
 
 def _vectorised(ufunc):
@@ -131,6 +133,7 @@ _LOG1P_IS_SIMD = _vectorised("log1p")
 _EXPM1_IS_SIMD = _vectorised("expm1")
 
 
+@np.errstate(invalid="ignore", divide="ignore")
 def _log1p_by_log(t):
     """log(1 + t), accurate for tiny t, built on the vectorised np.log.
 
@@ -138,11 +141,12 @@ def _log1p_by_log(t):
     the second term is (t - (v - 1))/v to within the square of a rounding error.
     Where log(v) is not finite (t = -1, inf or NaN), it is the answer.
     """
-    v = 1.0 + t
-    log_v = np.log(v)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        result = log_v - ((v - 1.0) - t) / v
-    return np.where(np.isfinite(log_v), result, log_v)
+    v = np.add(t, 1.0)
+    correction = v - 1.0
+    correction -= t
+    correction /= v
+    log_v = np.log(v, out=v)
+    return np.where(np.isfinite(log_v), log_v - correction, log_v)
 
 
 def _log1p(t):
@@ -151,21 +155,28 @@ def _log1p(t):
 
 
 def _softplus(u):
-    """log(1 + exp(u)) without overflow: max(u, 0) + log1p(exp(-|u|))."""
-    return np.maximum(u, 0.0) + _log1p(np.exp(-np.abs(u)))
+    """log(1 + exp(u)) without overflow: log1p(exp(-|u|)) + max(u, 0)."""
+    t = _log1p(np.exp(-np.abs(u)))
+    t += np.maximum(u, 0.0)
+    return t
 
 
 def _expm1_by_tanh(z):
-    """exp(z) - 1 as tanh(z/2) * (1 + exp(z)), an identity whose two factors are
+    """exp(z) - 1 as (1 + exp(z)) * tanh(z/2), an identity whose two factors are
     each accurate for every z, so their product is too: no cancellation near 0,
     -1 and inf at the ends."""
-    return np.tanh(0.5 * z) * (1.0 + np.exp(z))
+    e = np.exp(z)
+    e += 1.0
+    half = np.multiply(z, 0.5)
+    e *= np.tanh(half, out=half)
+    return e
 
 
 def _expm1(z):
     """exp(z) - 1, accurate near 0: np.expm1, except in float32 where NumPy does
     not vectorise it and `_expm1_by_tanh`, two vectorised functions, is faster."""
-    if _EXPM1_IS_SIMD or np.asarray(z).dtype != np.float32:
+    z = np.asarray(z)
+    if _EXPM1_IS_SIMD or z.dtype != np.float32:
         return np.expm1(z)
     return _expm1_by_tanh(z)
 
@@ -203,7 +214,7 @@ def _erfc(u):
     exact square), so that exp(-z^2) keeps its relative accuracy.
     """
     u = np.asarray(u)
-    table, largest = (_ERFC_F64, 26.5) if u.dtype == np.float64 else (_ERFC_F32, 9.1)
+    table, largest = (_ERFC_F64, 27.3) if u.dtype == np.float64 else (_ERFC_F32, 10.1)
     z = np.minimum(np.abs(u), largest)
     t = 2.0 / (2.0 + z)
     h = np.rint(16.0 * z) / 16.0
