@@ -3,11 +3,12 @@
 ``BOOK`` holds the seed's two layers as *Deep Learning from Scratch* writes them
 (ch05): ReLU with a boolean mask and boolean indexing, Sigmoid as
 ``1 / (1 + np.exp(-x))``.  ``PLAIN`` holds, for every catalog activation, what a
-careful student writes from the formula in plain NumPy: the obvious expression
-for forward (no stability tricks, so ``np.log(1 + np.exp(x))`` overflows), the
-textbook derivative for backward, caching what the derivation needs.  GELU uses
-SciPy's erf, the usual choice (NumPy has none).  None of these modifies ``dout``
-except the book's ReLU, which does, as in the book.
+careful student writes from the same formula (PyTorch's, parameters included)
+in plain NumPy: the obvious expression for forward, with no stability tricks,
+the textbook derivative for backward, caching what the derivation needs.
+``NAIVE`` is ``PLAIN`` with the seed-style softplus, ``np.log(1 + np.exp(x))``.
+GELU uses SciPy's erf, the usual choice (NumPy has none).  None of these
+modifies ``dout`` except the book's ReLU, which does, as in the book.
 """
 
 import numpy as np
@@ -172,6 +173,24 @@ class Mish(Layer):
 
 
 class Softplus(Layer):
+    """torch.nn.Softplus's formula: linear where beta*x > threshold."""
+
+    def __init__(self):
+        super().__init__(beta=1.0, threshold=20.0)
+
+    def f(self, x):
+        bx = self.beta * x
+        return np.where(bx > self.threshold, x, np.log(1 + np.exp(bx)) / self.beta)
+
+    def df(self, x):
+        bx = self.beta * x
+        return np.where(bx > self.threshold, 1.0, 1 / (1 + np.exp(-bx)))
+
+
+class NaiveSoftplus(Layer):
+    """The seed-style softplus: log(1 + exp(x)), which overflows above x = 88.7
+    (float32) or 709.8 (float64)."""
+
     def f(self, x):
         return np.log(1 + np.exp(x))
 
@@ -324,6 +343,10 @@ PLAIN = {
     "exp": Exp,
     "sin": Sin,
 }
+
+
+#: The seed-style formulas: PLAIN, with softplus as the seed would write it.
+NAIVE = {**PLAIN, "softplus": NaiveSoftplus}
 
 
 def scipy_gelu(x):

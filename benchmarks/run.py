@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": AVX512_FEATURES}
         return subprocess.call([sys.executable, __file__, *sys.argv[1:]], env=env)
 
-    from baselines import BOOK, PLAIN  # imports NumPy, after the CPU class is set
+    from baselines import BOOK, NAIVE, PLAIN  # imports NumPy: after the CPU class
 
     import symgrad
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             report["overhead"] = overhead(names, styles)
         if "sizes" in sections:
             torch = None if args.no_torch else load_torch()
-            report["sizes"] = sizes(names, dtypes, styles, PLAIN, torch, args)
+            report["sizes"] = sizes(names, dtypes, styles, NAIVE, torch, args)
         if "memory" in sections:
             report["memory"] = memory(names, dtypes, styles, args)
         if "startup" in sections:

@@ -133,16 +133,26 @@ def _replace(expr: sympy.Expr, part: sympy.Expr, values) -> sympy.Expr:
     return expr.replace(matches, swap)
 
 
+#: The largest finite float16, float32 and float64: where `finite` clamps.
+_DTYPE_MAXIMA = (65504.0, 3.4028234663852886e38, 1.7976931348623157e308)
+
+
 def _saturated_at_clips(sub: sympy.Expr, part: sympy.Expr, values) -> bool:
-    """Whether each clip inside sub sits where part no longer changes in float64."""
+    """Whether each clip inside sub sits where part no longer changes in float64.
+
+    A `finite` or `tame` clamp's bound depends on the dtype, so part is checked
+    at the bound of each of float16, float32 and float64."""
     bounds = []
     for c in sub.atoms(clip):
-        bounds += [b for b in c.args[1:] if b.is_finite]
-    if sub.atoms(finite, tame):
-        return False  # dtype-dependent bounds: cannot be checked once for all
+        bounds += [float(b) for b in c.args[1:] if b.is_finite]
+    for c in sub.atoms(finite):
+        side = int(c.args[1])
+        bounds += [s * m for m in _DTYPE_MAXIMA for s in (-1, 1) if side in (0, s)]
+    for c in sub.atoms(tame):
+        degree = int(c.args[1])
+        bounds += [s * m ** (1 / degree) / 16 for m in _DTYPE_MAXIMA for s in (-1, 1)]
     env = {s: mpmath.mpf(v) for s, v in values.items()}
-    for bound in bounds:
-        b = float(bound)
+    for b in bounds:
         near = evaluate_fixed(part, {**env, X: b})
         far = evaluate_fixed(part, {**env, X: 1e3 * b})
         if near is None or far is None:

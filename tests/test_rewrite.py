@@ -141,15 +141,13 @@ PRINTED = [
     (
         "sigmoid derivative",
         exp(-X) / (1 + exp(-X)) ** 2,
-        "_sigmoid(x, t0) | np.subtract(1.0, t0, out=out) | "
-        "np.multiply(out, t0, out=out)",
+        "_sigmoid(x, t0) | np.subtract(1.0, t0, out=out) | out *= t0",
     ),
     (
         "silu derivative",
         sympy.diff(X / (1 + exp(-X)), X),
         "c0 = _clip(x, lower=-750.0, upper=46.0, out=t0) | _sigmoid(c0, t1) | "
-        "np.subtract(1.0, t1, out=out) | np.multiply(out, c0, out=out) | "
-        "np.multiply(out, t1, out=out) | np.add(out, t1, out=out)",
+        "np.subtract(1.0, t1, out=out) | out *= c0 | out *= t1 | out += t1",
     ),
     ("softplus", log(1 + exp(X)), "_softplus(x, out, t0)"),
     (
@@ -161,22 +159,23 @@ PRINTED = [
     (
         "expm1",
         alpha * (exp(X) - 1),
-        "np.expm1(x, out=out) | np.multiply(out, self.alpha, out=out)",
+        "np.expm1(x, out=out) | out *= self.alpha",
     ),
     (
         "select as a sum of clamped branches (no branch mispredictions)",
         Piecewise((X, X > 0), (alpha * (exp(X) - 1), True)),
         "t0.fill(0.0) | np.minimum(x, t0, out=t0) | np.expm1(t0, out=out) | "
-        "np.multiply(out, self.alpha, out=out) | t0.fill(0.0) | "
-        "np.maximum(x, t0, out=t0) | np.add(out, t0, out=out)",
+        "out *= self.alpha | t0.fill(0.0) | np.maximum(x, t0, out=t0) | "
+        "out += t0",
     ),
     (
         "other selects blend clamped branches: c*a + (not c)*b",
         Piecewise((X, X > 0), (sympy.sin(X) + 1, True)),
-        "np.greater(x, 0.0, out=b0) | t0.fill(0.0) | np.maximum(x, t0, out=t0) | "
-        "np.multiply(t0, b0, out=out) | np.logical_not(b0, out=b0) | t0.fill(0.0) | "
-        "np.minimum(x, t0, out=t0) | np.sin(t0, out=t0) | np.add(t0, 1.0, out=t0) | "
-        "np.multiply(t0, b0, out=t0) | np.add(out, t0, out=out)",
+        "np.greater(x, 0.0, out=b0) | t0.fill(0.0) | "
+        "np.maximum(x, t0, out=t0) | np.multiply(t0, b0, out=out) | "
+        "np.logical_not(b0, out=b0) | t0.fill(0.0) | "
+        "np.minimum(x, t0, out=t0) | np.sin(t0, out=t0) | t0 += 1.0 | "
+        "t0 *= b0 | out += t0",
     ),
     (
         "a branch infinite at the kink keeps the select",
@@ -189,8 +188,7 @@ PRINTED = [
         X * (1 + erf(X / sqrt(2))) / 2,
         "c0 = _clip(x, lower=-39.0, out=t0) | "
         "np.multiply(c0, -0.7071067811865476, out=t1) | "
-        "_erfc(t1, out, t2, t3, t4, t5) | np.multiply(out, 0.5, out=out) | "
-        "np.multiply(out, c0, out=out)",
+        "_erfc(t1, out, t2, t3, t4, t5) | out *= 0.5 | out *= c0",
     ),
     (
         "constants are float literals",
@@ -200,7 +198,7 @@ PRINTED = [
     (
         "no logaddexp",
         log(exp(X) + 1) + X,
-        "_softplus(x, out, t0) | np.add(out, x, out=out)",
+        "_softplus(x, out, t0) | out += x",
     ),
 ]
 

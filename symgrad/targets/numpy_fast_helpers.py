@@ -82,22 +82,35 @@ def _executor(pid, workers):
 
 class _Scratch(threading.local):
     """The calling thread's scratch buffers, kept from call to call: buffers of
-    a block's size made anew would be mapped and zeroed by the OS every time."""
+    a block's size made anew would be mapped and zeroed by the OS every time.
+    Views of them in the shapes asked for are kept too (a few dozen at most)."""
 
     def __init__(self):
         self.buffers = {}
+        self.views = {}
 
-    def take(self, count, size, dtype):
+    def take(self, count, shape, dtype):
+        """``count`` buffers of this shape and dtype, the same ones every time."""
         if not count:
             return []
+        key = (count, shape, dtype)
+        views = self.views.get(key)
+        if views is not None:
+            return views
+        size = 1
+        for n in shape:
+            size *= n
         buffers = self.buffers.get(dtype)
         if buffers is None or len(buffers) < count or len(buffers[0]) < size:
             length = max(size, len(buffers[0]) if buffers else 0)
             kept = max(count, len(buffers) if buffers else 0)
-            buffers = self.buffers[dtype] = [
-                np.empty(length, dtype) for _ in range(kept)
-            ]
-        return [b[:size] for b in buffers[:count]]
+            buffers = [np.empty(length, dtype) for _ in range(kept)]
+            self.buffers[dtype] = buffers
+            self.views.clear()  # views of the old buffers would keep them alive
+        if len(self.views) >= 64:
+            self.views.clear()
+        views = self.views[key] = [b[:size].reshape(shape) for b in buffers[:count]]
+        return views
 
 
 @cache
@@ -125,9 +138,11 @@ def _map_blocks(kernel, inputs, outputs, floats=0, bools=0):
         if not (floats or bools):
             return [kernel(*inputs, *outputs)]
         store = _scratch_store()
-        scratch = store.take(floats, size, first.dtype) + store.take(bools, size, _BOOL)
         shape = first.shape
-        return [kernel(*inputs, *outputs, *[b.reshape(shape) for b in scratch])]
+        scratch = store.take(floats, shape, first.dtype) if floats else []
+        if bools:
+            scratch = scratch + store.take(bools, shape, _BOOL)
+        return [kernel(*inputs, *outputs, *scratch)]
     dtype = first.dtype
     inputs = [a.reshape(-1) for a in inputs]
     outputs = [a.reshape(-1) for a in outputs]  # views: outputs are C-contiguous
@@ -136,7 +151,7 @@ def _map_blocks(kernel, inputs, outputs, floats=0, bools=0):
     def run(start, stop):
         n = min(block, stop - start)
         store = _scratch_store()
-        scratch = store.take(floats, n, dtype) + store.take(bools, n, _BOOL)
+        scratch = store.take(floats, (n,), dtype) + store.take(bools, (n,), _BOOL)
         results = []
         with np.errstate(**errors):
             for i in range(start, stop, block):

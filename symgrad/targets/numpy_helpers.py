@@ -77,16 +77,23 @@ _ERF_SMALL = (
 def _float_array(x):
     """x as an array of floats; integers and booleans become float64."""
     x = np.asarray(x)
-    if x.dtype.kind != "f":
-        if x.dtype.kind not in "biu":
-            raise TypeError(f"expected real numbers, got an array of dtype {x.dtype}")
-        x = x.astype(np.float64)
-    return x
+    if x.dtype.kind == "f":
+        return x
+    if x.dtype.kind not in "biu":
+        raise TypeError(f"expected real numbers, got an array of dtype {x.dtype}")
+    return x.astype(np.float64)
 
 
 def _check_dout(layer, dout, saved):
     """Refuse a backward with no forward before it, or a dout of another shape
     than forward's output, which NumPy would otherwise broadcast silently."""
+    if saved is None or getattr(dout, "shape", None) != getattr(saved, "shape", saved):
+        _refuse_dout(layer, dout, saved)
+
+
+def _refuse_dout(layer, dout, saved):
+    """`_check_dout`'s slow path: a Python number or list as dout is fine if
+    its shape is right; anything else is an error that says what is wrong."""
     if saved is None:
         raise RuntimeError(f"{layer}.backward() called before forward()")
     shape = saved if isinstance(saved, tuple) else np.shape(saved)
@@ -101,16 +108,11 @@ def _check_dout(layer, dout, saved):
 def _sigmoid(u):
     """1/(1 + exp(-u)), computed in one new array.
 
-    exp(-u) overflows to inf below u = -88.7 (float32) or -709.8 (float64); the
-    true value there is below the smallest normal number and 1/(1 + inf) = 0 is
-    its rounding, so that overflow is not reported.  float16 is computed in
-    float32, whose exp overflows much later.
+    exp(-u) overflows to inf below u = -88.7 (float32) or -709.8 (float64), and
+    below -11 in float16; the true value there is not a normal number and
+    1/(1 + inf) = 0 is its rounding, so that overflow is not reported.
     """
-    u = np.asarray(u)
-    if u.dtype == np.float16:
-        return _sigmoid(u.astype(np.float32)).astype(np.float16)
-    s = np.empty_like(u)
-    np.negative(u, out=s)
+    s = np.negative(u, out=np.empty_like(u))
     np.exp(s, out=s)
     s += 1.0
     return np.divide(1.0, s, out=s)
