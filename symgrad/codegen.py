@@ -51,7 +51,7 @@ def generate(
     _check_unique_class_names(activations)
     target = get_target(fast=fast)
     layers = [_layer_source_or_error(target, derive(a)) for a in activations]
-    helpers = helper_module(target.helpers)
+    helpers = helper_module(*target.helpers)
     names = helpers.closure(set().union(*(layer.helpers for layer in layers)))
     if command is None:
         command = "symgrad generate " + " ".join(cli_spec(a) for a in activations)

@@ -3,10 +3,10 @@
 Generated files import only their framework, so the helpers their layers call
 (``_sigmoid``, ``_erfc``, ...) are copied into them.  The helpers live in ordinary
 modules (`symgrad.targets.numpy_helpers`, ...) where they are tested directly;
-`HelperModule` reads one such module and hands out, for the names a layer
-uses, the definitions those need (functions, classes and constant tables,
-including those imported from a sibling helper module), in a fixed order, with
-the standard-library imports they need.
+`HelperModule` reads such modules and hands out, for the names a layer uses,
+the definitions those need (functions, classes and constant tables, including
+those imported from a sibling helper module), in a fixed order, with the
+standard-library imports they need.
 """
 
 from __future__ import annotations
@@ -25,49 +25,58 @@ class _Definition:
     name: str
     source: str
     constant: bool  # a module-level assignment
-    order: tuple[int, int]  # (0 if imported from a sibling else 1, line)
+    order: tuple[int, int]  # (rank of its module, line)
 
 
 class HelperModule:
-    """The definitions of one helper module, ready to be copied by name."""
+    """The definitions of one or more helper modules, ready to be copied by name.
 
-    def __init__(self, module: ModuleType) -> None:
-        self.module = module
+    Modules are read in order (a sibling one imports from first), and their
+    definitions keep that order, so that each follows those it uses.  A name
+    defined twice must be one definition imported from the other module.
+    """
+
+    def __init__(self, *modules: ModuleType) -> None:
         self.definitions: dict[str, _Definition] = {}
         self.imports: dict[str, str] = {}  # name -> the import statement it needs
-        self._read(module)
+        self._read_modules: list[str] = []
+        for module in modules:
+            self._read(module)
 
     def _read(self, module: ModuleType) -> None:
+        if module.__name__ in self._read_modules:
+            return
         source = inspect.getsource(module)
+        tree = ast.parse(source)
+        for node in tree.body:  # siblings first: their definitions come first
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                self._read(
+                    importlib.import_module(
+                        "." * node.level + (node.module or ""), module.__package__
+                    )
+                )
+        rank = len(self._read_modules)
+        self._read_modules.append(module.__name__)
         lines = source.splitlines()
-        for node in ast.parse(source).body:
+        for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-                self._define(node.name, lines, start, node, constant=False)
+                self._define(node.name, lines, start, node, rank, constant=False)
             elif isinstance(node, ast.Assign) and len(node.targets) == 1:
                 target = node.targets[0]
                 if isinstance(target, ast.Name):
-                    self._define(target.id, lines, node.lineno, node, constant=True)
-            elif isinstance(node, ast.ImportFrom) and node.level > 0:
-                sibling = importlib.import_module(
-                    "." * node.level + (node.module or ""), module.__package__
-                )
-                other = helper_module(sibling.__name__)
-                for alias in node.names:
-                    imported = other.definitions[alias.name]
-                    self.definitions[alias.name] = _Definition(
-                        imported.name,
-                        imported.source,
-                        imported.constant,
-                        (0, imported.order[1]),
-                    )
-            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                    self._define(target.id, lines, node.lineno, node, rank, True)
+            elif isinstance(node, ast.Import) or (
+                isinstance(node, ast.ImportFrom) and not node.level
+            ):
                 for alias in node.names:
                     self.imports[alias.asname or alias.name] = ast.unparse(node)
 
-    def _define(self, name, lines, start, node, constant) -> None:
+    def _define(self, name, lines, start, node, rank, constant) -> None:
+        if name in self.definitions:
+            raise RuntimeError(f"helper {name!r} is defined in two helper modules")
         text = "\n".join(lines[start - 1 : node.end_lineno])
-        self.definitions[name] = _Definition(name, text, constant, (1, start))
+        self.definitions[name] = _Definition(name, text, constant, (rank, start))
 
     def closure(self, used: Iterable[str]) -> list[str]:
         """The names used and those their definitions refer to, in the order of
@@ -118,9 +127,9 @@ class HelperModule:
 
 
 @cache
-def helper_module(name: str) -> HelperModule:
-    """The helper module ``name`` (a full module name), read once."""
-    return HelperModule(importlib.import_module(name))
+def helper_module(*names: str) -> HelperModule:
+    """The helper modules ``names`` (full module names) as one, read once."""
+    return HelperModule(*(importlib.import_module(name) for name in names))
 
 
 def _names_in(source: str) -> set[str]:

@@ -84,7 +84,20 @@ def _two_valued_mask(derivative):
     condition = (
         sympy.simplify_logic(condition) if condition.has(sympy.Not) else condition
     )
-    return condition, masked, passed
+    return _x_first(condition), masked, passed
+
+
+def _x_first(condition):
+    """The condition with x on the left of each comparison: threshold >= x reads
+    x <= threshold, as the generated code writes it."""
+    return condition.replace(
+        lambda r: (
+            isinstance(r, sympy.core.relational.Relational)
+            and r.rhs == X
+            and not r.lhs.has(X)
+        ),
+        lambda r: r.reversed,
+    )
 
 
 def kink_values(

@@ -2,7 +2,10 @@
 
 The catalog is generated in both styles, the readable default and ``--fast``
 block kernels; tests that take ``catalog_module`` run once for each, so every
-accuracy, dtype, extreme-input and gradient test covers both printers.
+accuracy, dtype, extreme-input and gradient test covers both printers.  The fast
+module's small-array threshold is set to 0 there, so that its kernels run even
+on the tests' small arrays (below it, a fast layer runs the readable
+statements, which the readable style's run covers).
 """
 
 from __future__ import annotations
@@ -45,8 +48,12 @@ class _CatalogModules:
 
     def __getitem__(self, style: str):
         if style not in self.modules:
-            source = symgrad.generate(list(symgrad.CATALOG), fast=style == "fast")
-            self.modules[style] = load_generated(source, self.folder)
+            fast = style.startswith("fast")
+            source = symgrad.generate(list(symgrad.CATALOG), fast=fast)
+            module = load_generated(source, self.folder)
+            if style == "fast":
+                module._SMALL = 0  # kernels at every size
+            self.modules[style] = module
         return self.modules[style]
 
 
@@ -70,6 +77,13 @@ def fast_catalog_module(catalog_modules):
 @pytest.fixture
 def readable_catalog_module(catalog_modules):
     return catalog_modules["readable"]
+
+
+@pytest.fixture
+def fast_as_generated(catalog_modules):
+    """The fast module with its threshold as generated (small arrays take the
+    readable statements)."""
+    return catalog_modules["fast as generated"]
 
 
 def layer_class(module, name: str):

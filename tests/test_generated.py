@@ -262,3 +262,25 @@ def test_layers_round_trip_through_a_real_file(tmp_path):
     """A module written to disk imports and its classes work like compiled ones."""
     module = load_generated(symgrad.generate(["relu", "sigmoid"]), tmp_path)
     assert module.Relu().forward(np.array([-1.0, 2.0])).tolist() == [0.0, 2.0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fast_layers_run_the_readable_statements_on_small_arrays(
+    catalog_modules, fast_as_generated, name
+):
+    """Below _SMALL elements, without out=, a fast layer computes exactly what the
+    readable one does; with out=, or from _SMALL on, its kernels run."""
+    x = np.linspace(-6, 6, 301)
+    dout = np.cos(x)
+    readable = layer_class(catalog_modules["readable"], name)()
+    fast = layer_class(fast_as_generated, name)()
+    np.testing.assert_array_equal(fast.forward(x), readable.forward(x))
+    np.testing.assert_array_equal(fast.backward(dout), readable.backward(dout))
+    assert x.size < fast_as_generated._SMALL
+    big = np.linspace(-6, 6, fast_as_generated._SMALL + 1)
+    np.testing.assert_allclose(
+        layer_class(fast_as_generated, name)().forward(big),
+        readable.forward(big),
+        rtol=1e-13,
+        atol=1e-300,
+    )

@@ -6,7 +6,6 @@ import sympy
 from sympy import Max, Min, Piecewise, Rational, erf, exp, log, sqrt, tanh
 
 from symgrad.functions import blend, clip, erfc, sigmoid, softplus, tame
-from symgrad.targets.numpy_kernels import emit_kernel
 from symgrad.model import X
 from symgrad.rewrite import (
     clip_saturating,
@@ -23,6 +22,7 @@ from symgrad.rewrite import (
     softplus_of_exp,
     stabilize,
 )
+from symgrad.targets.numpy_kernels import emit_kernel
 from symgrad.verify import evaluate_fixed
 
 alpha = sympy.Symbol("alpha", real=True)
@@ -137,23 +137,23 @@ def test_clip_saturating_leaves_unbounded_parts_alone():
 
 # Printed source: each rule as the generated code shows it.
 PRINTED = [
-    ("sigmoid", 1 / (1 + exp(-X)), "_sigmoid(x, out)"),
+    ("sigmoid", 1 / (1 + exp(-X)), "_sigmoid_into(x, out)"),
     (
         "sigmoid derivative",
         exp(-X) / (1 + exp(-X)) ** 2,
-        "_sigmoid(x, t0) | np.subtract(1.0, t0, out=out) | out *= t0",
+        "_sigmoid_into(x, t0) | np.subtract(1.0, t0, out=out) | out *= t0",
     ),
     (
         "silu derivative",
         sympy.diff(X / (1 + exp(-X)), X),
-        "c0 = _clip(x, lower=-750.0, upper=46.0, out=t0) | _sigmoid(c0, t1) | "
+        "c0 = _clip_into(x, lower=-750.0, upper=46.0, out=t0) | _sigmoid_into(c0, t1) | "
         "np.subtract(1.0, t1, out=out) | out *= c0 | out *= t1 | out += t1",
     ),
-    ("softplus", log(1 + exp(X)), "_softplus(x, out, t0)"),
+    ("softplus", log(1 + exp(X)), "_softplus_into(x, out, t0)"),
     (
         "log sigmoid",
         log(1 / (1 + exp(-X))),
-        "np.negative(x, out=t0) | _softplus(t0, t1, t2) | np.negative(t1, out=out)",
+        "np.negative(x, out=t0) | _softplus_into(t0, t1, t2) | np.negative(t1, out=out)",
     ),
     ("log1p", log(1 + X**2), "np.square(x, out=t0) | np.log1p(t0, out=out)"),
     (
@@ -186,9 +186,9 @@ PRINTED = [
     (
         "erfc, clipped against -inf * 0",
         X * (1 + erf(X / sqrt(2))) / 2,
-        "c0 = _clip(x, lower=-39.0, out=t0) | "
+        "c0 = _clip_into(x, lower=-39.0, out=t0) | "
         "np.multiply(c0, -0.7071067811865476, out=t1) | "
-        "_erfc(t1, out, t2, t3, t4, t5) | out *= 0.5 | out *= c0",
+        "_erfc_into(t1, out, t2, t3, t4, t5) | out *= 0.5 | out *= c0",
     ),
     (
         "constants are float literals",
@@ -198,7 +198,7 @@ PRINTED = [
     (
         "no logaddexp",
         log(exp(X) + 1) + X,
-        "_softplus(x, out, t0) | out += x",
+        "_softplus_into(x, out, t0) | out += x",
     ),
 ]
 

@@ -28,8 +28,8 @@ class Target:
     printer: str
     #: Folder of ``module.py.j2`` and ``layer.py.j2`` under ``templates/``.
     templates: str
-    #: The module whose helpers (functions and constants) are copied into files.
-    helpers: str
+    #: The modules whose helpers (functions and constants) are copied into files.
+    helpers: tuple[str, ...]
     #: Completes "... layers for relu, sigmoid" in the module docstring.
     summary: str
 
@@ -47,7 +47,7 @@ TARGETS = {
         "readable",
         "numpy_readable:layer_source",
         "numpy",
-        f"{__name__}.numpy_helpers",
+        (f"{__name__}.numpy_helpers",),
         "NumPy layers",
     ),
     ("numpy", "fast"): Target(
@@ -55,7 +55,7 @@ TARGETS = {
         "fast",
         "numpy_fast:layer_source",
         "numpy_fast",
-        f"{__name__}.numpy_fast_helpers",
+        (f"{__name__}.numpy_helpers", f"{__name__}.numpy_fast_helpers"),
         "NumPy block-kernel layers (symgrad --fast)",
     ),
 }

@@ -2,10 +2,13 @@
 
 `layer_source` compiles one layer's `LayerFormulas` into two block kernels
 (`symgrad.targets.numpy_kernels`), one per pass, and describes how the class
-stores what backward needs.  The template runs each kernel over cache-sized
-blocks of the arrays, on one thread per CPU for large arrays, and directly, with
-no pool, for arrays of one block (`_map_blocks` in
-`symgrad.targets.numpy_fast_helpers`).
+stores what backward needs.  The template runs each kernel on the whole arrays,
+or for large ones over cache-sized blocks on one thread per CPU (`_map_blocks`
+in `symgrad.targets.numpy_fast_helpers`).  Below ``_SMALL`` elements, with no
+``out=`` buffer, the class runs the readable layer's statements instead
+(`symgrad.targets.numpy_readable`, the same formulas printed as whole-array
+NumPy): there a kernel call's fixed cost of a few microseconds would make
+``--fast`` slower than the default.
 """
 
 from __future__ import annotations
@@ -18,15 +21,11 @@ from ..layer import DOUT, LayerFormulas, local_name
 from ..model import MASK, X, Y
 from ..sharing import S
 from .numpy_kernels import Kernel, emit_kernel, fitted
+from .numpy_readable import print_pass
 
-#: Helpers every fast module uses.
+#: Helpers (and constants) every fast module uses.
 ALWAYS = frozenset(
-    {
-        "_as_float_array",
-        "_check_out",
-        "_check_backward",
-        "_map_blocks",
-    }
+    {"_float_array", "_check_out", "_check_backward", "_map_blocks", "_SMALL"}
 )
 
 
@@ -54,6 +53,10 @@ class FastLayer:
     helpers: frozenset[str]
     check_forward: tuple[str, ...]
     check_backward: tuple[str, ...]
+    small_forward: tuple[str, ...]
+    small_backward: tuple[str, ...]
+    map_forward: tuple[str, ...]
+    map_backward: tuple[str, ...]
 
 
 def layer_source(formulas: LayerFormulas) -> FastLayer:
@@ -89,9 +92,27 @@ def layer_source(formulas: LayerFormulas) -> FastLayer:
     if not loads:
         cache["shape"] = "x.shape"
     dtype = "self.dtype" if "dtype" in cache else f"{loads[0]}.dtype"
+    # The readable statements, for small arrays: parameters as attributes.
+    attributes = {p.symbol: f"self.{p.name}" for p in act.params}
+    taken = {p.name for p in act.params} | {f"d{n}" for n in formulas.param_grads}
+    taken |= set(forward.floats + forward.bools + backward.floats + backward.bools)
+    small_forward = print_pass(
+        formulas.forward, {**names, **attributes}, {X, S}, taken, indent=12
+    )
+    small_backward = print_pass(
+        formulas.backward, {**names, **attributes}, arrays, taken, indent=12
+    )
     name = act.class_name
     reads = "".join(f", {local}={local}" for local in ("dout", *loads))
     check_forward = f'_check_out("{name}.forward", out, x.shape, x.dtype, x=x)'
+    map_forward = _map_call("", "_forward_block", ["x"], [*forward_outputs], forward)
+    map_backward = _map_call(
+        "sums = " if formulas.param_grads else "",
+        "_backward_block",
+        ["dout", *loads],
+        ["dx"],
+        backward,
+    )
     check_backward = (
         f'dx = _check_out("{name}.backward", out, dout.shape, {dtype}{reads})'
     )
@@ -113,10 +134,28 @@ def layer_source(formulas: LayerFormulas) -> FastLayer:
         backward=backward,
         comments=formulas.comments,
         param_grads=formulas.param_grads,
-        helpers=ALWAYS | forward.helpers | backward.helpers,
-        check_forward=tuple(fitted(check_forward, indent=12)),
+        helpers=ALWAYS
+        | forward.helpers
+        | backward.helpers
+        | small_forward.helpers
+        | small_backward.helpers,
+        check_forward=tuple(fitted(check_forward, indent=16)),
         check_backward=tuple(fitted(check_backward, indent=12)),
+        map_forward=tuple(fitted(map_forward, indent=12)),
+        map_backward=tuple(fitted(map_backward, indent=8)),
+        small_forward=tuple(small_forward.lines),
+        small_backward=tuple(small_backward.lines),
     )
+
+
+def _map_call(assign: str, method: str, inputs, outputs, kernel: Kernel) -> str:
+    """The `_map_blocks` call running one kernel, with its scratch counts."""
+    args = [f"self.{method}", f"[{', '.join(inputs)}]", f"[{', '.join(outputs)}]"]
+    if kernel.floats:
+        args.append(f"floats={len(kernel.floats)}")
+    if kernel.bools:
+        args.append(f"bools={len(kernel.bools)}")
+    return f"{assign}_map_blocks({', '.join(args)})"
 
 
 def _mentioned(params, lines: Sequence[str]) -> tuple[str, ...]:

@@ -18,16 +18,6 @@ import numpy as np
 from .numpy_helpers import _ERF_SMALL, _ERFC_F32, _ERFC_F64
 
 
-def _as_float_array(x):
-    """Return x as a floating-point array; integer and bool input becomes float64."""
-    x = np.asarray(x)
-    if x.dtype.kind == "f":
-        return x
-    if x.dtype.kind in "biu":
-        return x.astype(np.float64)
-    raise TypeError(f"expected real numbers, got an array of dtype {x.dtype}")
-
-
 def _check_out(name, out, shape, dtype, **reads):
     """``out``, after checking that it can hold the result and shares no memory
     with ``reads``, the arrays the call still reads or the layer keeps for
@@ -62,6 +52,14 @@ def _check_backward(layer, cached, dout):
 
 
 _BOOL = np.dtype(bool)
+#: Below this many elements, and with no out= buffer, a layer runs whole-array
+#: NumPy statements (those of the readable layers) instead of its kernels: a
+#: kernel call's fixed cost of a few microseconds would dominate there.
+_SMALL = 65536
+#: Arrays of this many elements or more are split over threads, in blocks;
+#: below, a kernel runs once on the whole arrays, which measured faster here
+#: than blocks (no per-block dispatch; the arrays fit in the L2 cache).
+_PARALLEL = 1 << 18
 
 
 def _threads():
@@ -121,20 +119,17 @@ def _scratch_store():
 def _map_blocks(kernel, inputs, outputs, floats=0, bools=0):
     """Call kernel(*input_blocks, *output_blocks, *scratch) block by block.
 
-    A block is 512 KiB of each array, so a kernel's buffers stay in the CPU's
-    cache.  An array of one block goes to the kernel as it is, shape and
-    strides included, with no pool, copy or error-state change: the kernel is
-    elementwise.  Arrays of 2**18 elements or more are split into one contiguous
-    part per thread (NumPy releases the GIL inside its loops; every call takes
-    it back, which is why blocks are not smaller).  Returns the kernel's results
-    in block order, whatever the threads, so sums over them are deterministic.
+    Arrays below `_PARALLEL` elements go to the kernel whole, shape and strides
+    included, with no pool, copy or error-state change: the kernel is
+    elementwise.  Larger ones are split into one contiguous part per thread
+    (NumPy releases the GIL inside its loops; every call takes it back), each
+    run in blocks of 512 KiB of each array, so that a kernel's buffers stay in
+    the CPU's cache.  Returns the kernel's results in block order, whatever the
+    threads, so sums over them are deterministic.
     """
     first = outputs[0]
     size = first.size
-    block = 65536  # a block's elements when an array has 8-byte ones
-    if size > block:
-        block = 524288 // max(a.dtype.itemsize for a in inputs + outputs)
-    if size <= block:
+    if size < _PARALLEL:
         if not (floats or bools):
             return [kernel(*inputs, *outputs)]
         store = _scratch_store()
@@ -143,6 +138,7 @@ def _map_blocks(kernel, inputs, outputs, floats=0, bools=0):
         if bools:
             scratch = scratch + store.take(bools, shape, _BOOL)
         return [kernel(*inputs, *outputs, *scratch)]
+    block = 524288 // max(a.dtype.itemsize for a in inputs + outputs)
     dtype = first.dtype
     inputs = [a.reshape(-1) for a in inputs]
     outputs = [a.reshape(-1) for a in outputs]  # views: outputs are C-contiguous
@@ -160,7 +156,7 @@ def _map_blocks(kernel, inputs, outputs, floats=0, bools=0):
                 results.append(kernel(*(a[i:j] for a in inputs + outputs), *buffers))
         return results
 
-    parts = min(_threads(), size >> 18)
+    parts = min(_threads(), size // _PARALLEL)
     if parts <= 1:
         return run(0, size)
     bounds = [size * k // parts for k in range(parts)] + [size]
@@ -172,15 +168,8 @@ def _map_blocks(kernel, inputs, outputs, floats=0, bools=0):
     return results
 
 
-def _scratch(u, count):
-    """u as an array, and ``count`` buffers like it (for a helper called on a
-    scalar, such as a function of parameters)."""
-    u = np.asarray(u, dtype=np.result_type(u, 1.0))
-    return [u] + [np.empty_like(u) for _ in range(count)]
-
-
 @np.errstate(over="ignore")
-def _sigmoid(u, out=None):
+def _sigmoid_into(u, out):
     """out = 1/(1 + exp(-u)), to rounding error wherever the result is normal.
 
     Where exp(-u) overflows (u < -88.7 in float32, -709.8 in float64) the true value
@@ -188,11 +177,9 @@ def _sigmoid(u, out=None):
     overflow is not reported.  float16, whose exp overflows already at u < -11, is
     computed in float32.
     """
-    if out is None:
-        return _sigmoid(*_scratch(u, 1))
     if out.dtype == np.float16:
         wide = u.astype(np.float32)
-        out[...] = _sigmoid(wide, wide)
+        out[...] = _sigmoid_into(wide, wide)
         return out
     np.negative(u, out=out)
     np.exp(out, out=out)
@@ -201,7 +188,7 @@ def _sigmoid(u, out=None):
     return out
 
 
-def _clip(u, lower=None, upper=None, *, out):
+def _clip_into(u, lower=None, upper=None, *, out):
     """u limited to [lower, upper] (None: that side is open); NaN stays NaN.
 
     Usually no element is outside, and then u itself is returned: checking costs
@@ -215,24 +202,22 @@ def _clip(u, lower=None, upper=None, *, out):
     return np.clip(u, lower, upper, out=out)
 
 
-def _finite(u, side=0, *, out):
+def _finite_into(u, side=0, *, out):
     """u with -inf (side -1), +inf (side 1) or both (0) replaced by the largest
     finite value of its dtype, so that inf * 0 cannot make NaN."""
     largest = float(np.finfo(u.dtype).max)
     lower = -largest if side <= 0 else None
-    return _clip(u, lower, largest if side >= 0 else None, out=out)
+    return _clip_into(u, lower, largest if side >= 0 else None, out=out)
 
 
-def _tame(u, degree, *, out):
+def _tame_into(u, degree, *, out):
     """u clipped where u**degree still fits its dtype, with a factor 16 to spare."""
     bound = float(np.finfo(u.dtype).max) ** (1.0 / degree) / 16.0
-    return _clip(u, -bound, bound, out=out)
+    return _clip_into(u, -bound, bound, out=out)
 
 
-def _softplus(u, out=None, t1=None):
+def _softplus_into(u, out, t1):
     """out = log(1 + exp(u)) without overflow: max(u, 0) + log1p(exp(-|u|))."""
-    if out is None:
-        return _softplus(*_scratch(u, 2))
     t1.fill(0.0)  # np.maximum of two arrays is vectorised, with a scalar it is not
     np.maximum(u, t1, out=t1)
     np.abs(u, out=out)
@@ -243,7 +228,7 @@ def _softplus(u, out=None, t1=None):
     return out
 
 
-def _horner(t, coefficients, out):
+def _horner_into(t, coefficients, out):
     """out = the polynomial with these coefficients (lowest first) at t."""
     out.fill(coefficients[-1])
     for c in reversed(coefficients[:-1]):
@@ -252,13 +237,11 @@ def _horner(t, coefficients, out):
     return out
 
 
-def _erfc(u, out=None, t1=None, t2=None, t3=None, t4=None):
+def _erfc_into(u, out, t1, t2, t3, t4):
     """out = erfc(u) = 1 - erf(u), to about 2e-15 relative (float64) or 1e-7
     (float32), with no branches: for z = |u|, erfc(z) = t exp(P(2t - 1) - z^2)
     with t = 2/(2 + z), fitted by symgrad.approximations; erfc(u) = 2 - erfc(z)
     where u < 0."""
-    if out is None:
-        return _erfc(*_scratch(u, 5))
     if out.dtype == np.float64:
         table = _ERFC_F64
         largest = 27.3  # erfc is below the smallest float64 from here
@@ -266,12 +249,12 @@ def _erfc(u, out=None, t1=None, t2=None, t3=None, t4=None):
         table = _ERFC_F32
         largest = 10.1  # likewise for float32
     np.abs(u, out=t1)
-    z = _clip(t1, upper=largest, out=t1)
+    z = _clip_into(t1, upper=largest, out=t1)
     np.add(z, 2.0, out=t2)
     np.divide(2.0, t2, out=t2)  # t
     np.multiply(t2, 2.0, out=t3)
     t3 -= 1.0
-    _horner(t3, table, out)
+    _horner_into(t3, table, out)
     # exp(-z^2) = exp(-h^2) exp(-(z - h)(z + h)): h = z to 1/16 has an exact square.
     np.multiply(z, 16.0, out=t3)
     np.rint(t3, out=t3)
@@ -295,23 +278,21 @@ def _erfc(u, out=None, t1=None, t2=None, t3=None, t4=None):
     return out
 
 
-def _erf(u, out=None, t1=None, t2=None, t3=None, t4=None, t5=None):
+def _erf_into(u, out, t1, t2, t3, t4, t5):
     """out = erf(u), to about 3e-15 (relative) in float64; NaN stays NaN.
 
     For |u| <= 1, u P(2u^2 - 1) (fitted by symgrad.approximations); beyond,
     sign(u) (1 - erfc(|u|)).
     """
-    if out is None:
-        return _erf(*_scratch(u, 6))
     np.abs(u, out=t5)
-    _erfc(t5, out, t1, t2, t3, t4)
+    _erfc_into(t5, out, t1, t2, t3, t4)
     np.subtract(1.0, out, out=out)
     np.copysign(out, u, out=out)
-    small = _clip(u, -1.0, 1.0, out=t1)
+    small = _clip_into(u, -1.0, 1.0, out=t1)
     np.square(small, out=t2)
     t2 *= 2.0
     t2 -= 1.0
-    _horner(t2, _ERF_SMALL, t3)
+    _horner_into(t2, _ERF_SMALL, t3)
     t3 *= small
     np.copyto(out, t3, where=t5 <= 1.0)
     return out

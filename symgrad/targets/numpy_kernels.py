@@ -63,10 +63,10 @@ UFUNCS: dict[type, str] = {
 #: A helper with scratch reads its argument after writing ``out``, so the two
 #: must be different buffers.
 HELPERS: dict[str, tuple[str, int]] = {
-    "sigmoid": ("_sigmoid", 0),
-    "softplus": ("_softplus", 1),
-    "erfc": ("_erfc", 4),
-    "erf": ("_erf", 5),
+    "sigmoid": ("_sigmoid_into", 0),
+    "softplus": ("_softplus_into", 1),
+    "erfc": ("_erfc_into", 4),
+    "erf": ("_erf_into", 5),
 }
 
 #: ufunc -> the operator whose augmented assignment calls it in place.
@@ -456,15 +456,15 @@ class _Emitter:
             bounds.append(f"lower={self.scalar(lower)}")
         if upper != sympy.oo:
             bounds.append(f"upper={self.scalar(upper)}")
-        return self._clamp("_clip", value, bounds, dest)
+        return self._clamp("_clip_into", value, bounds, dest)
 
     def _finite(self, expr, dest) -> _Operand:
         value, side = expr.args
-        return self._clamp("_finite", value, [f"side={int(side)}"], dest)
+        return self._clamp("_finite_into", value, [f"side={int(side)}"], dest)
 
     def _tame(self, expr, dest) -> _Operand:
         value, degree = expr.args
-        return self._clamp("_tame", value, [f"degree={int(degree)}"], dest)
+        return self._clamp("_tame_into", value, [f"degree={int(degree)}"], dest)
 
     def _clamp(self, helper: str, value, options: list[str], dest) -> _Operand:
         """A clip that usually changes nothing returns its input, so its result
