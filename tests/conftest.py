@@ -53,6 +53,9 @@ class _CatalogModules:
             module = load_generated(source, self.folder)
             if style == "fast":
                 module._SMALL = 0  # kernels at every size
+            if style == "readable without SIMD log1p":
+                # As on a CPU without AVX-512: log1p and expm1 from log and exp.
+                module._LOG1P_IS_SIMD = module._EXPM1_IS_SIMD = False
             self.modules[style] = module
         return self.modules[style]
 

@@ -131,6 +131,8 @@ def test_helpers_take_python_scalars_and_zero_d_arrays():
     assert float(readable._softplus(20.0)) == pytest.approx(20.000000002061153)
     assert float(readable._sigmoid(np.asarray(0.0))) == 0.5
     assert float(readable._expm1(1e-10)) == pytest.approx(1.00000000005e-10)
+    assert float(readable._expm1_by_tanh(1e-10)) == pytest.approx(1.00000000005e-10)
+    assert float(readable._log1p_by_log(1e-10)) == pytest.approx(9.9999999995e-11)
 
 
 def test_vectorised_reads_numpys_own_report():

@@ -52,6 +52,21 @@ def _close(actual, expected, rtol, atol):
     return abs(actual - float(expected)) <= atol + rtol * abs(float(expected))
 
 
+#: Layers whose readable code calls _log1p or _expm1, which take another way on
+#: CPUs where NumPy's log1p and expm1 are scalar code.
+CPU_DEPENDENT = ["celu", "elu", "log_sigmoid", "mish", "selu", "softplus"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", CPU_DEPENDENT)
+def test_the_cpu_dependent_way_is_as_accurate(catalog_modules, name, dtype):
+    """With log1p and expm1 built on log and exp (as without AVX-512), the
+    layers meet the same bar against mpmath, with no floating-point error."""
+    module = catalog_modules["readable without SIMD log1p"]
+    test_accuracy_against_mpmath_at_random_and_probe_points(module, name, dtype)
+    test_no_floating_point_error_where_the_true_result_is_finite(module, name, dtype)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", NAMES)
 def test_accuracy_against_mpmath_at_random_and_probe_points(

@@ -147,7 +147,7 @@ def _log1p_by_log(t):
     correction = v - 1.0
     correction -= t
     correction /= v
-    log_v = np.log(v, out=v)
+    log_v = np.log(v)
     return np.where(np.isfinite(log_v), log_v - correction, log_v)
 
 
@@ -169,8 +169,7 @@ def _expm1_by_tanh(z):
     -1 and inf at the ends."""
     e = np.exp(z)
     e += 1.0
-    half = np.multiply(z, 0.5)
-    e *= np.tanh(half, out=half)
+    e *= np.tanh(0.5 * z)
     return e
 
 
