@@ -345,6 +345,33 @@ def overhead(names, styles) -> dict[str, float]:
     return result
 
 
+def _floor(x, dout):
+    """The memory-bandwidth floor: one copy forward, one multiply backward, into
+    arrays made beforehand."""
+    import numpy as np
+
+    out, dx = np.empty_like(x), np.empty_like(x)
+
+    def floor():
+        np.copyto(out, x)
+        np.multiply(dout, x, out=dx)
+
+    return floor
+
+
+def _with_buffers(layer, x, dout):
+    """forward and backward of a fast layer into out= arrays made beforehand."""
+    import numpy as np
+
+    out, dx = np.empty_like(x), np.empty_like(x)
+
+    def run():
+        layer.forward(x, out=out)
+        return layer.backward(dout, out=dx)
+
+    return run
+
+
 def _buffers(method, given: int) -> list:
     """One-element buffers for the parameters of a block kernel after ``given``."""
     import inspect
@@ -367,11 +394,7 @@ def sizes(names, dtypes, styles, plain, torch, args) -> list[dict]:
     for dtype in dtypes:
         for size in SIZES:
             x, dout = _data(size, dtype)
-            floor_out, floor_dx = np.empty_like(x), np.empty_like(x)
-
-            def floor():
-                np.copyto(floor_out, x)
-                np.multiply(dout, x, out=floor_dx)
+            floor = _floor(x, dout)
 
             for name in names:
                 naive = plain[name]()
@@ -380,12 +403,7 @@ def sizes(names, dtypes, styles, plain, torch, args) -> list[dict]:
                         np.isfinite(naive.forward(x)).all()
                         and np.isfinite(naive.backward(dout.copy())).all()
                     )
-                buffers = np.empty_like(x), np.empty_like(x)
-                fast_layer = styles["fast"][name]()
-
-                def fast_out(layer=fast_layer):
-                    layer.forward(x, out=buffers[0])
-                    return layer.backward(dout, out=buffers[1])
+                fast_out = _with_buffers(styles["fast"][name](), x, dout)
 
                 candidates = {
                     "readable": both(styles["readable"][name](), x, dout),

@@ -109,6 +109,20 @@ def layer_formulas(derivation: Derivation) -> LayerFormulas:
     )
 
 
+def comment_lines(comments: tuple[str, ...], indent: int) -> tuple[str, ...]:
+    """The comments as lines of at most 88 columns, each continuation indented
+    under the text after its ``=`` (a long derivative reads as a formula)."""
+    lines: list[str] = []
+    for comment in comments:
+        head, _, rest = comment.partition(" = ")
+        first = f"{head} = "
+        width = max(40, 88 - indent - 2 - len(first))
+        pieces = textwrap.wrap(rest, width, break_long_words=False) or [""]
+        lines.append(first + pieces[0])
+        lines += [" " * len(first) + piece for piece in pieces[1:]]
+    return tuple(lines)
+
+
 def local_name(symbol: sympy.Symbol) -> str:
     """The name backward gives a value it reads from the layer (y for the output)."""
     return _LOCAL[symbol]

@@ -11,6 +11,7 @@ statements, which the readable style's run covers).
 from __future__ import annotations
 
 import itertools
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,12 @@ _counter = itertools.count()
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test compiles into its own cache folder, never the user's."""
+    """Every test compiles into its own cache folder, never the user's, and
+    starts with no compiled module imported (compile reuses those in-process)."""
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("SYMGRAD_CACHE", str(cache))
+    for name in [n for n in sys.modules if n.startswith("_symgrad_")]:
+        monkeypatch.delitem(sys.modules, name)
     return cache
 
 

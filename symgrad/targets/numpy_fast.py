@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..layer import DOUT, LayerFormulas, local_name
+from ..layer import DOUT, LayerFormulas, comment_lines, local_name
 from ..model import MASK, X, Y
 from ..sharing import S
 from .numpy_kernels import Kernel, emit_kernel, fitted
@@ -132,7 +132,7 @@ def layer_source(formulas: LayerFormulas) -> FastLayer:
         backward_params=_mentioned(act.learnable, backward.lines),
         forward=forward,
         backward=backward,
-        comments=formulas.comments,
+        comments=comment_lines(formulas.comments, indent=12),
         param_grads=formulas.param_grads,
         helpers=ALWAYS
         | forward.helpers

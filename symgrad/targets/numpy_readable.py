@@ -28,7 +28,7 @@ from sympy.codegen.cfunctions import log1p as Log1p
 from sympy.core.relational import Relational
 
 from ..functions import blend, clip, erfc, finite, sigmoid, softplus, tame
-from ..layer import DOUT, LayerFormulas, local_name
+from ..layer import DOUT, LayerFormulas, comment_lines, local_name
 from ..model import MASK, X, Y
 from ..printing import (
     LINE_LENGTH,
@@ -138,6 +138,21 @@ class ReadablePrinter(LayerPrinter):
         )
         return f"{masked} + {passed}"
 
+    def _print_Min(self, expr: sympy.Min) -> str:
+        """min(max(x, a), b) as np.clip(x, a, b): one call, NaN passes."""
+        if len(expr.args) == 2:
+            inner = [a for a in expr.args if isinstance(a, sympy.Max)]
+            bound = [a for a in expr.args if not isinstance(a, sympy.Max)]
+            if len(inner) == 1 and len(bound) == 1 and not self._varies(bound[0]):
+                arrays = [a for a in inner[0].args if self._varies(a)]
+                lows = [a for a in inner[0].args if not self._varies(a)]
+                if len(arrays) == 1 and len(lows) == 1:
+                    args = ", ".join(
+                        self._print(a) for a in (arrays[0], lows[0], bound[0])
+                    )
+                    return f"np.clip({args})"
+        return super()._print_Min(expr)
+
     def _nested(self, func: str, args: Sequence[sympy.Expr]) -> str:
         """np.maximum(x, 0.0): the array first, then the bounds."""
         ordered = sorted(args, key=lambda a: not self._varies(a))
@@ -225,11 +240,12 @@ class _Pass:
     def varies(self, expr: sympy.Basic) -> bool:
         return self.printer._varies(expr)
 
-    def temporary(self, value: sympy.Basic) -> sympy.Symbol:
+    def temporary(self, value: sympy.Basic, name: str | None = None) -> sympy.Symbol:
         """A named local holding value, computed here (split if too long)."""
         symbol = sympy.Symbol(f"_tmp{next(self.counter)}", real=True)
         array = self.varies(value)
-        name = self._fresh(_mnemonic(value, self.printer.names) if array else "k")
+        if name is None:
+            name = self._fresh(_mnemonic(value, self.printer.names) if array else "k")
         value = self._fitted(name, value)
         self.lines.append(f"{name} = {self.text(value)}")
         self.printer.names[symbol] = name
@@ -368,27 +384,52 @@ def print_pass(
     """
     printer = ReadablePrinter(names, arrays)
     body = _Pass(printer, RESERVED | set(taken) | {t for t, _ in assignments}, indent)
-    exprs = [_prepared(e, body.varies) for _, e in assignments]
+    exprs = [_prepared(e, body.varies, printer) for _, e in assignments]
     symbols = sympy.numbered_symbols("_cse", real=True)
     replacements, reduced = sympy.cse(
         exprs, symbols=symbols, optimizations=None, order="canonical"
     )
+    # A part that is a whole assignment's value is computed under its name.
+    shared = {symbol for symbol, _ in replacements}
+    whole = {
+        expr: target
+        for (target, _), expr in zip(assignments, reduced, strict=True)
+        if expr in shared
+    }
     inline: dict[sympy.Symbol, sympy.Basic] = {}
     for symbol, value in replacements:
         value = value.xreplace(inline)
-        if body.varies(value) or value.atoms(sympy.Function):
-            inline[symbol] = body.temporary(value)
+        if _cheap(value, body.varies) and symbol not in whole:
+            inline[symbol] = value  # -x, or arithmetic of parameters: inline
+        elif symbol in whole:
+            inline[symbol] = body.temporary(value, whole[symbol])
         else:
-            inline[symbol] = value  # arithmetic of parameters: printed where used
+            inline[symbol] = body.temporary(value)
     for (target, _), expr in zip(assignments, reduced, strict=True):
-        body.assign(target, expr.xreplace(inline))
+        if not (expr in whole and whole[expr] == target):
+            body.assign(target, expr.xreplace(inline))
     return PassSource(body.lines, printer.helpers)
 
 
-def _prepared(expr: sympy.Basic, varies) -> sympy.Basic:
-    """Constants as literals, selects in NaN-passing order (fixed before cse,
-    which may hide a condition behind a symbol)."""
+def _cheap(value: sympy.Basic, varies) -> bool:
+    """Whether a shared part reads better written out where it is used: -x, and
+    arithmetic of parameters alone (a function of them, such as softplus of a
+    threshold, gets a local)."""
+    if not varies(value):
+        return not value.atoms(sympy.Function)
+    coefficient, rest = value.as_coeff_Mul()
+    return coefficient == -1 and rest.is_Symbol
+
+
+def _prepared(expr: sympy.Basic, varies, printer) -> sympy.Basic:
+    """Constants as literals, comparisons with the array alone on the left, and
+    selects in NaN-passing order (fixed before cse, which may hide a condition
+    behind a symbol, and so that equal conditions look equal to it)."""
     expr = floats_for_constants(expr)
+    expr = expr.replace(
+        lambda r: isinstance(r, Relational) and r.rel_op not in ("==", "!="),
+        printer._solved_for_array,
+    )
     return expr.replace(
         lambda p: isinstance(p, sympy.Piecewise),
         lambda p: sympy.Piecewise(*_nan_passing_order(p, varies)),
@@ -449,7 +490,7 @@ def layer_source(formulas: LayerFormulas) -> ReadableLayer:
         forward=tuple(forward.lines),
         loads=loads,
         checked=loads[0][0] if loads else "self.shape",
-        comments=formulas.comments,
+        comments=comment_lines(formulas.comments, indent=8),
         backward=tuple(backward.lines),
         param_grads=formulas.param_grads,
         helpers=ALWAYS | forward.helpers | backward.helpers,
