@@ -2,7 +2,8 @@
 
 The pipeline, one module per stage: `model` (data), `catalog` (built-ins),
 `derivation` (derivative), `output_form` (f' as a function of y), `plan` (what
-to cache), `rewrite` (stable forms), `printing` (SymPy to NumPy source),
+to cache), `rewrite` (stable forms), `layer` (the passes as assignments),
+`targets` (how each style prints them: readable NumPy, ``--fast`` kernels),
 `codegen` (Jinja2), `loader` (write, import, cache).
 
 Names are imported on first use, so ``import symgrad`` is cheap and

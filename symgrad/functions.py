@@ -2,7 +2,7 @@
 
 The rewrite stage (`symgrad.rewrite`) recognises numerically fragile patterns such
 as 1/(1 + exp(-u)) and log(1 + exp(u)) and replaces them with these functions; the
-printer maps each to the helper of the same name in `symgrad.runtime`, copied
+printers map each to the helper of the same name in `symgrad.targets.numpy_helpers`, copied
 into the generated module.  Each function knows its derivative and its definition
 through exp, so derivation, output forms and numeric verification work on
 expressions that contain it.  Catalog rows may use them directly (SiLU is
@@ -102,7 +102,7 @@ class erfc(sympy.Function):  # noqa: N801
 
 class _Clamp(sympy.Function):
     """A clip that changes no finite input: an identity to SymPy (derivative 1,
-    value of its first argument), a clip to NumPy (see `symgrad.runtime`)."""
+    value of its first argument), a clip to NumPy (see `symgrad.targets`)."""
 
     nargs = 2
 

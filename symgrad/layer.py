@@ -11,6 +11,7 @@ these are written; nothing here knows NumPy.
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from dataclasses import dataclass
 
@@ -138,8 +139,10 @@ def chain_rule(local_grad: sympy.Expr) -> sympy.Expr:
     return Times(DOUT, local_grad)
 
 
+@functools.lru_cache(maxsize=256)
 def shared_part(derivation: Derivation) -> Shared | None:
-    """The part forward caches for backward besides x (`symgrad.sharing`), if any."""
+    """The part forward caches for backward besides x (`symgrad.sharing`), if any.
+    Memoised, like the derivation it comes from."""
     plan = derivation.plan
     if plan.saves != "input" or plan.param_grads:
         return None

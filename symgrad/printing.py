@@ -5,8 +5,10 @@ badly or runs slowly in stock output: numbers become Python float literals (NumP
 treats them as weak, so float32 stays float32), integer powers become products,
 Piecewise becomes nested ``np.where`` that lets NaN through, Max/Min become
 ``np.maximum``/``np.minimum``, and symgrad's stable functions become calls to the
-helpers in `symgrad.runtime`.  Block kernels (`symgrad.kernels`) use it for
-operands and for the parts of a formula that depend on parameters only.
+helpers in `symgrad.targets.numpy_helpers`.  The readable printer
+(`symgrad.targets.numpy_readable`) subclasses it; block kernels
+(`symgrad.targets.numpy_kernels`) use it for operands and for the parts of a
+formula that depend on parameters only.
 """
 
 from __future__ import annotations
@@ -282,7 +284,7 @@ class LayerPrinter(NumPyPrinter):
         return super()._print_Function(expr)
 
     def _print_array_only(self, expr) -> str:
-        # Clamps guard arrays; block kernels (symgrad.kernels) compute them.
+        # Clamps guard arrays; the target printers compute them.
         raise UnprintableError(f"{type(expr).__name__} applies to arrays only")
 
     _print_clip = _print_finite = _print_tame = _print_array_only

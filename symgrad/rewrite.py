@@ -19,6 +19,7 @@ Every rewrite is an identity (or, for clipping, exact to float64 rounding);
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -571,8 +572,10 @@ BOTTOM_UP: tuple[Rule, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def stabilize(expr: sympy.Basic) -> sympy.Basic:
-    """``expr`` with every rule applied throughout (see the module docstring)."""
+    """``expr`` with every rule applied throughout (see the module docstring).
+    Memoised: each layer's formulas, docstring and shared part ask again."""
     return _top_down(_bottom_up(_top_down(expr, FIRST)), LAST, descend=True)
 
 

@@ -145,3 +145,31 @@ def test_bad_parameters_name_the_token_and_the_choices(spec, message):
     result = run("generate", spec, "-o", "-")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_generate_fast_writes_block_kernels_and_says_so_in_the_header(capsys):
+    """--fast: the kernel template, recorded in the regenerate command."""
+    assert main(["generate", "sigmoid", "--fast", "-o", "-"]) == 0
+    source = capsys.readouterr().out
+    assert "templates/numpy_fast/module.py.j2" in source.splitlines()[0]
+    assert source.splitlines()[1].endswith("--fast -o -")
+    assert "def _backward_block" in source
+
+
+def test_check_fast_checks_the_kernels(capsys, monkeypatch):
+    """symgrad check --fast runs the kernels on its small arrays, not the
+    readable statements a fast layer uses for them."""
+    import symgrad.check as check
+
+    seen = []
+    original = check._check
+
+    def spy(act, layer_type):
+        module = __import__("sys").modules[layer_type.__module__]
+        seen.append(module._SMALL)
+        return original(act, layer_type)
+
+    monkeypatch.setattr(check, "_check", spy)
+    assert main(["check", "relu", "--fast"]) == 0
+    assert seen == [0]
+    assert "ok" in capsys.readouterr().out

@@ -49,6 +49,10 @@ def softplus(x):
     return mpmath.log1p(mpmath.exp(x))  # log(1 + e) would need 40+ digits
 
 
+def log_sigmoid(x):
+    return -mpmath.log1p(mpmath.exp(-x))
+
+
 def expm1(x):
     return mpmath.expm1(x)
 
@@ -70,6 +74,7 @@ def erf(x):
 CASES = [
     (readable._sigmoid, sigmoid, (1e-30, 1e4), {np.float32: 3, np.float64: 3}),
     (readable._softplus, softplus, (1e-30, 1e4), {np.float32: 3, np.float64: 3}),
+    (readable._log_sigmoid, log_sigmoid, (1e-30, 1e4), {np.float32: 3, np.float64: 3}),
     (readable._log1p_by_log, log1p, (1e-30, 1e30, -1), {np.float32: 3, np.float64: 3}),
     (readable._log1p, log1p, (1e-30, 1e30, -1), {np.float32: 3, np.float64: 3}),
     (readable._expm1_by_tanh, expm1, (1e-30, 80.0), {np.float32: 3, np.float64: 3}),

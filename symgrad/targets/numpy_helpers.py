@@ -163,6 +163,12 @@ def _softplus(u):
     return t
 
 
+def _log_sigmoid(u):
+    """log(sigmoid(u)) = -softplus(-u) without overflow: min(u, 0) - log1p(exp(-|u|))."""
+    t = _log1p(np.exp(-np.abs(u)))
+    return np.minimum(u, 0.0) - t
+
+
 def _expm1_by_tanh(z):
     """exp(z) - 1 as (1 + exp(z)) * tanh(z/2), an identity whose two factors are
     each accurate for every z, so their product is too: no cancellation near 0,

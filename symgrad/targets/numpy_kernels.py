@@ -1,7 +1,7 @@
 """Block kernels: SymPy assignments as NumPy calls that write into buffers.
 
 A generated layer evaluates its formulas one cache-sized block at a time
-(``_map_blocks`` in `symgrad.runtime`).  Each block's kernel computes with
+(``_map_blocks`` in `symgrad.targets.numpy_fast_helpers`).  Each block's kernel computes with
 ``out=`` into a few scratch buffers that `_map_blocks` hands it, so the hot loop
 allocates nothing and makes exactly one pass over the block per operation:
 

@@ -169,6 +169,15 @@ class ReadablePrinter(LayerPrinter):
         self.helpers.add("_expm1")
         return f"_expm1({self._print(expr.args[0])})"
 
+    def _print_Mul(self, expr: sympy.Mul) -> str:
+        """-softplus(-u) as `_log_sigmoid(u)`: two negations fewer."""
+        coefficient, rest = expr.as_coeff_Mul()
+        if coefficient == -1 and isinstance(rest, softplus):
+            inner = -rest.args[0]
+            self.helpers.add("_log_sigmoid")
+            return f"_log_sigmoid({self._print(inner)})"
+        return super()._print_Mul(expr)
+
     def _print_Times(self, expr: Times) -> str:
         """dout * y * (1.0 - y): the local gradient's factors after dout, unless it
         divides (dout * (a / b) is not (dout * a) / b where dout * a overflows)."""
