@@ -80,7 +80,18 @@ class LeakyRelu(Layer):
         return np.where(x > 0, 1.0, self.negative_slope)
 
 
-class PRelu(LeakyRelu):
+class PRelu(Layer):
+    """torch.nn.PReLU's default: one learned weight, 0.25."""
+
+    def __init__(self):
+        super().__init__(weight=0.25)
+
+    def f(self, x):
+        return np.where(x > 0, x, self.weight * x)
+
+    def df(self, x):
+        return np.where(x > 0, 1.0, self.weight)
+
     def backward(self, dout):
         self.dweight = np.sum(dout * np.where(self.x > 0, 0.0, self.x))
         return super().backward(dout)
