@@ -154,3 +154,25 @@ def test_fast_and_readable_erfc_agree(dtype):
     scratch = [np.empty_like(x) for _ in range(4)]
     fast._erfc_into(x, out, *scratch)
     assert np.allclose(out, readable._erfc(x), rtol=4 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("simd", [True, False], ids=["ufunc", "formula"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_fast_log1p_and_expm1_agree_with_the_readable_ones(monkeypatch, simd, dtype):
+    """The kernels' log1p and expm1 take the same two ways, to the same values
+    (within an ulp), ends included."""
+    monkeypatch.setattr(fast, "_LOG1P_IS_SIMD", simd)
+    monkeypatch.setattr(fast, "_EXPM1_IS_SIMD", simd)
+    monkeypatch.setattr(readable, "_LOG1P_IS_SIMD", simd)
+    monkeypatch.setattr(readable, "_EXPM1_IS_SIMD", simd)
+    t = np.concatenate([grid(dtype, 1e-30, 1e30, above=-1, count=501), [np.inf]])
+    t = t.astype(dtype)
+    out, scratch = np.empty_like(t), np.empty_like(t)
+    fast._log1p_into(t, out, scratch)
+    np.testing.assert_allclose(out, readable._log1p(t), rtol=2 * np.finfo(dtype).eps)
+    z = grid(dtype, 1e-30, 80.0, count=501)
+    out, scratch = np.empty_like(z), np.empty_like(z)
+    with np.errstate(over="ignore"):
+        fast._expm1_into(z, out, scratch)
+        expected = readable._expm1(z)
+    np.testing.assert_allclose(out, expected, rtol=2 * np.finfo(dtype).eps)

@@ -30,7 +30,7 @@ LINE = re.compile(
     r"^(np\.\w+\(.*out=\w+\)"  # np.multiply(a, b, out=t0)
     r"|\w+ [-+*/]= [^=]+"  # t0 *= y: the same ufunc, in place
     r"|np\.copyto\(\w+, [^()]*(, where=\w+)?\)"  # np.copyto(out, t0, where=b0)
-    r"|_(sigmoid|softplus|erfc|erf)_into\([\w, ]+\)"  # _softplus_into(x, t0, t1)
+    r"|_(sigmoid|softplus|erfc|erf|log1p|expm1)_into\([\w, ]+\)"  # _erf_into(x, t0)
     r"|c\d+ = _(clip|finite|tame)_into\(.*out=t\d+\)"  # c0 = _clip_into(x, ...)
     r"|s\d+ = [^\[\]]*"  # s0 = float(...) / self.beta
     r"|t\d+\.fill\([^()]*\)"  # t0.fill(0.0), for np.maximum against a constant

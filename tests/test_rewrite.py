@@ -149,22 +149,22 @@ PRINTED = [
         "c0 = _clip_into(x, lower=-750.0, upper=46.0, out=t0) | _sigmoid_into(c0, t1) | "
         "np.subtract(1.0, t1, out=out) | out *= c0 | out *= t1 | out += t1",
     ),
-    ("softplus", log(1 + exp(X)), "_softplus_into(x, out, t0)"),
+    ("softplus", log(1 + exp(X)), "_softplus_into(x, out, t0, t1)"),
     (
         "log sigmoid",
         log(1 / (1 + exp(-X))),
-        "np.negative(x, out=t0) | _softplus_into(t0, t1, t2) | np.negative(t1, out=out)",
+        "np.negative(x, out=t0) | _softplus_into(t0, t1, t2, t3) | np.negative(t1, out=out)",
     ),
-    ("log1p", log(1 + X**2), "np.square(x, out=t0) | np.log1p(t0, out=out)"),
+    ("log1p", log(1 + X**2), "np.square(x, out=t0) | _log1p_into(t0, out, t1)"),
     (
         "expm1",
         alpha * (exp(X) - 1),
-        "np.expm1(x, out=out) | out *= self.alpha",
+        "_expm1_into(x, out, t0) | out *= self.alpha",
     ),
     (
         "select as a sum of clamped branches (no branch mispredictions)",
         Piecewise((X, X > 0), (alpha * (exp(X) - 1), True)),
-        "t0.fill(0.0) | np.minimum(x, t0, out=t0) | np.expm1(t0, out=out) | "
+        "t0.fill(0.0) | np.minimum(x, t0, out=t0) | _expm1_into(t0, out, t1) | "
         "out *= self.alpha | t0.fill(0.0) | np.maximum(x, t0, out=t0) | "
         "out += t0",
     ),
@@ -198,7 +198,7 @@ PRINTED = [
     (
         "no logaddexp",
         log(exp(X) + 1) + X,
-        "_softplus_into(x, out, t0) | out += x",
+        "_softplus_into(x, out, t0, t1) | out += x",
     ),
 ]
 

@@ -15,7 +15,13 @@ from functools import cache
 
 import numpy as np
 
-from .numpy_helpers import _ERF_SMALL, _ERFC_F32, _ERFC_F64
+from .numpy_helpers import (
+    _ERF_SMALL,
+    _ERFC_F32,
+    _ERFC_F64,
+    _EXPM1_IS_SIMD,
+    _LOG1P_IS_SIMD,
+)
 
 
 def _check_out(name, out, shape, dtype, **reads):
@@ -216,15 +222,47 @@ def _tame_into(u, degree, *, out):
     return _clip_into(u, -bound, bound, out=out)
 
 
-def _softplus_into(u, out, t1):
-    """out = log(1 + exp(u)) without overflow: max(u, 0) + log1p(exp(-|u|))."""
+def _softplus_into(u, out, t1, t2):
+    """out = log(1 + exp(u)) without overflow: log1p(exp(-|u|)) + max(u, 0)."""
+    np.abs(u, out=t1)
+    np.negative(t1, out=t1)
+    np.exp(t1, out=t1)
+    _log1p_into(t1, out, t2)
     t1.fill(0.0)  # np.maximum of two arrays is vectorised, with a scalar it is not
     np.maximum(u, t1, out=t1)
-    np.abs(u, out=out)
-    np.negative(out, out=out)
-    np.exp(out, out=out)
-    np.log1p(out, out=out)
     out += t1
+    return out
+
+
+def _log1p_into(t, out, t1):
+    """out = log(1 + t): np.log1p where NumPy vectorises it, else from np.log,
+    corrected for the rounding of 1 + t (as `_log1p_by_log`).  The correction
+    is NaN only where log(1 + t) is +-inf or NaN; clamped to [-1, 1] (fmax and
+    fmin drop NaN) it leaves that answer alone."""
+    if _LOG1P_IS_SIMD:
+        return np.log1p(t, out=out)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.add(t, 1.0, out=t1)  # v
+        np.subtract(t1, 1.0, out=out)
+        out -= t  # (v - 1) - t, the rounding error of v
+        out /= t1
+        np.fmax(out, -1.0, out=out)
+        np.fmin(out, 1.0, out=out)
+        np.log(t1, out=t1)
+        np.subtract(t1, out, out=out)
+    return out
+
+
+def _expm1_into(z, out, t1):
+    """out = exp(z) - 1: np.expm1, except in float32 where NumPy does not
+    vectorise it: there (1 + exp(z)) tanh(z/2) (as `_expm1_by_tanh`)."""
+    if _EXPM1_IS_SIMD or out.dtype != np.float32:
+        return np.expm1(z, out=out)
+    np.exp(z, out=out)
+    out += 1.0
+    np.multiply(z, 0.5, out=t1)
+    np.tanh(t1, out=t1)
+    out *= t1
     return out
 
 

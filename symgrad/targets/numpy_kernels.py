@@ -22,8 +22,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import sympy
-from sympy.codegen.cfunctions import expm1 as Expm1
-from sympy.codegen.cfunctions import log1p as Log1p
 from sympy.logic.boolalg import to_nnf
 
 from ..printing import (
@@ -41,8 +39,6 @@ from ..printing import (
 UFUNCS: dict[type, str] = {
     sympy.exp: "np.exp",
     sympy.log: "np.log",
-    Log1p: "np.log1p",
-    Expm1: "np.expm1",
     sympy.Abs: "np.abs",
     sympy.sign: "np.sign",
     sympy.sin: "np.sin",
@@ -64,7 +60,9 @@ UFUNCS: dict[type, str] = {
 #: must be different buffers.
 HELPERS: dict[str, tuple[str, int]] = {
     "sigmoid": ("_sigmoid_into", 0),
-    "softplus": ("_softplus_into", 1),
+    "softplus": ("_softplus_into", 2),
+    "log1p": ("_log1p_into", 1),
+    "expm1": ("_expm1_into", 1),
     "erfc": ("_erfc_into", 4),
     "erf": ("_erf_into", 5),
 }
