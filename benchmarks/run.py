@@ -92,10 +92,12 @@ def main(argv: list[str] | None = None) -> int:
             report["memory"] = memory(names, dtypes, styles, args)
         if "startup" in sections:
             report["startup"] = startup(names)
-    report["targets"] = targets(report)
-    _print_targets(report["targets"], info)
     if args.json is None:
         args.json = HERE / ("results-avx2.json" if info["emulated"] else "results.json")
+    if args.update and args.json.exists():
+        report = updated(json.loads(args.json.read_text()), report)
+    report["targets"] = targets(report)
+    _print_targets(report["targets"], info)
     args.json.write_text(json.dumps(report, indent=1) + "\n")
     print(f"\nwrote {args.json}")
     if args.markdown:
@@ -120,6 +122,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="replace only the measured rows in the JSON file, keep the rest",
+    )
     return parser
 
 
@@ -632,6 +639,26 @@ def targets(report: dict) -> list[dict]:
             20,
         )
     return checks
+
+
+def updated(old: dict, new: dict) -> dict:
+    """``old`` with the rows ``new`` measured again replaced, and new sections."""
+    keys = {
+        "learner": ("activation", "dtype", "shape"),
+        "sizes": ("activation", "dtype", "size"),
+    }
+    merged = {**old, "machine": new["machine"]}
+    for section, value in new.items():
+        if section in keys:
+            fresh = {tuple(str(r[k]) for k in keys[section]): r for r in value}
+            rows = [
+                fresh.pop(tuple(str(r[k]) for k in keys[section]), r)
+                for r in old.get(section, [])
+            ]
+            merged[section] = rows + list(fresh.values())
+        elif section != "machine":
+            merged[section] = value
+    return merged
 
 
 def _print_targets(checks: list[dict], info: dict) -> None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import sympy
 
 from .model import MASK, Derivation, X, Y
-from .notation import latex, text
+from .notation import latex as _full_latex
+from .notation import text as _full_text
 from .plan import kink_values
 from .printing import Times
 from .rewrite import stabilize
@@ -150,6 +151,23 @@ def shared_part(derivation: Derivation) -> Shared | None:
     return shared_intermediate(
         stabilize(act.expr), stabilize(plan.local_grad), act.values
     )
+
+
+def _as_float64(expr: sympy.Basic) -> sympy.Basic:
+    """Long floats as the float64 the code uses (SELU's constants are given to 30
+    digits), so a docstring or comment shows the literal the code has."""
+    floats = {f: sympy.Float(repr(float(f))) for f in expr.atoms(sympy.Float)}
+    return expr.xreplace(floats) if floats else expr
+
+
+def text(expr: sympy.Basic) -> str:
+    """Plain text for an expression, floats as float64."""
+    return _full_text(_as_float64(expr))
+
+
+def latex(expr: sympy.Basic) -> str:
+    """LaTeX for an expression, floats as float64."""
+    return _full_latex(_as_float64(expr))
 
 
 def _gradient_comment(derivation: Derivation) -> str:

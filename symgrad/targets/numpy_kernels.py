@@ -34,6 +34,7 @@ from ..printing import (
     floats_for_constants,
     format_expression,
 )
+from ..rewrite import _explosive, _interval
 
 #: SymPy function -> the NumPy ufunc that computes it elementwise.
 UFUNCS: dict[type, str] = {
@@ -122,9 +123,18 @@ def emit_kernel(
     def varies(e: sympy.Basic) -> bool:
         return bool(e.free_symbols & arrays)
 
-    # Branch order is fixed before cse, which may hide a condition behind a symbol.
+    # Branch order is fixed before cse, which may hide a condition behind a
+    # symbol; comparisons get the array alone on the left, so that cse sees the
+    # mask's x >= -lambd and a select's lambd >= -x as one.
+    solved = LayerPrinter(names)._solved_for_array
     exprs = [
         e.replace(
+            lambda r: (
+                isinstance(r, sympy.core.relational.Relational)
+                and r.rel_op not in ("==", "!=")
+            ),
+            solved,
+        ).replace(
             lambda p: isinstance(p, sympy.Piecewise),
             lambda p: sympy.Piecewise(*_nan_passing_order(p, varies)),
         )
@@ -183,6 +193,8 @@ class _Emitter:
         self.helpers: set[str] = set()
         self.pools = {"f": _Pool("t"), "b": _Pool("b")}
         self.kept: dict[sympy.Symbol, _Operand] = {}
+        # What each kept subexpression stands for, in the original symbols.
+        self.meanings: dict[sympy.Symbol, sympy.Basic] = {}
         self.locals = 0
 
     # -- statements ------------------------------------------------------------------
@@ -198,6 +210,7 @@ class _Emitter:
         operand = self.value(value)
         self.arrays.add(symbol)
         self.kept[symbol] = operand
+        self.meanings[symbol] = value.xreplace(self.meanings)
         self.names[symbol] = self.printer.names[symbol] = operand.text
 
     def assign(self, target: str, expr: sympy.Expr) -> None:
@@ -480,6 +493,17 @@ class _Emitter:
         return self._extremum("np.maximum", expr.args, dest)
 
     def _Min(self, expr, dest) -> _Operand:
+        clamp = _clamp_of(expr, self._varies)
+        if clamp is not None:
+            # min(max(x, a), b): one np.clip, where two extrema with their
+            # filled buffers take four passes.
+            value, low, high = clamp
+            inner = self.value(value)
+            out = self.destination(dest, [inner])
+            bounds = f"{self.scalar(low)}, {self.scalar(high)}"
+            self.emit(f"np.clip({inner.text}, {bounds}, out={out})")
+            self.release(inner, keep=out)
+            return self._result(dest, out)
         return self._extremum("np.minimum", expr.args, dest)
 
     def _extremum(self, ufunc: str, args, dest) -> _Operand:
@@ -499,6 +523,9 @@ class _Emitter:
     def _Piecewise(self, expr: sympy.Piecewise, dest) -> _Operand:
         if len(expr.args) == 2 and expr.args[0][1].is_Symbol:
             return self._on_mask(expr, dest)
+        zero = self._zero_on_interval(expr)
+        if zero is not None:
+            return zero(dest)
         branches = expr.args  # in NaN-passing order already (see emit_kernel)
         default = self.value(branches[-1][0], dest=dest)
         if default.writable or default.text == dest:
@@ -513,6 +540,36 @@ class _Emitter:
             self.emit(f"np.copyto({out}, {chosen.text}, where={where.text})")
             self.release(chosen, where)
         return self._result(dest, out)
+
+    def _zero_on_interval(self, expr: sympy.Piecewise):
+        """0 where x lies in a bounded interval, g elsewhere (Hardshrink): g times
+        the condition's negation, exact wherever g is finite on the interval (a
+        select would mispredict a branch at every crossing).  A function that
+        emits it, or None."""
+        if len(expr.args) != 2 or expr.args[0][0] != 0:
+            return None
+        (_, condition), (g, _) = expr.args
+        meaning = condition.xreplace(self.meanings).replace(
+            lambda r: isinstance(r, sympy.core.relational.Relational),
+            self.printer._solved_for_array,
+        )
+        arrays = sorted(meaning.free_symbols & self.arrays, key=str)
+        if len(arrays) != 1 or _explosive(g.xreplace(self.meanings), arrays[0]):
+            return None
+        lower, upper = _interval(meaning, arrays[0])
+        if lower is None or upper is None:
+            return None
+
+        def emit(dest):
+            held = self.condition(condition)
+            outside = self.destination(None, [held], "b")
+            self.call("np.logical_not", [held.text], outside)
+            selected = _Operand(outside, (outside,))
+            return self._chain(
+                "np.multiply", self.value(g), [("np.multiply", selected)], dest
+            )
+
+        return emit
 
     def _on_mask(self, expr: sympy.Piecewise, dest) -> _Operand:
         """A select on a cached bool mask, without a branch per element (a select
@@ -618,6 +675,21 @@ class _Emitter:
 
     _Or = _And
     _Not = _And
+
+
+def _clamp_of(expr: sympy.Min, varies):
+    """(x, a, b) for min(max(x, a), b) with bounds free of arrays, else None."""
+    if len(expr.args) != 2:
+        return None
+    inner = [a for a in expr.args if isinstance(a, sympy.Max) and len(a.args) == 2]
+    bound = [a for a in expr.args if not varies(a)]
+    if len(inner) != 1 or len(bound) != 1:
+        return None
+    values = [a for a in inner[0].args if varies(a)]
+    lows = [a for a in inner[0].args if not varies(a)]
+    if len(values) != 1 or len(lows) != 1:
+        return None
+    return values[0], lows[0], bound[0]
 
 
 def fitted(line: str, indent: int = 8) -> list[str]:
