@@ -75,6 +75,8 @@ class HelperModule:
     def _define(self, name, lines, start, node, rank, constant) -> None:
         if name in self.definitions:
             raise RuntimeError(f"helper {name!r} is defined in two helper modules")
+        while start > 1 and lines[start - 2].startswith("#"):
+            start -= 1  # the comment that says what it is goes with it
         text = "\n".join(lines[start - 1 : node.end_lineno])
         self.definitions[name] = _Definition(name, text, constant, (rank, start))
 
