@@ -1,9 +1,10 @@
-"""symgrad: derive an activation's derivative with SymPy, generate its NumPy layer.
+"""symgrad: derive an activation's derivative with SymPy, generate its layer code.
 
 The pipeline, one module per stage: `model` (data), `catalog` (built-ins),
 `derivation` (derivative), `output_form` (f' as a function of y), `plan` (what
 to cache), `rewrite` (stable forms), `layer` (the passes as assignments),
-`targets` (how each style prints them: readable NumPy, ``--fast`` kernels),
+`targets` (how each target prints them: readable NumPy, ``--fast`` kernels,
+PyTorch, JAX),
 `codegen` (Jinja2), `loader` (write, import, cache).
 
 Names are imported on first use, so ``import symgrad`` is cheap and
@@ -25,6 +26,7 @@ _EXPORTS = {
     "DerivationError": "derivation",
     "derive": "derivation",
     "FormulaError": "errors",
+    "MissingFrameworkError": "errors",
     "SymgradError": "errors",
     "parse": "formula",
     "GradcheckResult": "finite_differences",
@@ -44,6 +46,7 @@ __all__ = [
     "DerivationError",
     "FormulaError",
     "GradcheckResult",
+    "MissingFrameworkError",
     "Param",
     "SymgradError",
     "activation",
@@ -73,7 +76,7 @@ if TYPE_CHECKING:
     from .catalog import CATALOG, activation
     from .codegen import generate
     from .derivation import DerivationError, derive
-    from .errors import FormulaError, SymgradError
+    from .errors import FormulaError, MissingFrameworkError, SymgradError
     from .finite_differences import GradcheckResult, gradcheck
     from .formula import parse
     from .loader import compile

@@ -55,7 +55,16 @@ _ROWS = [
         "prelu",
         "PRelu",
         Piecewise((x, x > 0), (weight * x, True)),
-        (Param("weight", 0.25, learnable=True, doc="torch.nn.PReLU's init"),),
+        (
+            Param(
+                "weight",
+                0.25,
+                learnable=True,
+                doc="torch.nn.PReLU's init",
+                channels=True,
+                init="init",
+            ),
+        ),
         summary="Parametric ReLU: a leaky ReLU whose slope is learned.",
     ),
     Activation(

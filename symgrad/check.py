@@ -1,6 +1,6 @@
 """`symgrad check`: generate a layer and test it the way the test suite does.
 
-For each activation: backward against central finite differences (float64),
+For each activation, in any target (called through `symgrad.targets.runners`): backward against central finite differences (float64),
 forward and backward against the SymPy definition in mpmath, and the extreme-input
 sweep with floating-point errors raised.  A row per activation says what it
 caches, the largest errors and any floating-point error seen.
@@ -8,8 +8,11 @@ caches, the largest errors and any floating-point error seen.
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +21,7 @@ from .finite_differences import gradcheck
 from .loader import compile as compile_layer
 from .model import Activation, X
 from .plan import kink_values
+from .targets.runners import runner
 from .verify import evaluate_fixed
 
 #: Accuracy bar against mpmath (float64), as in the test suite.
@@ -53,26 +57,29 @@ def ordinary_points(act: Activation, count: int = 201) -> np.ndarray:
     return xs[np.all([np.abs(xs - k) > 1e-3 for k in kinks], axis=0)]
 
 
-def check_activation(act: Activation, *, fast: bool = False) -> CheckResult:
-    """Check the generated layer (the readable one, or with ``fast`` the block
-    kernels) the way the test suite does."""
-    layer_type = compile_layer(act, fast=fast)
+def check_activation(
+    act: Activation, *, target: str = "numpy", fast: bool = False
+) -> CheckResult:
+    """Check the generated layer for ``target`` (for NumPy, the readable one, or
+    with ``fast`` the block kernels) the way the test suite does."""
+    layer = compile_layer(act, target=target, fast=fast)
+    make = functools.partial(runner, target, layer)
     if not fast:
-        return _check(act, layer_type)
+        return _check(act, make)
     # The checks use small arrays, which a fast layer would give to its readable
     # statements: the kernels are checked here, at every size.
-    module = sys.modules[layer_type.__module__]
+    module = sys.modules[layer.__module__]
     small, module._SMALL = module._SMALL, 0
     try:
-        return _check(act, layer_type)
+        return _check(act, make)
     finally:
         module._SMALL = small
 
 
-def _check(act: Activation, layer_type: type) -> CheckResult:
+def _check(act: Activation, make: Callable[[], Any]) -> CheckResult:
     derivation = derive(act)
     result = CheckResult(act.name, derivation.saves)
-    layer = layer_type()
+    layer = make()
     # Reference values where the definition is a finite real number.
     xs, ys, slopes = [], [], []
     for xi in ordinary_points(act):
@@ -94,7 +101,7 @@ def _check(act: Activation, layer_type: type) -> CheckResult:
     with np.errstate(all="ignore"):
         y = np.asarray(layer.forward(x), dtype=np.float64)
         dy = np.asarray(layer.backward(np.ones_like(x)), dtype=np.float64)
-        grad = gradcheck(layer, x, raise_exception=False)
+        grad = gradcheck(make(), x, raise_exception=False)
     result.gradcheck_error = grad.max_abs_error
     scale = ATOL + RTOL * np.maximum(np.abs(y_ref), np.abs(dy_ref))
     errors = np.maximum(np.abs(y - y_ref), np.abs(dy - dy_ref))
@@ -104,12 +111,13 @@ def _check(act: Activation, layer_type: type) -> CheckResult:
     if np.any(~(errors <= scale)):
         worst = float(x[np.argmax(errors - scale)])
         result.problems.append(f"differs from mpmath (worst at x = {worst:.6g})")
-    result.problems += _sweep(layer_type=type(layer), act=act)
+    result.problems += _sweep(make, act)
     return result
 
 
-def _sweep(layer_type, act: Activation) -> list[str]:
-    """Floating-point errors at extreme inputs whose true results are finite."""
+def _sweep(make: Callable[[], Any], act: Activation) -> list[str]:
+    """Floating-point errors, and NaN or inf results, at extreme inputs whose true
+    results are finite."""
     derivation = derive(act)
     problems = []
     for dtype in (np.float16, np.float32, np.float64):
@@ -123,12 +131,16 @@ def _sweep(layer_type, act: Activation) -> list[str]:
                 dy = evaluate_fixed(derivation.derivative, point)
                 if y is None or dy is None or abs(y) > limit or abs(dy) > limit:
                     continue
-                layer = layer_type()
+                layer = make()
                 value = np.array([xi], dtype=dtype)
+                where = f"{np.dtype(dtype).name} x={xi:.3g}"
                 try:
                     with np.errstate(over="raise", invalid="raise", divide="raise"):
-                        layer.forward(value)
-                        layer.backward(np.ones_like(value))
+                        out = layer.forward(value)
+                        dx = layer.backward(np.ones_like(value))
                 except FloatingPointError as error:
-                    problems.append(f"{np.dtype(dtype).name} x={xi:.3g}: {error}")
+                    problems.append(f"{where}: {error}")
+                    continue
+                if not (np.isfinite(out).all() and np.isfinite(dx).all()):
+                    problems.append(f"{where}: y = {out[0]}, dy/dx = {dx[0]}")
     return problems

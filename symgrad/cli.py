@@ -18,11 +18,14 @@ from .check import check_activation
 from .codegen import cli_spec, generate
 from .derivation import derive
 from .document import FORMATS, document, render
+from .errors import MissingFrameworkError
 from .formula import parse
 from .loader import write_module
 from .model import Activation
 from .spec import load_spec
 from .steps import explain
+from .targets import NAMES as TARGET_NAMES
+from .targets import get_target
 
 
 class UsageError(Exception):
@@ -96,10 +99,23 @@ def _add_output(command: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_target(command: argparse.ArgumentParser, fast_help: str) -> None:
+    """Which framework the layers are written for, and NumPy's fast style."""
+    command.add_argument(
+        "--target",
+        choices=TARGET_NAMES,
+        default="numpy",
+        help="numpy (default): layer classes with forward/backward; torch: an "
+        "autograd.Function and nn.Module each; jax: jax.custom_vjp functions",
+    )
+    command.add_argument("--fast", action="store_true", help=fast_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="symgrad",
-        description="Derive activation functions and generate NumPy layers.",
+        description="Derive activation functions and generate their layers for "
+        "NumPy, PyTorch or JAX.",
     )
     parser.add_argument("--version", action="version", version=f"symgrad {__version__}")
     commands = parser.add_subparsers(
@@ -111,11 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("generate", help="write a module of layer classes")
     _add_sources(gen, "*")
     _add_output(gen)
-    gen.add_argument(
-        "--fast",
-        action="store_true",
-        help="block kernels with threads and out= buffers, for arrays of 1e5 "
-        "elements and more (default: readable layers like the book's)",
+    _add_target(
+        gen,
+        "numpy only: block kernels with threads and out= buffers, for arrays of "
+        "1e5 elements and more (default: readable layers like the book's)",
     )
 
     show = commands.add_parser(
@@ -146,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         "check", help="gradient-, reference- and extreme-input-check generated layers"
     )
     _add_sources(check, "*")
-    check.add_argument("--fast", action="store_true", help="check the --fast layers")
+    _add_target(check, "check the numpy target's --fast layers")
     return parser
 
 
@@ -192,6 +207,8 @@ def _regenerate_command(args: argparse.Namespace, command: str = "generate") -> 
             words += ["--learnable", item]
     if args.spec is not None:
         words += ["--spec", args.spec]
+    if getattr(args, "target", "numpy") != "numpy":
+        words += ["--target", args.target]
     if getattr(args, "fast", False):
         words.append("--fast")
     return shlex.join([*words, "-o", args.output])
@@ -202,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return _COMMANDS[args.command](args)
-    except (UsageError, ValueError, OSError) as error:
+    except (UsageError, ValueError, OSError, MissingFrameworkError) as error:
         print(f"symgrad: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -234,7 +251,9 @@ def _generate(args: argparse.Namespace) -> int:
     acts = activations_from(args)
     args.names = [cli_spec(a) for a in acts[: len(args.names)]]
     output = args.output
-    source = generate(acts, fast=args.fast, command=_regenerate_command(args))
+    source = generate(
+        acts, target=args.target, fast=args.fast, command=_regenerate_command(args)
+    )
     if output == "-":
         sys.stdout.write(source)
         return 0
@@ -271,7 +290,11 @@ def _latex(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    results = [check_activation(act, fast=args.fast) for act in activations_from(args)]
+    get_target(args.target, fast=args.fast).require_framework()  # before any work
+    results = [
+        check_activation(act, target=args.target, fast=args.fast)
+        for act in activations_from(args)
+    ]
     header = ("name", "caches", "gradcheck", "vs mpmath", "result")
     rows = [
         (r.name, r.saves, f"{r.gradcheck_error:.1e}", f"{r.reference_error:.1e}",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import cache
+from typing import Any
 
 import jinja2
 
@@ -22,6 +23,7 @@ from .derivation import derive
 from .errors import FormulaError
 from .helper_sources import helper_module
 from .layer import layer_formulas
+from .layout import wrap_long_lines
 from .loader import templates_root
 from .model import Activation, Derivation
 from .targets import Target, get_target
@@ -32,6 +34,7 @@ MODULE_TEMPLATE = "module.py.j2"
 def generate(
     acts: Activation | str | Iterable[Activation | str],
     *,
+    target: str = "numpy",
     fast: bool = False,
     command: str | None = None,
 ) -> str:
@@ -48,15 +51,16 @@ def generate(
     activations = [resolve(a) for a in acts]
     if not activations:
         raise ValueError("generate needs at least one activation")
-    _check_unique_class_names(activations)
-    target = get_target(fast=fast)
-    layers = [_layer_source_or_error(target, derive(a)) for a in activations]
-    helpers = helper_module(*target.helpers)
+    chosen = get_target(target, fast=fast)
+    layers = [_layer_source_or_error(chosen, derive(a)) for a in activations]
+    helpers = helper_module(*chosen.helpers)
+    _check_names(activations, layers, {*chosen.imports, *helpers.names()})
     names = helpers.closure(set().union(*(layer.helpers for layer in layers)))
     if command is None:
         command = "symgrad generate " + " ".join(cli_spec(a) for a in activations)
+        command += f" --target {target}" if target != "numpy" else ""
         command += " --fast" if fast else ""
-    template = f"{target.templates}/{MODULE_TEMPLATE}"
+    template = f"{chosen.templates}/{MODULE_TEMPLATE}"
     source = (
         _environment()
         .get_template(template)
@@ -64,14 +68,14 @@ def generate(
             version=__version__,
             template=f"templates/{template}",
             command=command,
-            docstring=f"{target.summary} for "
+            docstring=f"{chosen.summary} for "
             f"{', '.join(a.name for a in activations)}, with forward and backward.",
             imports=helpers.imports_for(names),
             helpers=helpers.block(names),
             layers=layers,
         )
     )
-    return source.rstrip("\n") + "\n"
+    return wrap_long_lines(source.rstrip("\n") + "\n")
 
 
 def _layer_source_or_error(target: Target, derivation: Derivation):
@@ -104,16 +108,25 @@ def cli_spec(act: Activation) -> str:
     return act.name + (":" + ",".join(changed) if changed else "")
 
 
-def _check_unique_class_names(activations: Sequence[Activation]) -> None:
+def _check_names(
+    activations: Sequence[Activation], layers: Sequence[Any], reserved: set[str]
+) -> None:
+    """Every module-level name a layer defines is its own: not another layer's,
+    not an import's or a helper's of the generated module."""
     seen: dict[str, str] = {}
-    for act in activations:
-        if act.class_name in seen:
-            raise ValueError(
-                f"class name {act.class_name!r} is used twice "
-                f"({seen[act.class_name]!r} and {act.name!r}); one module needs "
-                "distinct layer names"
-            )
-        seen[act.class_name] = act.name
+    for act, layer in zip(activations, layers, strict=True):
+        for name in layer.defines:
+            if name in reserved:
+                raise ValueError(
+                    f"layer name {name!r} (from {act.name!r}) is taken by the "
+                    "generated module's own imports or helpers; choose another"
+                )
+            if name in seen:
+                raise ValueError(
+                    f"layer name {name!r} is used twice ({seen[name]!r} and "
+                    f"{act.name!r}); one module needs distinct layer names"
+                )
+            seen[name] = act.name
 
 
 @cache

@@ -23,3 +23,8 @@ class FormulaError(SymgradError):
         if source is not None and column is not None:
             where = f" at column {column + 1} of {source.strip()!r}"
         super().__init__(message + where)
+
+
+class MissingFrameworkError(ImportError):
+    """A target's framework (PyTorch, JAX) is not installed; the message names the
+    extra that installs it."""

@@ -25,6 +25,7 @@ import sympy
 from .errors import FormulaError
 from .functions import sigmoid, softplus
 from .model import Activation, Param, X, param_symbol
+from .targets import TARGETS
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 40
@@ -68,8 +69,9 @@ CONSTANTS = {"pi": sympy.pi, "e": sympy.E}
 # Names a parameter may not take: they already mean something in the formula or
 # in the generated class.
 RESERVED = {
-    "x", "y", "out", "dout", "dx", "mask", "self", "np", "params", "grads",
-    "shape", "float", "forward", "backward", *FUNCTIONS, *CONSTANTS,
+    "x", "y", "out", "dout", "dx", "mask", "self", "params", "grads", "ctx",
+    "saved", "shape", "float", "forward", "backward", *FUNCTIONS, *CONSTANTS,
+    *(name for target in TARGETS.values() for name in target.imports),
 }  # fmt: skip
 _TEMPORARY = re.compile(r"[tgp][0-9]+")
 

@@ -80,6 +80,11 @@ class HelperModule:
         text = "\n".join(lines[start - 1 : node.end_lineno])
         self.definitions[name] = _Definition(name, text, constant, (rank, start))
 
+    def names(self) -> set[str]:
+        """Every name a generated module could take from here: the definitions
+        and what their imports bind."""
+        return set(self.definitions) | set(self.imports)
+
     def closure(self, used: Iterable[str]) -> list[str]:
         """The names used and those their definitions refer to, in the order of
         the source (what is imported from a sibling module first), so that each

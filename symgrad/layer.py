@@ -216,8 +216,9 @@ def caching_sentence(derivation: Derivation) -> str:
     if plan.saves == "input" and plan.param_grads:
         learned = ", ".join(name for name, _ in plan.param_grads)
         return (
-            f"Learnable: {learned} (in self.params; backward puts its gradient, "
-            "summed over all elements, in self.grads), so forward caches ``x``."
+            f"Learnable: {learned}; backward also gives its gradient, summed over "
+            "the elements that share it, which needs the input, so forward caches "
+            "``x``."
         )
     shared = shared_part(derivation)
     if plan.saves == "input" and shared is not None:

@@ -19,9 +19,10 @@ import tempfile
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .targets import Target, get_target
 
 if TYPE_CHECKING:
     from .model import Activation
@@ -160,48 +161,59 @@ def definition_key(act: Activation) -> str:
         act.name,
         act.class_name,
         sympy.srepr(act.expr),
-        repr([(p.name, p.value, p.learnable) for p in act.params]),
+        repr([(p.name, p.value, p.learnable, p.channels, p.init) for p in act.params]),
         act.summary,
     )
 
 
-def request_key(name: str, params: dict[str, object], style: str = "readable") -> str:
-    """A hash of a catalog request (a name, its keyword arguments, the style)."""
+def request_key(
+    name: str, params: dict[str, object], style: str = "numpy-readable"
+) -> str:
+    """A hash of a catalog request (a name, its keyword arguments, the target
+    and style)."""
     return _key("catalog", style, name, repr(sorted(params.items())))
 
 
 def compile(  # noqa: A001 (public API name)
-    act: Activation | str, *, fast: bool = False, **params: object
-) -> type:
-    """The generated layer class for an activation (or catalog name), imported.
+    act: Activation | str,
+    *,
+    target: str = "numpy",
+    fast: bool = False,
+    **params: object,
+) -> Any:
+    """The generated layer for an activation (or catalog name), imported.
 
-    ``fast=True`` gives the block-kernel layer (`symgrad.generate`), for arrays
-    of 1e5 elements and more.  The module is generated once and cached on disk
-    (see `cache_dir`); later calls, in this process or another, import it
-    without deriving anything.  A catalog name is looked up by the name and its
-    arguments as given, so the cached case never imports SymPy.
+    For the ``numpy`` target, the layer class; ``fast=True`` gives the
+    block-kernel one (`symgrad.generate`), for arrays of 1e5 elements and more.
+    For ``torch``, the ``torch.nn.Module`` class (its ``autograd.Function`` is in
+    the same module); for ``jax``, the ``jax.custom_vjp`` function.  The module
+    is generated once and cached on disk (see `cache_dir`); later calls, in this
+    process or another, import it without deriving anything.  A catalog name is
+    looked up by the name and its arguments as given, so the cached case never
+    imports SymPy.
     """
-    style = "fast" if fast else "readable"
+    chosen = get_target(target, fast=fast)
+    chosen.require_framework()
     if isinstance(act, str):
-        key = request_key(act, params, style)
+        key = request_key(act, params, f"{chosen.name}-{chosen.style}")
         module_name = f"_symgrad_{_slug(act)}_{key}"
         module = sys.modules.get(module_name)
         path = cache_dir() / f"{module_name}.py"
         if module is None and is_generated(path):
             module = import_path(path, module_name)
         if module is not None:
-            return _layer_class(module)
-        return _compile_into(_resolve(act, params), path, module_name, fast)
+            return _layer(module, chosen)
+        return _compile_into(_resolve(act, params), path, module_name, chosen)
     act = _resolve(act, params)
-    key = _key(definition_key(act), style)
+    key = _key(definition_key(act), chosen.name, chosen.style)
     module_name = f"_symgrad_{act.class_name.lower()}_{key}"
     module = sys.modules.get(module_name)
     if module is not None:
-        return _layer_class(module)
+        return _layer(module, chosen)
     path = cache_dir() / f"{module_name}.py"
     if is_generated(path):
-        return _layer_class(import_path(path, module_name))
-    return _compile_into(act, path, module_name, fast)
+        return _layer(import_path(path, module_name), chosen)
+    return _compile_into(act, path, module_name, chosen)
 
 
 def _resolve(act: Activation | str, params: dict[str, object]) -> Activation:
@@ -210,25 +222,32 @@ def _resolve(act: Activation | str, params: dict[str, object]) -> Activation:
     return resolve(act, **params)
 
 
-def _compile_into(act: Activation, path: Path, module_name: str, fast: bool) -> type:
+def _compile_into(act: Activation, path: Path, module_name: str, target: Target) -> Any:
     from .codegen import generate
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_module(path, generate([act], fast=fast), force=True)
-    return _layer_class(import_path(path, module_name))
+    source = generate([act], target=target.name, fast=target.style == "fast")
+    write_module(path, source, force=True)
+    return _layer(import_path(path, module_name), target)
 
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower())[:40]
 
 
-def _layer_class(module: ModuleType) -> type:
-    """The one layer class a compiled module defines."""
-    (layer,) = [
+def _layer(module: ModuleType, target: Target) -> Any:
+    """The one layer a compiled module defines, of the kind its target's entry says."""
+    public = [
         value
         for name, value in vars(module).items()
-        if isinstance(value, type)
-        and value.__module__ == module.__name__
-        and not name.startswith("_")
+        if not name.startswith("_")
+        and getattr(value, "__module__", None) == module.__name__
     ]
+    if target.entry == "function":
+        (layer,) = [value for value in public if not isinstance(value, type)]
+    elif target.entry == "module":
+        base = sys.modules[target.framework].nn.Module
+        (layer,) = [v for v in public if isinstance(v, type) and issubclass(v, base)]
+    else:
+        (layer,) = [value for value in public if isinstance(value, type)]
     return layer

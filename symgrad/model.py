@@ -33,12 +33,20 @@ def param_symbol(name: str) -> sympy.Symbol:
 
 @dataclass(frozen=True)
 class Param:
-    """A named, real parameter of an activation, with its current value."""
+    """A named, real parameter of an activation, with its current value.
+
+    ``channels`` marks a learnable parameter that frameworks with channels hold
+    once per channel of the input's dimension 1 (PyTorch's PReLU ``weight``, its
+    count a constructor argument ``num_parameters``); ``init`` is the name under
+    which their constructors take its value, where that is not ``name``.
+    """
 
     name: str
     value: float
     learnable: bool = False
     doc: str = ""
+    channels: bool = False
+    init: str = ""
 
     @property
     def symbol(self) -> sympy.Symbol:

@@ -72,11 +72,16 @@ class LayerPrinter(NumPyPrinter):
 
     # -- names -------------------------------------------------------------------
 
+    def fn(self, name: str) -> str:
+        """The source name of NumPy's function ``name`` (``np.exp``); a printer
+        for another framework maps the names to its own."""
+        return f"np.{name}"
+
     def _module_format(self, fqn: str, register: bool = True) -> str:
         if fqn.startswith("numpy."):
             if register:
                 self.module_imports["numpy"].add(fqn.split(".")[1])
-            return "np." + fqn[len("numpy.") :]
+            return self.fn(fqn[len("numpy.") :])
         return super()._module_format(fqn, register)
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
@@ -170,16 +175,16 @@ class LayerPrinter(NumPyPrinter):
         prec = PRECEDENCE["Mul"]
         if exponent == 2 and not base.is_Atom:
             # A sum squared: one ufunc pass, and the sum is computed once.
-            return f"np.square({self._print(base)})"
+            return f"{self.fn('square')}({self._print(base)})"
         if exponent.is_Integer and 0 < abs(exponent) <= MAX_UNROLLED_POWER:
             product = " * ".join([self.parenthesize(base, prec)] * int(abs(exponent)))
             if exponent > 0:
                 return product
             return f"1.0 / {product if abs(exponent) == 1 else f'({product})'}"
         if exponent == sympy.S.Half:
-            return f"np.sqrt({self._print(base)})"
+            return f"{self.fn('sqrt')}({self._print(base)})"
         if exponent == -sympy.S.Half:
-            return f"1.0 / np.sqrt({self._print(base)})"
+            return f"1.0 / {self.fn('sqrt')}({self._print(base)})"
         if (
             exponent.is_Rational
             and exponent.q == 2
@@ -187,10 +192,10 @@ class LayerPrinter(NumPyPrinter):
         ):
             # u**(3/2) -> u * sqrt(u): one sqrt instead of a general power.
             whole = sympy.Pow(base, (abs(exponent.p) - 1) // 2, evaluate=False)
-            text = f"{self._print(whole)} * np.sqrt({self._print(base)})"
+            text = f"{self._print(whole)} * {self.fn('sqrt')}({self._print(base)})"
             return text if exponent > 0 else f"1.0 / ({text})"
         if base == sympy.E:
-            return f"np.exp({self._print(exponent)})"
+            return f"{self.fn('exp')}({self._print(exponent)})"
         pow_prec = PRECEDENCE["Pow"]
         base_text = self.parenthesize(base, pow_prec)
         return f"{base_text} ** {self.parenthesize(exponent, pow_prec)}"
@@ -201,7 +206,8 @@ class LayerPrinter(NumPyPrinter):
         branches = _nan_passing_order(expr, self._varies)
         text = self._print(branches[-1][0])
         for value, cond in reversed(branches[:-1]):
-            text = f"np.where({self._print(cond)}, {self._print(value)}, {text})"
+            where = self.fn("where")
+            text = f"{where}({self._print(cond)}, {self._print(value)}, {text})"
         return text
 
     def _varies(self, expr: sympy.Expr) -> bool:
@@ -257,13 +263,13 @@ class LayerPrinter(NumPyPrinter):
         return f"{self.parenthesize(left, prec)} * {self.parenthesize(right, prec)}"
 
     def _print_Abs(self, expr: sympy.Abs) -> str:
-        return f"np.abs({self._print(expr.args[0])})"
+        return f"{self.fn('abs')}({self._print(expr.args[0])})"
 
     def _print_Max(self, expr: sympy.Max) -> str:
-        return self._nested("np.maximum", expr.args)
+        return self._nested(self.fn("maximum"), expr.args)
 
     def _print_Min(self, expr: sympy.Min) -> str:
-        return self._nested("np.minimum", expr.args)
+        return self._nested(self.fn("minimum"), expr.args)
 
     def _nested(self, func: str, args: Sequence[sympy.Expr]) -> str:
         ordered = sorted(

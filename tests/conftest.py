@@ -1,11 +1,13 @@
 """Shared fixtures: an isolated compile cache and generated modules as real files.
 
-The catalog is generated in both styles, the readable default and ``--fast``
-block kernels; tests that take ``catalog_module`` run once for each, so every
-accuracy, dtype, extreme-input and gradient test covers both printers.  The fast
-module's small-array threshold is set to 0 there, so that its kernels run even
-on the tests' small arrays (below it, a fast layer runs the readable
-statements, which the readable style's run covers).
+The catalog is generated for every target.  For NumPy, in both styles, the
+readable default and ``--fast`` block kernels; tests that take
+``catalog_module`` run once for each, so every accuracy, dtype, extreme-input
+and gradient test covers both printers.  The fast module's small-array
+threshold is set to 0 there, so that its kernels run even on the tests' small
+arrays (below it, a fast layer runs the readable statements, which the readable
+style's run covers).  ``catalog_modules["torch"]`` and ``["jax"]`` hold the same
+catalog for those targets (skipping where the framework is not installed).
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ import pytest
 
 import symgrad
 from symgrad.loader import import_path
+from symgrad.targets.jax_target import function_name
+from symgrad.targets.runners import runner
 
 STYLES = ("readable", "fast")
+#: The targets besides NumPy; `catalog_modules[target]` is the catalog in each.
+FRAMEWORKS = ("torch", "jax")
 _counter = itertools.count()
 
 
@@ -53,7 +59,10 @@ class _CatalogModules:
     def __getitem__(self, style: str):
         if style not in self.modules:
             fast = style.startswith("fast")
-            source = symgrad.generate(list(symgrad.CATALOG), fast=fast)
+            target = style if style in FRAMEWORKS else "numpy"
+            if target != "numpy":
+                pytest.importorskip(target, reason=f"{target} is not installed")
+            source = symgrad.generate(list(symgrad.CATALOG), target=target, fast=fast)
             module = load_generated(source, self.folder)
             if style in ("fast", "fast without SIMD log1p"):
                 module._SMALL = 0  # kernels at every size
@@ -95,6 +104,19 @@ def fast_as_generated(catalog_modules):
 
 def layer_class(module, name: str):
     return getattr(module, symgrad.CATALOG[name].class_name)
+
+
+def target_layer(module, target: str, name: str):
+    """What `symgrad.compile` gives for catalog ``name`` in ``target``: the NumPy
+    layer class, the torch Module class or the JAX function."""
+    if target == "jax":
+        return getattr(module, function_name(symgrad.CATALOG[name]))
+    return layer_class(module, name)
+
+
+def target_runner(module, target: str, name: str, **params):
+    """A fresh layer of ``target`` behind the NumPy forward/backward interface."""
+    return runner(target, target_layer(module, target, name), **params)
 
 
 @pytest.fixture(params=STYLES)

@@ -66,9 +66,48 @@ def test_generate_accepts_names_activations_and_a_single_item():
     assert "class Relu" in both and "class Exp" in both
 
 
-def test_generate_refuses_duplicate_class_names():
-    with pytest.raises(ValueError, match="class name 'Relu' is used twice"):
-        symgrad.generate(["relu", "relu"])
+@pytest.mark.parametrize(
+    "target, acts, taken",
+    [
+        ("numpy", ["relu", "relu"], "Relu"),
+        ("torch", ["relu", "relu"], "ReluFunction"),
+        ("jax", ["relu", "relu"], "relu"),
+        # Two layers whose names differ but whose defined names meet.
+        ("torch", ["relu", ("relu_function", "x*2")], "ReluFunction"),
+        ("jax", ["relu", ("Relu", "x*2")], "relu"),
+    ],
+)
+def test_generate_refuses_a_name_two_layers_define(target, acts, taken):
+    acts = [a if isinstance(a, str) else symgrad.parse(a[1], name=a[0]) for a in acts]
+    with pytest.raises(ValueError, match=f"layer name '{taken}' is used twice"):
+        symgrad.generate(acts, target=target)
+
+
+@pytest.mark.parametrize(
+    "target, name, taken",
+    [
+        ("torch", "F", "F"),
+        ("torch", "torch", None),  # class Torch: no clash
+        ("jax", "jax", "jax"),
+        ("jax", "Jnp", "jnp"),
+        ("jax", "In_float32", None),  # function in_float32, not the helper
+    ],
+)
+def test_generate_refuses_a_layer_name_the_module_imports_or_defines(
+    target, name, taken
+):
+    act = symgrad.parse("x*2", name=name)
+    if taken is None:
+        symgrad.generate(act, target=target)
+        return
+    with pytest.raises(ValueError, match=f"layer name '{taken}' .* is taken"):
+        symgrad.generate(act, target=target)
+
+
+def test_a_helper_name_cannot_become_a_layer_name():
+    act = symgrad.Activation("in_float32", "_in_float32", X * 2)
+    with pytest.raises(ValueError, match="'_in_float32' .* is taken"):
+        symgrad.generate(act, target="torch")
 
 
 def test_custom_activation_objects_work_everywhere():

@@ -164,10 +164,10 @@ def test_check_fast_checks_the_kernels(capsys, monkeypatch):
     seen = []
     original = check._check
 
-    def spy(act, layer_type):
-        module = __import__("sys").modules[layer_type.__module__]
+    def spy(act, make):
+        module = __import__("sys").modules[type(make().layer).__module__]
         seen.append(module._SMALL)
-        return original(act, layer_type)
+        return original(act, make)
 
     monkeypatch.setattr(check, "_check", spy)
     assert main(["check", "relu", "--fast"]) == 0

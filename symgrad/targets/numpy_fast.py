@@ -58,6 +58,11 @@ class FastLayer:
     map_forward: tuple[str, ...]
     map_backward: tuple[str, ...]
 
+    @property
+    def defines(self) -> tuple[str, ...]:
+        """The module-level names this layer's code defines."""
+        return (self.class_name,)
+
 
 def layer_source(formulas: LayerFormulas) -> FastLayer:
     """Compile one layer's passes into block kernels and its storage layout."""

@@ -68,6 +68,9 @@ class ReadablePrinter(LayerPrinter):
     """`LayerPrinter` for whole arrays: clamps print as NumPy calls or helpers,
     a blend as ``np.where``, log1p and expm1 as the vectorised helpers."""
 
+    #: Whether statements may build a result in place (dx *= y).
+    in_place = True
+
     def __init__(
         self, names: Mapping[sympy.Symbol, str], arrays: Iterable[sympy.Symbol]
     ) -> None:
@@ -80,11 +83,11 @@ class ReadablePrinter(LayerPrinter):
     def _print_clip(self, expr: clip) -> str:
         u, lower, upper = expr.args
         if lower == -sympy.oo:
-            return f"np.minimum({self._print(u)}, {self._print(upper)})"
+            return f"{self.fn('minimum')}({self._print(u)}, {self._print(upper)})"
         if upper == sympy.oo:
-            return f"np.maximum({self._print(u)}, {self._print(lower)})"
+            return f"{self.fn('maximum')}({self._print(u)}, {self._print(lower)})"
         bounds = f"{self._print(lower)}, {self._print(upper)}"
-        return f"np.clip({self._print(u)}, {bounds})"
+        return f"{self.fn('clip')}({self._print(u)}, {bounds})"
 
     def _print_finite(self, expr: finite) -> str:
         self.helpers.add("_finite")
@@ -150,7 +153,7 @@ class ReadablePrinter(LayerPrinter):
                     args = ", ".join(
                         self._print(a) for a in (arrays[0], lows[0], bound[0])
                     )
-                    return f"np.clip({args})"
+                    return f"{self.fn('clip')}({args})"
         return super()._print_Min(expr)
 
     def _nested(self, func: str, args: Sequence[sympy.Expr]) -> str:
@@ -300,8 +303,9 @@ class _Pass:
         return None
 
     def assign(self, target: str, value: sympy.Basic) -> None:
-        """``target = value``, built in place where value is a long product or sum."""
-        steps = _in_place_steps(value, self.varies)
+        """``target = value``, built in place where value is a long product or sum
+        (and the framework's arrays can be changed in place)."""
+        steps = _in_place_steps(value, self.varies) if self.printer.in_place else None
         if steps is None:
             value = self._fitted(target, value)
             self.lines.append(f"{target} = {self.text(value)}")
@@ -385,13 +389,16 @@ def print_pass(
     arrays: Iterable[sympy.Symbol],
     taken: Iterable[str] = (),
     indent: int = 8,
+    printer_class: type[ReadablePrinter] | None = None,
 ) -> PassSource:
     """Statements computing each ``(target, expr)`` into a local ``target``.
 
     ``names`` maps every symbol to its source; ``arrays`` are the symbols that
-    stand for arrays (the rest, such as ``self.alpha``, are numbers).
+    stand for arrays (the rest, such as ``self.alpha``, are numbers).  Another
+    framework's printer (`printer_class`) gives the same statements in its own
+    functions.
     """
-    printer = ReadablePrinter(names, arrays)
+    printer = (printer_class or ReadablePrinter)(names, arrays)
     body = _Pass(printer, RESERVED | set(taken) | {t for t, _ in assignments}, indent)
     exprs = [_prepared(e, body.varies, printer) for _, e in assignments]
     symbols = sympy.numbered_symbols("_cse", real=True)
@@ -465,6 +472,11 @@ class ReadableLayer:
     backward: tuple[str, ...]
     param_grads: tuple[str, ...]
     helpers: frozenset[str]
+
+    @property
+    def defines(self) -> tuple[str, ...]:
+        """The module-level names this layer's code defines."""
+        return (self.class_name,)
 
 
 #: Helpers every readable module uses.

@@ -1,0 +1,106 @@
+"""Long generated lines are split as ruff format splits them, for every target."""
+
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+import symgrad
+from symgrad.formula import _TEMPORARY, RESERVED
+from symgrad.layout import wrap_long_lines
+
+TARGETS = ("numpy", "torch", "jax")
+
+
+def _ruff_format(source: str, tmp_path) -> str:
+    path = tmp_path / "formatted.py"
+    path.write_text(source)
+    subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--isolated", "-q", str(path)],
+        check=True,
+    )
+    return path.read_text()
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def f(self, alpha=1.0, beta=2.0, gamma=3.0, delta=4.0, eps=0.5, zeta=0.1, "
+        "device=None):\n    pass\n",
+        "x = g(aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb, "
+        "cccccccccccccccccccccccccccccc)\n",
+        "def f():\n    return (dx, h(aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, "
+        "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb))\n",
+        'd = {"key": g(aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa), "other": '
+        "h(bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb)}\n",
+        "def f():\n    return dxxxxxxxxxxxxxxxxxxxxxxxxxx, g(daaaaaaaaaaaaaaaaaaaaaa, a0), "
+        "g(daaaaaaaaaaaaaaaaaaaaa, a1)\n",
+        "ab, cd = gggggggggggggggggggggggggggggggggg(xxxxxxxxxxxxxxxxxxxxxxxxxx), "
+        "hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh(y)\n",
+        "x = ff(aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa + bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb)\n",
+        "if True:\n    value = fffffffffffffffffffffffffffffffffffff(a=1, b=2)[0] + "
+        "ggggggggggggggggggggg(c, d)\n",
+        "y = f(x)\n",
+    ],
+)
+def test_lines_are_split_as_ruff_splits_them(source, tmp_path):
+    assert wrap_long_lines(source) == _ruff_format(source, tmp_path)
+
+
+def test_strings_and_docstrings_are_never_touched():
+    source = (
+        'def f():\n    """A docstring line that is long, long, long (a, b, c), '
+        'longer than eighty-eight columns."""\n'
+        '    return "a string (with, commas) that is long, far longer than the '
+        'line length (88)"\n'
+    )
+    assert wrap_long_lines(source) == source
+
+
+_names = st.from_regex(r"[a-z][a-z0-9_]{0,38}[a-z0-9]", fullmatch=True).filter(
+    lambda n: (
+        n not in RESERVED
+        and not _TEMPORARY.fullmatch(n)
+        and not n.startswith("d")
+        and "__" not in n
+    )
+)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=20,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],  # shrinking takes minutes
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    layer=_names,
+    params=st.lists(_names, min_size=1, max_size=4, unique=True),
+    learn=st.integers(0, 3),
+)
+def test_any_names_give_ruff_clean_modules_for_every_target(
+    layer, params, learn, tmp_path
+):
+    """Long layer and parameter names, many parameters, some learnable: every
+    target's module passes ruff format --check and ruff check."""
+    formula = " + ".join(f"{p}*tanh(x)" for p in params) + " + x"
+    act = symgrad.parse(
+        formula,
+        name=layer,
+        params={p: 1.0 + i for i, p in enumerate(params)},
+        learnable=params[: learn % (len(params) + 1)],
+    )
+    for target in TARGETS:
+        source = symgrad.generate(act, target=target)
+        path = tmp_path / f"{target}.py"
+        path.write_text(source)
+        for command in (["format", "--check"], ["check"]):
+            result = subprocess.run(
+                [sys.executable, "-m", "ruff", *command, "--isolated", str(path)],
+                capture_output=True,
+                text=True,
+            )
+            assert result.returncode == 0, (target, result.stdout)
