@@ -3,7 +3,8 @@
 Generated files import only their framework, so the helpers their layers call
 (``_sigmoid``, ``_erfc``, ...) are copied into them.  The helpers live in ordinary
 modules (`symgrad.targets.numpy_helpers`, ...) where they are tested directly;
-`HelperModule` reads such modules and hands out, for the names a layer uses,
+`HelperModule` reads such modules' source (without importing them: writing a
+torch module must not need torch) and hands out, for the names a layer uses,
 the definitions those need (functions, classes and constant tables, including
 those imported from a sibling helper module), in a fixed order, with the
 standard-library imports they need.
@@ -12,12 +13,11 @@ standard-library imports they need.
 from __future__ import annotations
 
 import ast
-import importlib
-import inspect
+import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from types import ModuleType
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -36,27 +36,29 @@ class HelperModule:
     defined twice must be one definition imported from the other module.
     """
 
-    def __init__(self, *modules: ModuleType) -> None:
+    def __init__(self, *modules: str) -> None:
         self.definitions: dict[str, _Definition] = {}
         self.imports: dict[str, str] = {}  # name -> the import statement it needs
         self._read_modules: list[str] = []
         for module in modules:
             self._read(module)
 
-    def _read(self, module: ModuleType) -> None:
-        if module.__name__ in self._read_modules:
+    def _read(self, module: str) -> None:
+        """Read the module named ``module`` (a full name) from its file."""
+        if module in self._read_modules:
             return
-        source = inspect.getsource(module)
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise RuntimeError(f"helper module {module!r} not found")
+        source = Path(spec.origin).read_text(encoding="utf-8")
         tree = ast.parse(source)
+        package = module.rpartition(".")[0]
         for node in tree.body:  # siblings first: their definitions come first
             if isinstance(node, ast.ImportFrom) and node.level > 0:
-                self._read(
-                    importlib.import_module(
-                        "." * node.level + (node.module or ""), module.__package__
-                    )
-                )
+                relative = "." * node.level + (node.module or "")
+                self._read(importlib.util.resolve_name(relative, package))
         rank = len(self._read_modules)
-        self._read_modules.append(module.__name__)
+        self._read_modules.append(module)
         lines = source.splitlines()
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
@@ -136,7 +138,7 @@ class HelperModule:
 @cache
 def helper_module(*names: str) -> HelperModule:
     """The helper modules ``names`` (full module names) as one, read once."""
-    return HelperModule(*(importlib.import_module(name) for name in names))
+    return HelperModule(*names)
 
 
 def _names_in(source: str) -> set[str]:

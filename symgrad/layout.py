@@ -1,11 +1,19 @@
 """Long lines of generated code, split the way ruff format splits them.
 
-Templates write each signature and call on one line; with long or many
-parameter names one can pass 88 columns.  `wrap_long_lines` splits such a line
-as ruff format does (its "right-hand split"): at the last bracket pair that
-closes at the end of the line, first with everything between the brackets on
-one indented line, else one item per line with a trailing comma, recursively.
-Only whole statements on one line are touched; strings and docstrings never.
+Templates and printers write each statement on one line; with long or many
+parameter names a line can pass 88 columns.  `wrap_long_lines` splits such a
+statement as ruff format does:
+
+* a right-hand side with two or more operators of its loosest kind (``a + b +
+  c``) goes in parentheses, one operand per line, each led by its operator;
+* otherwise the statement is split at its last bracket pair (passing over
+  trailing subscripts such as ``[0]`` when the line before would not fit):
+  everything between the brackets on one indented line, or one item per line
+  with a trailing comma (always so for a tuple, list or dict display);
+* ``return a, b`` and ``x = a, b`` get the parentheses ruff adds to a tuple.
+
+Each piece is split again while it is too long.  Only statements on one line
+are touched; strings and docstrings never.
 """
 
 from __future__ import annotations
@@ -13,21 +21,27 @@ from __future__ import annotations
 import io
 import keyword
 import tokenize
+from collections.abc import Iterator
 
 from .printing import LINE_LENGTH
 
 _OPEN, _CLOSE = "([{", ")]}"
+#: Binary operators by how loosely they bind (ruff's and black's split priorities).
+_PRIORITY = {
+    **dict.fromkeys(["<", ">", "<=", ">=", "==", "!="], 10),
+    "|": 9, "^": 8, "&": 7, "<<": 6, ">>": 6, "+": 5, "-": 5,
+    **dict.fromkeys(["*", "/", "//", "%", "@"], 4),
+}  # fmt: skip
+_ASSIGNMENTS = {"=", "+=", "-=", "*=", "/=", "//=", "%=", "@=", "&=", "|=", "^="}
 
 
 def wrap_long_lines(source: str, width: int = LINE_LENGTH) -> str:
     """``source`` with every over-long one-line statement split as ruff would."""
     lines = source.splitlines(keepends=True)
     for row in sorted(_one_line_statements(source), reverse=True):
-        line = lines[row - 1]
-        if len(line.rstrip("\n")) > width:
-            lines[row - 1] = "".join(
-                text + "\n" for text in _split(line.rstrip("\n"), width)
-            )
+        line = lines[row - 1].rstrip("\n")
+        if len(line) > width:
+            lines[row - 1] = "".join(text + "\n" for text in _split(line, width))
     return "".join(lines)
 
 
@@ -50,15 +64,68 @@ def _one_line_statements(source: str) -> list[int]:
 
 
 def _split(line: str, width: int) -> list[str]:
-    """One statement line laid out in lines of at most ``width`` where it can be."""
+    """One line laid out in lines of at most ``width`` where it can be."""
     if len(line) <= width:
         return [line]
     line = _parenthesise_bare_tuple(line)
-    brackets = _last_bracket_pair(line)
+    value = _value_start(line)
+    if value is not None:
+        operators = _loosest_operators(line[value:])
+        if len(operators) >= 2 or (
+            len(operators) == 1 and not _bracket_split_fits(line, width)
+        ):
+            return _split_at_operators(line, value, operators, width)
+        if not operators and _bracket_split_pair(line, width) is None:
+            return _split_atom_value(line, value, width)
+    return _split_at_brackets(line, width)
+
+
+def _split_atom_value(line: str, value: int, width: int) -> list[str]:
+    """A value without operators or brackets (``a, b = ctx.saved``): in
+    parentheses on its own line where it then fits; otherwise the targets
+    exploded as a tuple, or, for ``return`` (a long string), left as it is."""
+    indent = _indent(line)
+    target = line[:value].rstrip()
+    inner = indent + "    " + line[value:].strip()
+    if len(target) + 2 <= width and len(inner) <= width:
+        return [f"{target} (", inner, indent + ")"]
+    if target.lstrip().startswith("return"):
+        return [line]  # an atom too long even in parentheses is left as it is
+    *names, operator = target.split()
+    items = _top_level_items(" ".join(names))
+    if len(items) < 2:
+        return [line]
+    return [
+        indent + "(",
+        *(f"{indent}    {item}," for item in items),
+        f"{indent}) {operator} {line[value:].strip()}",
+    ]
+
+
+def _split_at_operators(
+    line: str, value: int, operators: list[int], width: int
+) -> list[str]:
+    """``target = (`` the value, one operand per line, ``)``."""
+    indent = _indent(line)
+    inner = indent + "    "
+    expression = line[value:]
+    if len(inner) + len(expression.strip()) <= width:
+        middle = [inner + expression.strip()]
+    else:
+        cuts = [0, *operators, len(expression)]
+        pieces = [expression[a:b].strip() for a, b in zip(cuts, cuts[1:], strict=False)]
+        middle = []
+        for piece in pieces:
+            middle += _split(inner + piece, width)
+    return [f"{line[:value].rstrip()} (", *middle, indent + ")"]
+
+
+def _split_at_brackets(line: str, width: int) -> list[str]:
+    brackets = _bracket_split_pair(line, width)
     if brackets is None:
         return [line]  # nothing to split at: left as it is
     opening, closing = brackets
-    indent = " " * (len(line) - len(line.lstrip()))
+    indent = _indent(line)
     head, body, tail = line[: opening + 1], line[opening + 1 : closing], line[closing:]
     body = body.strip()
     if not body:
@@ -77,20 +144,71 @@ def _split(line: str, width: int) -> list[str]:
     return [*_split(head, width), *middle, indent + tail.lstrip()]
 
 
+def _bracket_split_fits(line: str, width: int) -> bool:
+    pair = _bracket_split_pair(line, width)
+    return pair is not None and pair[0] + 1 <= width
+
+
+def _bracket_split_pair(line: str, width: int) -> tuple[int, int] | None:
+    """The bracket pair to split at: the last one that closes at the end of the
+    line (before a colon or comma), or, where the line up to its opening would
+    not fit, an earlier one that only trailers (``[0]``, ``.name``) follow."""
+    pairs = _bracket_pairs(line)
+    if not pairs:
+        return None
+    last = max(pairs, key=lambda pair: pair[1])
+    if line[last[1] + 1 :].strip() not in ("", ":", ","):
+        return None
+    chosen = last
+    closing_at = {pair[1]: pair for pair in pairs}
+    while chosen[0] + 1 > width:
+        before = line[: chosen[0]]
+        trimmed = before.rstrip()
+        dotted = trimmed.rsplit(".", 1)
+        if before.endswith((")", "]")):
+            earlier = closing_at.get(chosen[0] - 1)
+        elif len(dotted) == 2 and dotted[1].isidentifier() and dotted[0].endswith(")"):
+            earlier = closing_at.get(len(dotted[0]) - 1)
+        else:
+            earlier = None
+        if earlier is None:
+            break
+        chosen = earlier
+    return chosen
+
+
 def _parenthesise_bare_tuple(line: str) -> str:
     """``return a, b`` or ``x = a, b`` with the tuple in the parentheses ruff adds
     to split it; any other line as it is."""
+    start = _value_start(line)
+    if start is None or not any(char == "," for _, char in _top_level(line[start:])):
+        return line
+    return f"{line[:start]}({line[start:].strip()})"
+
+
+def _value_start(line: str) -> int | None:
+    """Where the value of ``return value`` or ``target = value`` (``+=``...)
+    starts, or None for other statements."""
     stripped = line.lstrip()
     if stripped.startswith("return "):
-        start = len(line) - len(stripped) + len("return ")
-    else:
-        equals = [i for i, char in _top_level(line) if char == "="]
-        if len(equals) != 1 or line[equals[0] - 1 : equals[0] + 2] != " = ":
-            return line
-        start = equals[0] + 2
-    if not any(char == "," for _, char in _top_level(line[start:])):
-        return line
-    return f"{line[:start]}({line[start:].rstrip()})"
+        return len(line) - len(stripped) + len("return ")
+    assignments = [
+        (at, token) for at, token in _top_level(line) if token in _ASSIGNMENTS
+    ]
+    if len(assignments) != 1:
+        return None
+    at, token = assignments[0]
+    return at + len(token) + 1
+
+
+def _loosest_operators(expression: str) -> list[int]:
+    """Where the binary operators of the loosest kind at the top level of
+    ``expression`` are (indices into it), or [] if it has none."""
+    found = [(at, token) for at, token in _top_level(expression) if token in _PRIORITY]
+    if not found:
+        return []
+    loosest = max(_PRIORITY[token] for _, token in found)
+    return [at for at, token in found if _PRIORITY[token] == loosest]
 
 
 def _is_display(head: str) -> bool:
@@ -107,51 +225,63 @@ def _is_display(head: str) -> bool:
     return True
 
 
-def _last_bracket_pair(line: str) -> tuple[int, int] | None:
-    """(opening, closing) of the bracket pair whose closing bracket is the last
-    one on the line, followed by nothing but a colon or a comma; None if there
-    is none."""
-    stack, pairs = [], []
-    for index, char in _bracket_characters(line):
-        if char in _OPEN:
-            stack.append(index)
-        elif char in _CLOSE and stack:
-            pairs.append((stack.pop(), index))
-    if not pairs:
-        return None
-    opening, closing = max(pairs, key=lambda pair: pair[1])
-    if line[closing + 1 :].strip() not in ("", ":", ","):
-        return None
-    return opening, closing
+def _indent(line: str) -> str:
+    return " " * (len(line) - len(line.lstrip()))
 
 
-def _bracket_characters(line: str):
-    """(index, character) of each bracket outside strings."""
-    tokens = tokenize.generate_tokens(io.StringIO(line + "\n").readline)
+def _tokens(text: str) -> Iterator[tokenize.TokenInfo]:
+    """The tokens of one line of code (which may leave a bracket open)."""
     try:
-        for token in tokens:
-            if token.type == tokenize.OP and token.string in f"{_OPEN}{_CLOSE}":
-                yield token.start[1], token.string
+        yield from tokenize.generate_tokens(io.StringIO(text + "\n").readline)
     except tokenize.TokenError:  # a line that opens a bracket it does not close
         return
 
 
-def _top_level(text: str):
-    """(index, character) of each comma and ``=`` outside brackets and strings."""
-    depth = 0
-    tokens = tokenize.generate_tokens(io.StringIO(text + "\n").readline)
-    try:
-        for token in tokens:
-            if token.type != tokenize.OP:
-                continue
+def _bracket_pairs(line: str) -> list[tuple[int, int]]:
+    """(opening, closing) indices of the matched brackets outside strings."""
+    stack, pairs = [], []
+    for token in _tokens(line):
+        if token.type != tokenize.OP:
+            continue
+        if token.string in _OPEN:
+            stack.append(token.start[1])
+        elif token.string in _CLOSE and stack:
+            pairs.append((stack.pop(), token.start[1]))
+    return pairs
+
+
+def _top_level(text: str) -> Iterator[tuple[int, str]]:
+    """(index, operator) of each comma, assignment and binary operator outside
+    brackets and strings (a unary minus is not a binary operator)."""
+    depth, previous = 0, None
+    for token in _tokens(text):
+        if token.type in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER):
+            continue
+        if token.type == tokenize.OP:
             if token.string in _OPEN:
                 depth += 1
             elif token.string in _CLOSE:
                 depth -= 1
-            elif token.string in ",=" and depth == 0:
+            elif depth == 0 and _is_binary(token.string, previous):
                 yield token.start[1], token.string
-    except tokenize.TokenError:
-        return
+        previous = token
+    return
+
+
+def _is_binary(operator: str, previous: tokenize.TokenInfo | None) -> bool:
+    if operator not in ("+", "-"):
+        return True
+    if previous is None:
+        return False
+    if previous.type == tokenize.NAME:  # an operand, unless a keyword: return -x
+        return not keyword.iskeyword(previous.string) or previous.string in (
+            "True",
+            "False",
+            "None",
+        )
+    return previous.type in (tokenize.NUMBER, tokenize.STRING) or (
+        previous.string in _CLOSE
+    )
 
 
 def _top_level_items(body: str) -> list[str]:

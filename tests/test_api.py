@@ -144,3 +144,34 @@ def test_gradcheck_catches_a_wrong_backward():
     assert not symgrad.gradcheck(
         Wrong(), np.linspace(1, 2, 5), raise_exception=False
     ).passed
+
+
+def test_compile_gives_each_targets_layer_and_caches_them_apart():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    numpy_layer = symgrad.compile("elu", alpha=0.5)
+    module = symgrad.compile("elu", target="torch", alpha=0.5)
+    function = symgrad.compile("elu", target="jax", alpha=0.5)
+    assert numpy_layer.__name__ == "Elu" and hasattr(numpy_layer, "backward")
+    assert issubclass(module, torch.nn.Module) and module().alpha == 0.5
+    assert callable(function) and not isinstance(function, type)
+    assert symgrad.compile("elu", target="torch", alpha=0.5) is module
+    x = np.array([-1.0, 2.0])
+    expected = numpy_layer().forward(x)
+    np.testing.assert_allclose(module()(torch.tensor(x)).numpy(), expected)
+    np.testing.assert_allclose(np.asarray(function(x, 0.5)), expected, rtol=1e-6)
+
+
+def test_compile_without_the_framework_names_the_extra(monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "torch" else find_spec(name, *a),
+    )
+    with pytest.raises(symgrad.MissingFrameworkError, match=r"symgrad\[torch\]"):
+        symgrad.compile("relu", target="torch")
+    with pytest.raises(ImportError, match="PyTorch, which is not installed"):
+        symgrad.compile(symgrad.activation("relu"), target="torch")

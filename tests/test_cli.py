@@ -87,6 +87,32 @@ def test_catalog_parameters_on_the_command_line(tmp_path):
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["show", "sigmoid:beta"], "bad parameter 'beta'"),
         (["generate", "relu", "-o", "/nonexistent/folder/x.py"], "does not exist"),
+        (
+            ["generate", "relu", "--target", "tf", "-o", "x.py"],
+            "invalid choice: 'tf' (choose from 'numpy', 'torch', 'jax')",
+        ),
+        (
+            ["generate", "relu", "--target", "jax", "--fast", "-o", "x.py"],
+            "--fast is for the numpy target; jax has one style",
+        ),
+        (
+            ["check", "relu", "--target", "torch", "--fast"],
+            "--fast is for the numpy target; torch has one style",
+        ),
+        (
+            [
+                "generate",
+                "--formula",
+                "x*2",
+                "--name",
+                "jnp",
+                "--target",
+                "jax",
+                "-o",
+                "x.py",
+            ],
+            "layer name 'jnp' (from 'jnp') is taken by the generated module",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_no_traceback(tmp_path, args, message):
@@ -173,3 +199,68 @@ def test_check_fast_checks_the_kernels(capsys, monkeypatch):
     assert main(["check", "relu", "--fast"]) == 0
     assert seen == [0]
     assert "ok" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "target, defines",
+    [
+        ("torch", ["class EluFunction(torch.autograd.Function):", "class Elu("]),
+        ("jax", ["def elu(x, alpha=0.5):", "_elu_vjp = jax.custom_vjp("]),
+    ],
+)
+def test_generate_target_writes_that_framework_and_says_so(
+    tmp_path, capsys, target, defines
+):
+    path = tmp_path / "layers.py"
+    assert main(["generate", "elu:alpha=0.5", "--target", target, "-o", str(path)]) == 0
+    source = path.read_text()
+    assert source.splitlines()[1] == (
+        f"# Regenerate with: symgrad generate elu:alpha=0.5 --target {target} -o {path}"
+    )
+    for line in defines:
+        assert line in source
+    assert "wrote" in capsys.readouterr().err
+
+
+def test_formula_and_spec_work_for_every_target(tmp_path):
+    spec = tmp_path / "acts.toml"
+    spec.write_text(
+        '[[activation]]\nname = "bent"\nformula = "(sqrt(x**2 + 1) - 1)/2 + x"\n'
+    )
+    for target in ("numpy", "torch", "jax"):
+        out = tmp_path / f"{target}.py"
+        args = ["generate", "--formula", "x*tanh(softplus(x))", "--name", "my_mish"]
+        assert (
+            main([*args, "--spec", str(spec), "--target", target, "-o", str(out)]) == 0
+        )
+        source = out.read_text()
+        assert (
+            "MyMish" in source or "def my_mish(" in source
+        ) and "bent" in source.lower()
+
+
+@pytest.mark.parametrize("target", ["torch", "jax"])
+def test_check_target_runs_the_checks_on_that_framework(capsys, target):
+    pytest.importorskip(target)
+    assert main(["check", "softplus", "prelu", "--target", target]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split()[:2] == ["name", "caches"]
+    assert all(row.split()[-1] == "ok" for row in rows[1:])
+
+
+@pytest.mark.parametrize("target, extra", [("torch", "torch"), ("jax", "jax")])
+def test_a_missing_framework_is_one_line_naming_the_extra(
+    monkeypatch, capsys, target, extra
+):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == target else find_spec(name, *a),
+    )
+    assert main(["check", "relu", "--target", target]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"pip install 'symgrad[{extra}]'" in err

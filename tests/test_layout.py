@@ -42,7 +42,24 @@ def _ruff_format(source: str, tmp_path) -> str:
         "x = ff(aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa + bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb)\n",
         "if True:\n    value = fffffffffffffffffffffffffffffffffffff(a=1, b=2)[0] + "
         "ggggggggggggggggggggg(c, d)\n",
+        "def f():\n    u2 = u3 + self.n3f03l56qd9top6srcqddw4frrjcdetlfvpxh + self.sf + "
+        "self.sz5vu4k + self.wtbof3dh3\n",
+        "def f():\n    dx = dout * np.exp(self.n3f03l56qd9top6srcqddw4frrjcdetlfvpxh * "
+        "self.sfaaaaaaaaaaaa * xxxxx)\n",
+        "def f():\n    dx += self.n3f03l56qd9top6srcqddw4frrjcdetlfvpxh * "
+        "self.sfaaaaaaaaaaaa * np.exp(xxxxxxxxxxxx)\n",
+        "def f():\n    dx = self.n3f03l56qd9top6srcqddw4frrjcdetlfvpxh * "
+        "self.sfaaaaaaaaaaaa + np.exp(xxxxxxxxxxxx)\n",
+        "def f():\n    return -self.n3f03l56qd9top6srcqddw4frrjcdetlfvpxh * "
+        "self.sfaaaaaaaaaaaa * (xxxxxxxxxxxx - 1.0)\n",
+        "def f():\n    return _pnsamg_koc988wn_forward(x, "
+        "n3f03l56qd9top6srcqddw4frrjcdetlfvpxh, sf, wtbof3dh3, sz5vu4k)[0]\n",
+        "def f():\n    x, zo7za7p0klvpe78klyb5n0pc6m57epz2h9dy, cg3c6pabt2r_ki8u715_8, s8 = "
+        "ctx.saved_tensors\n",
+        "def f():\n    sp9v, lxzt2v75kbjqo9ihl_dg7rgnqe96fenl50bx, "
+        "psom4p01x7m3eq_ma7y54ez50cw2amta7ht5, x798 = ctx.params\n",
         "y = f(x)\n",
+        "def f(self):\n    return f\"a={self.a}, b_long_name_long_long_long={self.b_long_name_long_long_long}, c={self.c}\"\n",
     ],
 )
 def test_lines_are_split_as_ruff_splits_them(source, tmp_path):

@@ -128,6 +128,4 @@ def test_values_and_gradients_match_pytorchs_own_function(module, target, name):
     x = np.array(POINTS)
     mine, dx = _run(module, target, name, x)
     np.testing.assert_allclose(mine, out, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(
-        dx, grad, rtol=GRAD_RTOL.get(name, 1e-9), atol=1e-12
-    )
+    np.testing.assert_allclose(dx, grad, rtol=GRAD_RTOL.get(name, 1e-9), atol=1e-12)

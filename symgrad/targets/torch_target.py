@@ -268,19 +268,11 @@ def _attributes(act) -> list[str]:
             continue
         if p.channels:
             lines.append("self.num_parameters = num_parameters")
-            call = ("torch.full", ["(num_parameters,)", f"float({value})"])
+            tensor = f"torch.full((num_parameters,), float({value}), "
         else:
-            call = ("torch.tensor", [f"float({value})"])
-        lines.append(f"self.{p.name} = torch.nn.Parameter(")
-        lines += _call_lines(call[0], [*call[1], "device=device", "dtype=dtype"], 12)
-        lines.append(")")
+            tensor = f"torch.tensor(float({value}), "
+        # One line each: symgrad.layout splits the long ones as ruff would.
+        lines.append(
+            f"self.{p.name} = torch.nn.Parameter({tensor}device=device, dtype=dtype))"
+        )
     return lines
-
-
-def _call_lines(function: str, args: list[str], indent: int) -> list[str]:
-    """``function(args)`` laid out as ruff format would at this indent: on one
-    line if it fits in 88 columns, else one argument per line."""
-    line = f"{function}({', '.join(args)})"
-    if indent + len(line) <= 88:
-        return [f"    {line}"]
-    return [f"    {function}(", *(f"        {arg}," for arg in args), "    )"]
