@@ -59,7 +59,7 @@ def _ruff_format(source: str, tmp_path) -> str:
         "def f():\n    sp9v, lxzt2v75kbjqo9ihl_dg7rgnqe96fenl50bx, "
         "psom4p01x7m3eq_ma7y54ez50cw2amta7ht5, x798 = ctx.params\n",
         "y = f(x)\n",
-        "def f(self):\n    return f\"a={self.a}, b_long_name_long_long_long={self.b_long_name_long_long_long}, c={self.c}\"\n",
+        'def f(self):\n    return f"a={self.a}, b_long_name_long_long_long={self.b_long_name_long_long_long}, c={self.c}"\n',
     ],
 )
 def test_lines_are_split_as_ruff_splits_them(source, tmp_path):
