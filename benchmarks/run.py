@@ -4,6 +4,10 @@
                              [--activations relu,sigmoid] [--dtypes float32]
                              [--repeats 1.0] [--cpu-class native|avx2]
                              [--json PATH] [--markdown PATH] [--no-torch]
+    python benchmarks/run.py --target torch|jax [--no-compile] ...
+
+``--target torch`` and ``--target jax`` measure the generated PyTorch and JAX
+layers against the frameworks' own functions instead (`frameworks`).
 
 Everything is measured in one process and interleaved: each repeat runs every
 candidate once, in turn, so a slow moment of the machine hurts all alike.
@@ -72,9 +76,11 @@ def main(argv: list[str] | None = None) -> int:
 
     names = _choices(args.activations, list(symgrad.CATALOG), "activation")
     dtypes = _choices(args.dtypes, DTYPES, "dtype")
-    sections = _choices(args.sections, SECTIONS, "section")
     info = machine()
     print(_machine_line(info), flush=True)
+    if args.target != "numpy":
+        return framework(args, names, dtypes, info)
+    sections = _choices(args.sections, SECTIONS, "section")
     report: dict = {"machine": info}
     with tempfile.TemporaryDirectory() as folder:
         styles = {
@@ -106,13 +112,41 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def framework(args, names: list[str], dtypes: list[str], info: dict) -> int:
+    """``--target torch|jax``: the generated layers against the framework's own."""
+    import frameworks
+
+    if not args.activations:
+        names = list(TORCH_NAMES)
+    if not args.dtypes:
+        dtypes = ["float32"]
+    with tempfile.TemporaryDirectory() as folder:
+        report = frameworks.run_target(args.target, names, dtypes, Path(folder), args)
+    report["machine"] = info
+    _print_targets(report["targets"], info)
+    if args.json is None:
+        args.json = HERE / f"results-{args.target}.json"
+    args.json.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\nwrote {args.json}")
+    if args.markdown:
+        args.markdown.write_text(frameworks.markdown(report, _machine_line(info)))
+        print(f"wrote {args.markdown}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--activations", default="", help="default: the catalog")
-    parser.add_argument("--dtypes", default=",".join(DTYPES))
+    parser.add_argument(
+        "--dtypes", default="", help="default: both; float32 for torch and jax"
+    )
+    parser.add_argument("--target", choices=["numpy", "torch", "jax"], default="numpy")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="torch: skip torch.compile"
+    )
     parser.add_argument(
         "--repeats", type=float, default=1.0, help="scale the repeat counts"
     )

@@ -146,6 +146,13 @@ class tame(_Clamp):  # noqa: N801
     long before x**2 overflows.
     """
 
+    @classmethod
+    def eval(cls, u, degree):
+        if isinstance(u, tame):  # the tighter of the two bounds, once
+            inner, other = u.args
+            return tame(inner, sympy.Max(degree, other))
+        return None
+
 
 class clip(sympy.Function):  # noqa: N801
     """u limited to [lower, upper]; a bound of -oo or oo leaves that side open.

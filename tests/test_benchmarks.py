@@ -10,7 +10,7 @@ import pytest
 
 import symgrad
 
-from .conftest import layer_class
+from .conftest import layer_class, target_runner
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
@@ -64,3 +64,76 @@ def test_the_benchmark_script_runs_and_checks_its_targets(tmp_path):
     report = json.loads(out.read_text())
     assert report["machine"]["simd"]["baseline"]
     assert any("readable/book" in c["target"] for c in report["targets"])
+
+
+def _framework_natives(target):
+    pytest.importorskip(target)
+    import frameworks
+
+    return frameworks.torch_native() if target == "torch" else frameworks.jax_native()
+
+
+@pytest.mark.parametrize("target", ["torch", "jax"])
+def test_framework_baselines_agree_with_the_generated_layers(catalog_modules, target):
+    """Each framework op the benchmark times computes what the generated layer
+    does, forward and backward, at the catalog's defaults."""
+    natives = _framework_natives(target)
+    assert {"relu", "sigmoid", "tanh", "silu", "softplus", "gelu", "elu"} <= set(
+        natives
+    )
+    x = _ordinary_points().ravel()
+    dout = np.cos(x)
+    for name, native in natives.items():
+        generated = target_runner(catalog_modules[target], target, name)
+        y = generated.forward(x)
+        dx = generated.backward(dout)
+        if target == "torch":
+            import torch
+
+            leaf = torch.tensor(x, requires_grad=True)
+            out = native(leaf)
+            out.backward(torch.tensor(dout))
+            want_y, want_dx = out.detach().numpy(), leaf.grad.numpy()
+        else:
+            import jax
+
+            from symgrad.targets.runners import _x64
+
+            with _x64():
+                out, pullback = jax.vjp(native, jax.numpy.asarray(x))
+                want_y, want_dx = np.asarray(out), np.asarray(pullback(dout)[0])
+        np.testing.assert_allclose(y, want_y, rtol=1e-7, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(dx, want_dx, rtol=1e-7, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["torch", "jax"])
+def test_the_framework_benchmark_runs_and_checks_its_targets(tmp_path, target):
+    pytest.importorskip(target)
+    out = tmp_path / "r.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "run.py"),
+            "--target", target,
+            "--activations", "relu,sigmoid",
+            "--repeats", "0.05",
+            "--no-compile",
+            "--json", str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "SIMD found" in done.stdout
+    import json
+
+    report = json.loads(out.read_text())
+    assert {r["activation"] for r in report["rows"]} == {"relu", "sigmoid"}
+    assert {tuple(r["shape"]) for r in report["rows"]} == {
+        (100, 50),
+        (1000000,),
+        (10000000,),
+    }
+    assert all(r["generated_over_native"] > 0 for r in report["rows"])
+    assert len(report["targets"]) == 4  # two layers at 1e6 and 1e7
