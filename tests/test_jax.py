@@ -65,6 +65,18 @@ def test_jit_and_vmap_give_the_eager_results(module, name, x64):
     same(jax.vmap(jax.grad(f))(x.ravel()), grad(x).ravel())
 
 
+@pytest.mark.parametrize("name", ["relu", "gelu", "softplus", "prelu"])
+def test_pmap_over_the_devices_gives_the_eager_results(module, name, x64):
+    """Under jax.pmap (one slice per device; one CPU device here), values and
+    gradients are the eager ones."""
+    f = _function(module, name)
+    count = jax.local_device_count()
+    x = jnp.linspace(-7.0, 7.0, 6 * count).reshape(count, 6)
+    grad = jax.grad(lambda u: f(u).sum())
+    np.testing.assert_allclose(jax.pmap(f)(x), f(x), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(jax.pmap(grad)(x), grad(x), rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_grad_of_grad_matches_the_second_derivative(module, name, x64):
     """d2y/dx2 from grad(grad(f)) against central differences of the derivative."""
