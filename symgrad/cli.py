@@ -8,7 +8,6 @@ traceback; nothing is written unless the whole module was generated.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from collections.abc import Sequence
 
@@ -26,6 +25,7 @@ from .spec import load_spec
 from .steps import explain
 from .targets import NAMES as TARGET_NAMES
 from .targets import get_target
+from .text import shell_join
 
 
 class UsageError(Exception):
@@ -211,7 +211,7 @@ def _regenerate_command(args: argparse.Namespace, command: str = "generate") -> 
         words += ["--target", args.target]
     if getattr(args, "fast", False):
         words.append("--fast")
-    return shlex.join([*words, "-o", args.output])
+    return shell_join([*words, "-o", args.output])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 import jinja2
 
-from . import __version__
+from . import __version__, text
 from .catalog import CATALOG, resolve
 from .derivation import derive
 from .errors import FormulaError
@@ -139,7 +139,7 @@ def _environment() -> jinja2.Environment:
             raise jinja2.TemplateNotFound(name)
         return path.read_text(encoding="utf-8"), str(path), None
 
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FunctionLoader(load),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -147,3 +147,7 @@ def _environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    # Text from the user goes through these where it lands (`symgrad.text`).
+    environment.filters["comment"] = text.comment
+    environment.filters["docstring"] = text.docstring
+    return environment

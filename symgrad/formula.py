@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import difflib
-import keyword
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -24,7 +23,7 @@ import sympy
 
 from .errors import FormulaError
 from .functions import sigmoid, softplus
-from .model import Activation, Param, X, param_symbol
+from .model import Activation, Param, X, check_name, param_symbol
 from .targets import TARGETS
 
 MAX_LENGTH = 2000
@@ -200,10 +199,10 @@ def _check_value(expr: sympy.Expr, formula: str) -> None:
 
 
 def _class_name(name: object) -> str:
-    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
-        raise FormulaError(f"layer name {name!r} is not a valid Python identifier")
-    if name.startswith("_"):
-        raise FormulaError(f"layer name {name!r} must not start with an underscore")
+    try:
+        check_name("layer name", name)
+    except ValueError as error:
+        raise FormulaError(str(error)) from None
     if name[0].isupper():
         return name
     return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
@@ -211,9 +210,11 @@ def _class_name(name: object) -> str:
 
 def _check_params(params: dict[str, float], learnable: list[str]) -> None:
     for p, value in params.items():
-        if not isinstance(p, str) or not p.isidentifier() or keyword.iskeyword(p):
-            raise FormulaError(f"parameter name {p!r} is not a valid Python identifier")
-        if p.startswith("_") or p in RESERVED or _TEMPORARY.fullmatch(p):
+        try:
+            check_name("parameter name", p)
+        except ValueError as error:
+            raise FormulaError(str(error)) from None
+        if p in RESERVED or _TEMPORARY.fullmatch(p):
             raise FormulaError(f"parameter name {p!r} is reserved; choose another")
         if "d" + p in params:
             raise FormulaError(f"parameter names {p!r} and {'d' + p!r} would clash")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import keyword
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -24,6 +25,37 @@ Y = sympy.Symbol("y", real=True)
 MASK = sympy.Symbol("mask")
 
 Saves = Literal["output", "input", "mask", "nothing"]
+
+
+def check_name(kind: str, name: object) -> None:
+    """Refuse a name that generated code could not carry safely: not a Python
+    identifier, a keyword, starting with an underscore (helpers' names), or one
+    that Python would read as another (it folds identifiers with NFKC, so a
+    full-width ``ｓｅｌｆ`` is ``self``).  ``kind`` says which name it is."""
+    if not isinstance(name, str):
+        raise ValueError(f"{kind} must be text, not {type(name).__name__}")
+    folded = unicodedata.normalize("NFKC", name)
+    if folded != name and folded.isidentifier():
+        raise ValueError(
+            f"{kind} {name!r} reads as {folded!r} in Python (NFKC); write {folded!r}"
+        )
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ValueError(f"{kind} {name!r} is not a valid Python identifier")
+    if name.startswith("_"):
+        raise ValueError(f"{kind} {name!r} must not start with an underscore")
+
+
+def check_text(kind: str, text: object) -> None:
+    """Refuse text for a docstring or comment line that holds a line break or
+    another unprintable character, naming it and where it is."""
+    if not isinstance(text, str):
+        raise ValueError(f"{kind} must be text, not {type(text).__name__}")
+    for column, char in enumerate(text):
+        if not char.isprintable():
+            raise ValueError(
+                f"{kind} has the unprintable character {char!r} at column {column}; "
+                "it must be one line of printable text"
+            )
 
 
 def param_symbol(name: str) -> sympy.Symbol:
@@ -48,6 +80,12 @@ class Param:
     channels: bool = False
     init: str = ""
 
+    def __post_init__(self) -> None:
+        check_name("parameter name", self.name)
+        check_text(f"parameter {self.name!r}'s doc", self.doc)
+        if self.init:
+            check_name(f"parameter {self.name!r}'s init name", self.init)
+
     @property
     def symbol(self) -> sympy.Symbol:
         return param_symbol(self.name)
@@ -71,16 +109,10 @@ class Activation:
     aliases: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
-        if not self.class_name.isidentifier() or keyword.iskeyword(self.class_name):
-            raise ValueError(
-                f"activation {self.name!r}: class name {self.class_name!r} "
-                "is not a valid Python identifier"
-            )
-        if self.class_name.startswith("__"):
-            raise ValueError(
-                f"activation {self.name!r}: class name {self.class_name!r} "
-                "must not be a dunder name"
-            )
+        check_name("activation name", self.name)
+        check_name(f"activation {self.name!r}: class name", self.class_name)
+        check_text(f"activation {self.name!r}: summary", self.summary)
+        check_text(f"activation {self.name!r}: kink", self.kink)
         allowed = {X} | {p.symbol for p in self.params}
         unknown = sorted(str(s) for s in self.expr.free_symbols - allowed)
         if unknown:
