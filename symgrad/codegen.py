@@ -11,7 +11,10 @@ bytes.
 
 from __future__ import annotations
 
+import io
+import tokenize
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -22,10 +25,11 @@ from .catalog import CATALOG, resolve
 from .derivation import derive
 from .errors import FormulaError
 from .helper_sources import helper_module
-from .layer import layer_formulas
+from .layer import DOUT, layer_formulas
 from .layout import wrap_long_lines
 from .loader import templates_root
-from .model import Activation, Derivation
+from .model import MASK, Activation, Derivation, X, Y, param_symbol
+from .sharing import S
 from .targets import Target, get_target
 
 MODULE_TEMPLATE = "module.py.j2"
@@ -51,6 +55,14 @@ def generate(
     activations = [resolve(a) for a in acts]
     if not activations:
         raise ValueError("generate needs at least one activation")
+    for act in activations:
+        _check_param_names(act, target, fast)
+    return _render(activations, target, fast, command)
+
+
+def _render(
+    activations: Sequence[Activation], target: str, fast: bool, command: str | None
+) -> str:
     chosen = get_target(target, fast=fast)
     layers = [_layer_source_or_error(chosen, derive(a)) for a in activations]
     helpers = helper_module(*chosen.helpers)
@@ -106,6 +118,67 @@ def cli_spec(act: Activation) -> str:
     if learned:
         changed.append("learnable=" + "+".join(learned))
     return act.name + (":" + ",".join(changed) if changed else "")
+
+
+def _check_param_names(act: Activation, target: str, fast: bool) -> None:
+    """Refuse a parameter whose name the generated code already uses for
+    something else (a local such as ``s`` or ``c0``, an attribute, a helper, an
+    import, a builtin it calls), which would silently change what the layer
+    computes.
+
+    The names are not listed by hand: the layer is generated once with fresh
+    names for its parameters, and every identifier of that module is taken.
+    Names made from a parameter's (``dalpha``, ``weight_c``) are checked too.
+    A catalog activation as the catalog defines it is known to be clear.
+    """
+    if not act.params or _as_in_catalog(act):
+        return
+    internal = {str(symbol) for symbol in (X, Y, MASK, S, DOUT)}
+    for p in act.params:
+        if p.name in internal:  # the pipeline's own symbols go by these names
+            raise FormulaError(
+                f"parameter name {p.name!r} of {act.name!r} is taken: symgrad's "
+                f"derivation uses it (taken: {', '.join(sorted(internal))}); "
+                "choose another"
+            )
+    names = [p.name for p in act.params]
+    stem = "zzparam"
+    while any(stem in n for n in names):  # a stand-in no name contains
+        stem += "z"
+    fresh = {name: f"{stem}{i}" for i, name in enumerate(names)}
+    renamed = Activation(
+        act.name,
+        act.class_name,
+        act.expr.xreplace({p.symbol: param_symbol(fresh[p.name]) for p in act.params}),
+        tuple(replace(p, name=fresh[p.name], init="") for p in act.params),
+        summary=act.summary,
+        kink=act.kink,
+    )
+    used = _identifiers(_render([renamed], target, fast, command=""))
+    for name, stand_in in fresh.items():
+        for made in sorted(u for u in used if stand_in in u):
+            clash = made.replace(stand_in, name)
+            if clash in used:
+                raise FormulaError(
+                    f"parameter name {name!r} of {act.name!r} is taken: the generated "
+                    f"{target} code uses {clash!r} for something else; choose another"
+                )
+
+
+def _as_in_catalog(act: Activation) -> bool:
+    """Whether ``act`` is a catalog activation, parameter values aside."""
+    known = CATALOG.get(act.name)
+    if known is None or known.expr != act.expr:
+        return False
+    return [replace(p, value=0.0) for p in known.params] == [
+        replace(p, value=0.0) for p in act.params
+    ]
+
+
+def _identifiers(source: str) -> set[str]:
+    """Every name token of ``source`` (not those inside strings or comments)."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return {t.string for t in tokens if t.type == tokenize.NAME}
 
 
 def _check_names(
