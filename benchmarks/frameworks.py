@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from run import _data, _time, interleaved
+from run import _data, _repeats, _time, interleaved
 
 SHAPES = [(100, 50), (1_000_000,), (10_000_000,)]
 #: The issue's target: generated fwd+bwd <= 1.3x native at these sizes, float32.
@@ -257,11 +257,6 @@ def _jax_step(function, jx, jdout):
 
     run()
     return run
-
-
-def _repeats(size: int, scale: float) -> int:
-    base = 9 if size >= 5_000_000 else 25 if size >= 500_000 else 61
-    return max(5, int(base * scale))
 
 
 # -- targets and report -------------------------------------------------------------------

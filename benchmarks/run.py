@@ -594,20 +594,11 @@ def load_torch():
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # its threads spin otherwise
     try:
         import torch
-        import torch.nn.functional as F
     except ImportError:
         return None
-    return torch, {
-        "relu": torch.relu,
-        "sigmoid": torch.sigmoid,
-        "tanh": torch.tanh,
-        "gelu": F.gelu,
-        "gelu_tanh": lambda t: F.gelu(t, approximate="tanh"),
-        "silu": F.silu,
-        "softplus": F.softplus,
-        "mish": F.mish,
-        "elu": F.elu,
-    }
+    from frameworks import torch_native
+
+    return torch, {n: f for n, f in torch_native().items() if n in TORCH_NAMES}
 
 
 def _torch_both(torch_setup, name, x, dout):
