@@ -104,8 +104,10 @@ _names = st.from_regex(r"[a-z][a-z0-9]{0,3}", fullmatch=True)
 )
 def test_any_accepted_name_computes_what_a_fresh_name_computes(formula, p, q, fast):
     """The invariant behind the refusals: a layer whose parameters have the
-    accepted names gives, forward and backward, bit for bit what the same layer
-    with fresh names gives."""
+    accepted names gives, forward and backward, what the same layer with fresh
+    names gives. Not bit for bit: SymPy orders a sum's terms by symbol name, so
+    a rename may change the order of additions by an ulp or two; a name bound to
+    the wrong value would be off by far more than the tolerance."""
     if p == q:
         return
     try:
@@ -118,9 +120,10 @@ def test_any_accepted_name_computes_what_a_fresh_name_computes(formula, p, q, fa
     )()
     x = np.linspace(-4.0, 4.0, 301)
     dout = np.cos(x)
-    np.testing.assert_array_equal(layer.forward(x), reference.forward(x))
-    np.testing.assert_array_equal(layer.backward(dout), reference.backward(dout))
-    assert layer.grads[p] == reference.grads["pfresh"]
+    close = {"rtol": 1e-13, "atol": 1e-15}
+    np.testing.assert_allclose(layer.forward(x), reference.forward(x), **close)
+    np.testing.assert_allclose(layer.backward(dout), reference.backward(dout), **close)
+    np.testing.assert_allclose(layer.grads[p], reference.grads["pfresh"], **close)
 
 
 @pytest.mark.parametrize("target", TARGETS)
