@@ -79,6 +79,7 @@ def test_strings_and_docstrings_are_never_touched():
 _names = st.from_regex(r"[a-z][a-z0-9_]{0,38}[a-z0-9]", fullmatch=True).filter(
     lambda n: (
         n not in RESERVED
+        and not keyword.iskeyword(n)
         and not _TEMPORARY.fullmatch(n)
         and not n.startswith("d")
         and "__" not in n
