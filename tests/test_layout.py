@@ -1,5 +1,6 @@
 """Long generated lines are split as ruff format splits them, for every target."""
 
+import keyword
 import subprocess
 import sys
 
