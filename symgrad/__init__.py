@@ -20,6 +20,9 @@ __version__ = "0.1.0"
 
 #: Public name -> the module that defines it.
 _EXPORTS = {
+    "Budget": "budget",
+    "BudgetExceeded": "budget",
+    "budget": "budget",
     "CATALOG": "catalog",
     "activation": "catalog",
     "generate": "codegen",
@@ -41,6 +44,8 @@ _EXPORTS = {
 __all__ = [
     "Activation",
     "BackwardPlan",
+    "Budget",
+    "BudgetExceeded",
     "CATALOG",
     "Derivation",
     "DerivationError",
@@ -50,6 +55,7 @@ __all__ = [
     "Param",
     "SymgradError",
     "activation",
+    "budget",
     "compile",
     "derive",
     "generate",
@@ -73,6 +79,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from .budget import Budget, BudgetExceeded, budget
     from .catalog import CATALOG, activation
     from .codegen import generate
     from .derivation import DerivationError, derive

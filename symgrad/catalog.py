@@ -261,3 +261,15 @@ def resolve(act: Activation | str, **params: float) -> Activation:
     if isinstance(act, Activation):
         return act.with_values(**params) if params else act
     return activation(act, **params)
+
+
+def is_builtin(act: Activation) -> bool:
+    """Whether ``act`` is a catalog activation (any parameter values, any of its
+    parameters learnable): its derivation's cost is known, so it needs no budget
+    (`symgrad.budget`)."""
+    known = CATALOG.get(act.name)
+    return (
+        known is not None
+        and known.expr == act.expr
+        and [p.name for p in known.params] == [p.name for p in act.params]
+    )

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .budget import budget, parse_seconds, parse_size
 from .catalog import CATALOG, activation
 from .check import check_activation
 from .codegen import cli_spec, generate
@@ -87,6 +88,33 @@ def _add_sources(command: argparse.ArgumentParser, names: str) -> None:
         help="learn parameter P",
     )
     command.add_argument("--spec", metavar="FILE", help="a TOML file of activations")
+    limits = command.add_argument_group(
+        "budget", "how long and with how much memory a formula may be worked on"
+    )
+    limits.add_argument(
+        "--time-limit",
+        type=_argument(parse_seconds),
+        metavar="SECONDS",
+        help="per derivation (default 10, or $SYMGRAD_TIME_LIMIT)",
+    )
+    limits.add_argument(
+        "--memory-limit",
+        type=_argument(parse_size),
+        metavar="SIZE",
+        help="per derivation, e.g. 4G (default 2G, or $SYMGRAD_MEMORY_LIMIT)",
+    )
+
+
+def _argument(parse):
+    """An argparse type from a parser that raises ValueError with a message."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
 
 
 def _add_output(command: argparse.ArgumentParser) -> None:
@@ -218,7 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     try:
         args = build_parser().parse_args(argv)
-        return _COMMANDS[args.command](args)
+        seconds = getattr(args, "time_limit", None)
+        with budget(seconds=seconds, memory=getattr(args, "memory_limit", None)):
+            return _COMMANDS[args.command](args)
     except (UsageError, ValueError, OSError, MissingFrameworkError) as error:
         print(f"symgrad: error: {_one_line(error)}", file=sys.stderr)
         return 2

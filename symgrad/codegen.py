@@ -15,13 +15,14 @@ import io
 import tokenize
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import jinja2
 
 from . import __version__, text
-from .catalog import CATALOG, resolve
+from .budget import within_budget
+from .catalog import CATALOG, is_builtin, resolve
 from .derivation import derive
 from .errors import FormulaError
 from .helper_sources import helper_module
@@ -64,7 +65,7 @@ def _render(
     activations: Sequence[Activation], target: str, fast: bool, command: str | None
 ) -> str:
     chosen = get_target(target, fast=fast)
-    layers = [_layer_source_or_error(chosen, derive(a)) for a in activations]
+    layers = [_layer(a, target, fast) for a in activations]
     helpers = helper_module(*chosen.helpers)
     _check_names(activations, layers, {*chosen.imports, *helpers.names()})
     names = helpers.closure(set().union(*(layer.helpers for layer in layers)))
@@ -90,14 +91,35 @@ def _render(
     return wrap_long_lines(source.rstrip("\n") + "\n")
 
 
-def _layer_source_or_error(target: Target, derivation: Derivation):
+@lru_cache(maxsize=256)
+def _layer(act: Activation, target: str, fast: bool):
+    """One layer's source for the templates.  Outside the catalog, the work on
+    it (derivation, stability rewrites, printing) is done within the budget
+    (`symgrad.budget`).  Memoised: the parameter-name check and the modules
+    that hold a layer ask again."""
+    if is_builtin(act):
+        return _layer_now(act, target, fast)
+    return within_budget(_layer_now, act, target, fast, subject=act.name)
+
+
+def _layer_now(act: Activation, target: str, fast: bool):
+    return _layer_source(get_target(target, fast=fast), derive(act))
+
+
+def _layer_source(target: Target, derivation: Derivation):
     """The target's layer source, with SymPy's failures on an odd formula
     reported as such."""
     try:
         return target.layer_source(layer_formulas(derivation))
     except FormulaError:
         raise
-    except (TypeError, ValueError, NotImplementedError, ZeroDivisionError) as error:
+    except (
+        TypeError,
+        ValueError,
+        NotImplementedError,
+        ZeroDivisionError,
+        OverflowError,
+    ) as error:
         name = derivation.activation.name
         raise FormulaError(f"cannot generate a layer for {name!r}: {error}") from None
 
@@ -150,9 +172,9 @@ def _check_param_names(act: Activation, target: str, fast: bool) -> None:
         act.name,
         act.class_name,
         act.expr.xreplace({p.symbol: param_symbol(fresh[p.name]) for p in act.params}),
-        tuple(replace(p, name=fresh[p.name], init="") for p in act.params),
-        summary=act.summary,
-        kink=act.kink,
+        # Text lands in docstrings and comments only; without it, every act
+        # of the same formula has the same stand-in, generated once.
+        tuple(replace(p, name=fresh[p.name], init="", doc="") for p in act.params),
     )
     used = _identifiers(_render([renamed], target, fast, command=""))
     for name, stand_in in fresh.items():

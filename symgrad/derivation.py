@@ -14,7 +14,8 @@ import functools
 
 import sympy
 
-from .catalog import resolve
+from .budget import attempt, stage, within_budget
+from .catalog import is_builtin, resolve
 from .errors import FormulaError
 from .model import Activation, Derivation, X
 from .output_form import find_output_form
@@ -47,12 +48,24 @@ def differentiate(expr: sympy.Expr, values=None, wrt: sympy.Symbol = X) -> sympy
 
 
 def _simplified_derivative(expr, values, condition, wrt=X):
-    raw = sympy.diff(expr, wrt)
+    with stage(f"taking d/d{wrt}"):
+        raw = sympy.diff(expr, wrt)
+    # Within a budget, simplification that takes too long leaves the raw
+    # derivative, which is correct as it stands.
+    return attempt(
+        f"simplifying d/d{wrt}",
+        lambda: _simplified(raw, values, condition, wrt),
+        lambda: raw,
+        share=0.3,
+    )
+
+
+def _simplified(raw, values, condition, wrt):
     simple = sympy.simplify(raw)
     if sympy.count_ops(simple) > sympy.count_ops(raw):
-        simple = raw
+        return raw
     if simple != raw and not proven_equal(simple, raw, values, condition):
-        raise DerivationError(f"could not verify that d/dx {expr} = {simple}")
+        raise DerivationError(f"could not verify that d/d{wrt} = {simple}")
     return simple
 
 
@@ -60,23 +73,38 @@ def derive(act: Activation | str, **params: float) -> Derivation:
     """Derive an activation (or catalog name): derivative, output form, plan.
 
     Results are memoised per activation (activations are immutable), so deriving
-    the same one again, as `generate` and `symgrad list` do, costs nothing.
+    the same one again, as `generate` and `symgrad list` do, costs nothing.  An
+    activation outside the catalog is derived within the time and memory budget
+    (`symgrad.budget`); running out raises `symgrad.budget.BudgetExceeded`.
     """
     return _derive(resolve(act, **params))
 
 
 @functools.lru_cache(maxsize=256)
 def _derive(act: Activation) -> Derivation:
+    if is_builtin(act):
+        return _derive_or_error(act)
+    return within_budget(_derive_or_error, act, subject=act.name)
+
+
+def _derive_or_error(act: Activation) -> Derivation:
     try:
         return _derive_uncached(act)
     except FormulaError:
         raise
-    except (TypeError, ValueError, NotImplementedError, ZeroDivisionError) as error:
+    except (
+        TypeError,
+        ValueError,
+        NotImplementedError,
+        ZeroDivisionError,
+        OverflowError,
+    ) as error:
         raise DerivationError(f"cannot derive {act.name!r}: {error}") from None
 
 
 def _derive_uncached(act: Activation) -> Derivation:
-    forward = normal_form(act.expr)
+    with stage("putting the formula in normal form"):
+        forward = normal_form(act.expr)
     derivative = differentiate(forward, act.values)
     if derivative.has(
         sympy.Derivative, sympy.Subs, sympy.DiracDelta, sympy.zoo, sympy.nan
@@ -84,9 +112,16 @@ def _derive_uncached(act: Activation) -> Derivation:
         raise DerivationError(
             f"{act.name!r} is not differentiable where it is defined: d/dx = {derivative}"
         )
-    output_form = find_output_form(forward, derivative, act.values)
+    # Without an output form, backward reads the input: the cheaper path.
+    output_form = attempt(
+        "finding the output form",
+        lambda: find_output_form(forward, derivative, act.values),
+        lambda: None,
+        share=0.4,
+    )
     param_grads = tuple(
         (p.name, differentiate(forward, act.values, p.symbol)) for p in act.learnable
     )
-    plan = plan_backward(derivative, output_form, param_grads)
+    with stage("planning backward"):
+        plan = plan_backward(derivative, output_form, param_grads)
     return Derivation(act, forward, derivative, output_form, plan)

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 import sympy
 
 from . import __version__
-from .layer import shared_part
 from .model import Derivation, X, Y
 from .notation import latex as latex_cases
 from .notation import text as plain
@@ -82,7 +81,7 @@ def latex_section(steps: Steps, level: str = "section") -> str:
             f"there: $\\frac{{dy}}{{dx}} = {tex(value)}$ (as in PyTorch).",
             "",
         ]
-    out += [r"\paragraph{What the generated layer caches.}", _caching(d), ""]
+    out += [r"\paragraph{What the generated layer caches.}", _caching(steps), ""]
     return "\n".join(out)
 
 
@@ -141,8 +140,8 @@ def _equation(body: str) -> list[str]:
     return [r"\begin{equation*}", f"  {body}", r"\end{equation*}", ""]
 
 
-def _caching(d: Derivation) -> str:
-    shared = shared_part(d)
+def _caching(steps: Steps) -> str:
+    d, shared = steps.derivation, steps.shared
     if shared is not None:
         uses = [
             name
@@ -375,7 +374,7 @@ def markdown(steps: Steps) -> str:
     if steps.output_form is not None:
         result += rf" \\ &= {tex(steps.output_form)} && \text{{in the output }} y"
     out += ["Result:", "", r"$$\begin{aligned}" + result + r"\end{aligned}$$", ""]
-    out += [_caching(d), ""]
+    out += [_caching(steps), ""]
     return "\n".join(out)
 
 

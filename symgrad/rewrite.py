@@ -28,6 +28,7 @@ from sympy.codegen.cfunctions import expm1 as Expm1
 from sympy.codegen.cfunctions import log1p as Log1p
 from sympy.core.relational import Relational
 
+from .budget import attempt, stage
 from .functions import blend, clip, erfc, finite, sigmoid, softplus, tame
 from .model import X, Y
 from .tidy import tidy
@@ -196,7 +197,17 @@ def _meets_inf_times_zero(expr, v, side) -> bool:
 
 def _saturation_bound(expr, v, side):
     """The |x| beyond which expr equals its limit at side*inf in float64, or None
-    where there is no finite limit or nothing there can overflow."""
+    where there is no finite limit or nothing there can overflow.  Within a
+    budget, a search that takes too long finds None: the part is not clipped."""
+    return attempt(
+        "finding where a part saturates",
+        lambda: _search_saturation_bound(expr, v, side),
+        lambda: None,
+        share=0.2,
+    )
+
+
+def _search_saturation_bound(expr, v, side):
     values = [_value(expr, {v: side * p}) for p in _PROBES]
     if any(value is None for value in values):
         return None
@@ -576,7 +587,8 @@ BOTTOM_UP: tuple[Rule, ...] = (
 def stabilize(expr: sympy.Basic) -> sympy.Basic:
     """``expr`` with every rule applied throughout (see the module docstring).
     Memoised: each layer's formulas, docstring and shared part ask again."""
-    return _top_down(_bottom_up(_top_down(expr, FIRST)), LAST, descend=True)
+    with stage("rewriting for stability"):
+        return _top_down(_bottom_up(_top_down(expr, FIRST)), LAST, descend=True)
 
 
 def _top_down(expr: sympy.Basic, rule: Rule, descend: bool = False) -> sympy.Basic:

@@ -23,11 +23,15 @@ from dataclasses import dataclass, replace
 import sympy
 from sympy.logic.boolalg import to_nnf
 
+from .budget import stage, within_budget
+from .catalog import is_builtin
 from .derivation import differentiate
 from .errors import FormulaError
+from .layer import shared_part
 from .model import Derivation, X, Y
 from .output_form import exclusive_branches, find_output_form
 from .plan import kink_values
+from .sharing import Shared
 from .verify import evaluate, holds, sample_points
 
 #: dL/dy, the gradient arriving from the layer above.
@@ -106,6 +110,8 @@ class Steps:
     branches: tuple[BranchSteps, ...]
     kinks: tuple[tuple[sympy.Expr, sympy.Expr], ...]
     output_form: sympy.Expr | None
+    #: The part forward caches for backward besides x (`symgrad.layer.shared_part`).
+    shared: Shared | None = None
 
     @property
     def piecewise(self) -> bool:
@@ -113,7 +119,14 @@ class Steps:
 
 
 def explain(derivation: Derivation) -> Steps:
-    """Decompose, differentiate node by node, and verify every step."""
+    """Decompose, differentiate node by node, and verify every step; outside the
+    catalog, within the budget (`symgrad.budget`)."""
+    if is_builtin(derivation.activation):
+        return _explain(derivation)
+    return within_budget(_explain, derivation, subject=derivation.activation.name)
+
+
+def _explain(derivation: Derivation) -> Steps:
     act = derivation.activation
     values = act.values
     branches = tuple(
@@ -136,7 +149,9 @@ def explain(derivation: Derivation) -> Steps:
             in_x = _PointwiseForm(form, f)
             _check(in_x, derivation.derivative, values, condition, "the output form")
     kinks = tuple(kink_values(derivation.derivative, values))
-    return Steps(derivation, branches, kinks, form)
+    with stage("finding what forward caches"):
+        shared = shared_part(derivation)
+    return Steps(derivation, branches, kinks, form, shared)
 
 
 # -- the graph ---------------------------------------------------------------------

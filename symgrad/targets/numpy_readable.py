@@ -433,6 +433,8 @@ def _cheap(value: sympy.Basic, varies) -> bool:
     threshold, gets a local)."""
     if not varies(value):
         return not value.atoms(sympy.Function)
+    if not isinstance(value, sympy.Expr):  # a condition shared by selects
+        return False
     coefficient, rest = value.as_coeff_Mul()
     return coefficient == -1 and rest.is_Symbol
 
