@@ -20,9 +20,9 @@ __version__ = "0.1.0"
 
 #: Public name -> the module that defines it.
 _EXPORTS = {
-    "Budget": "budget",
-    "BudgetExceeded": "budget",
-    "budget": "budget",
+    "Budget": "budgets",
+    "BudgetExceeded": "budgets",
+    "budget": "budgets",
     "CATALOG": "catalog",
     "activation": "catalog",
     "generate": "codegen",
@@ -79,7 +79,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .budget import Budget, BudgetExceeded, budget
+    from .budgets import Budget, BudgetExceeded, budget
     from .catalog import CATALOG, activation
     from .codegen import generate
     from .derivation import DerivationError, derive

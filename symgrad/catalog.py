@@ -266,7 +266,7 @@ def resolve(act: Activation | str, **params: float) -> Activation:
 def is_builtin(act: Activation) -> bool:
     """Whether ``act`` is a catalog activation (any parameter values, any of its
     parameters learnable): its derivation's cost is known, so it needs no budget
-    (`symgrad.budget`)."""
+    (`symgrad.budgets`)."""
     known = CATALOG.get(act.name)
     return (
         known is not None

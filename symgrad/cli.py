@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .budget import budget, parse_seconds, parse_size
+from .budgets import budget, parse_seconds, parse_size
 from .catalog import CATALOG, activation
 from .check import check_activation
 from .codegen import cli_spec, generate

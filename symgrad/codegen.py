@@ -20,8 +20,8 @@ from typing import Any
 
 import jinja2
 
-from . import __version__, text
-from .budget import within_budget
+from . import __version__, budgets, text
+from .budgets import within_budget
 from .catalog import CATALOG, is_builtin, resolve
 from .derivation import derive
 from .errors import FormulaError
@@ -62,10 +62,16 @@ def generate(
 
 
 def _render(
-    activations: Sequence[Activation], target: str, fast: bool, command: str | None
+    activations: Sequence[Activation],
+    target: str,
+    fast: bool,
+    command: str | None,
+    known_cost: bool = False,
 ) -> str:
+    """The module; ``known_cost`` (a stand-in for a catalog activation) skips
+    the budget, as the catalog's own activations do."""
     chosen = get_target(target, fast=fast)
-    layers = [_layer(a, target, fast) for a in activations]
+    layers = [_layer(a, target, fast, known_cost or is_builtin(a)) for a in activations]
     helpers = helper_module(*chosen.helpers)
     _check_names(activations, layers, {*chosen.imports, *helpers.names()})
     names = helpers.closure(set().union(*(layer.helpers for layer in layers)))
@@ -92,13 +98,14 @@ def _render(
 
 
 @lru_cache(maxsize=256)
-def _layer(act: Activation, target: str, fast: bool):
-    """One layer's source for the templates.  Outside the catalog, the work on
-    it (derivation, stability rewrites, printing) is done within the budget
-    (`symgrad.budget`).  Memoised: the parameter-name check and the modules
-    that hold a layer ask again."""
-    if is_builtin(act):
-        return _layer_now(act, target, fast)
+def _layer(act: Activation, target: str, fast: bool, known_cost: bool):
+    """One layer's source for the templates.  Unless its cost is known (the
+    catalog's), the work on it (derivation, stability rewrites, printing) is
+    done within the budget (`symgrad.budgets`).  Memoised: the parameter-name
+    check and the modules that hold a layer ask again."""
+    if known_cost:
+        with budgets.known_cost():
+            return _layer_now(act, target, fast)
     return within_budget(_layer_now, act, target, fast, subject=act.name)
 
 
@@ -176,7 +183,8 @@ def _check_param_names(act: Activation, target: str, fast: bool) -> None:
         # of the same formula has the same stand-in, generated once.
         tuple(replace(p, name=fresh[p.name], init="", doc="") for p in act.params),
     )
-    used = _identifiers(_render([renamed], target, fast, command=""))
+    module = _render([renamed], target, fast, command="", known_cost=is_builtin(act))
+    used = _identifiers(module)
     for name, stand_in in fresh.items():
         for made in sorted(u for u in used if stand_in in u):
             clash = made.replace(stand_in, name)

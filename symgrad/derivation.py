@@ -14,7 +14,7 @@ import functools
 
 import sympy
 
-from .budget import attempt, stage, within_budget
+from .budgets import attempt, stage, within_budget
 from .catalog import is_builtin, resolve
 from .errors import FormulaError
 from .model import Activation, Derivation, X
@@ -75,7 +75,7 @@ def derive(act: Activation | str, **params: float) -> Derivation:
     Results are memoised per activation (activations are immutable), so deriving
     the same one again, as `generate` and `symgrad list` do, costs nothing.  An
     activation outside the catalog is derived within the time and memory budget
-    (`symgrad.budget`); running out raises `symgrad.budget.BudgetExceeded`.
+    (`symgrad.budgets`); running out raises `symgrad.budgets.BudgetExceeded`.
     """
     return _derive(resolve(act, **params))
 

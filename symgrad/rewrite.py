@@ -28,7 +28,7 @@ from sympy.codegen.cfunctions import expm1 as Expm1
 from sympy.codegen.cfunctions import log1p as Log1p
 from sympy.core.relational import Relational
 
-from .budget import attempt, stage
+from .budgets import attempt, stage
 from .functions import blend, clip, erfc, finite, sigmoid, softplus, tame
 from .model import X, Y
 from .tidy import tidy

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import sympy
 from sympy.logic.boolalg import to_nnf
 
-from .budget import stage, within_budget
+from .budgets import stage, within_budget
 from .catalog import is_builtin
 from .derivation import differentiate
 from .errors import FormulaError
@@ -120,7 +120,7 @@ class Steps:
 
 def explain(derivation: Derivation) -> Steps:
     """Decompose, differentiate node by node, and verify every step; outside the
-    catalog, within the budget (`symgrad.budget`)."""
+    catalog, within the budget (`symgrad.budgets`)."""
     if is_builtin(derivation.activation):
         return _explain(derivation)
     return within_budget(_explain, derivation, subject=derivation.activation.name)

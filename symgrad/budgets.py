@@ -158,6 +158,8 @@ class _Worker:
     output: Any
     deadline: float
     stages: list[str]
+    #: The innermost stage an exception left, for the error.
+    failed_in: str | None = None
 
     def report(self) -> None:
         _send(self.output, ("stage", _stage()))
@@ -181,6 +183,9 @@ def stage(name: str) -> Iterator[None]:
     _worker.report()
     try:
         yield
+    except BaseException:
+        _worker.failed_in = _worker.failed_in or name
+        raise
     finally:
         _worker.stages.pop()
         _worker.report()
@@ -229,14 +234,15 @@ def _run_one(output, limits: Budget, function, args) -> None:
     """Run ``function(*args)`` and send its outcome (in the forked child)."""
     global _worker
     _worker = _Worker(output, time.monotonic() + limits.seconds, [])
-    _send(output, ("pid", os.getpid()))
+    _send(output, ("pid", os.getpid(), _statm(os.getpid(), 1) or 0))
     _cap(limits)
     try:
         message = ("done", function(*args))
     except MemoryError:
-        message = ("exceeded", "memory", _stage())
+        message = ("exceeded", "memory", _worker.failed_in or _stage())
     except RecursionError:
-        message = ("error", FormulaError(f"it is nested too deeply ({_stage()})"))
+        where = _worker.failed_in or _stage()
+        message = ("error", FormulaError(f"it is nested too deeply ({where})"))
     except BaseException as error:  # the parent raises it
         message = ("error", error)
     try:
@@ -265,7 +271,7 @@ def _cap(limits: Budget) -> None:
 
 _BOOT = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
-    "from symgrad.budget import _serve; _serve()"
+    "from symgrad.budgets import _serve; _serve()"
 )
 
 
@@ -325,7 +331,8 @@ class _Server:
             env={**os.environ, **threads},
         )
         self.replies: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         deadline = time.monotonic() + _START_SECONDS
         while (message := self._next(deadline)) is _TIMEOUT:
             if time.monotonic() >= deadline:
@@ -354,7 +361,7 @@ class _Server:
         """Returns (outcome message, whether the server can be used again)."""
         _send(self.process.stdin, (limits, function, args))
         deadline = time.monotonic() + limits.seconds
-        stage_name, pid, outcome = "starting", None, None
+        stage_name, pid, limit, outcome = "starting", None, 0, None
         while True:
             message = self._next(deadline)
             if message is None:
@@ -363,13 +370,14 @@ class _Server:
                 if time.monotonic() >= deadline:
                     self._kill(pid)
                     return ("exceeded", "time", stage_name), False
-                if pid is not None and (_statm(pid, 1) or 0) > limits.memory:
+                if pid is not None and (_statm(pid, 1) or 0) > limit:
                     self._kill(pid)
                     return ("exceeded", "memory", stage_name), False
                 continue
             kind = message[0]
-            if kind == "pid":
-                pid = self.child = message[1]
+            if kind == "pid":  # its memory counts from what it started with
+                pid, started_with = message[1], message[2]
+                self.child, limit = pid, started_with + limits.memory
             elif kind == "stage":
                 stage_name = message[1]
             elif kind == "exit":
@@ -393,6 +401,8 @@ class _Server:
         with contextlib.suppress(OSError):
             self.process.kill()
         self.process.wait()
+        self.reader.join(5)  # it reads to the end of the killed server's output
+        self.process.stdout.close()
 
 
 _TIMEOUT = object()
@@ -408,6 +418,22 @@ def _close_server() -> None:
     _server = None
 
 
+_known_cost: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "symgrad_known_cost", default=False
+)
+
+
+@contextlib.contextmanager
+def known_cost() -> Iterator[None]:
+    """Work inside is done in this process: its cost is known (a catalog
+    activation's, or a stand-in for one)."""
+    token = _known_cost.set(True)
+    try:
+        yield
+    finally:
+        _known_cost.reset(token)
+
+
 def within_budget(function: Callable[..., T], *args: Any, subject: str) -> T:
     """``function(*args)`` in a worker process bounded by the current budget.
 
@@ -417,7 +443,7 @@ def within_budget(function: Callable[..., T], *args: Any, subject: str) -> T:
     memory raises `BudgetExceeded`.  Inside a worker, it just calls.
     """
     global _server
-    if _worker is not None:
+    if _worker is not None or _known_cost.get():
         return function(*args)
     limits = current()
     with _server_lock:
