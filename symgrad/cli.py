@@ -19,8 +19,8 @@ from .codegen import cli_spec, generate
 from .derivation import derive
 from .document import FORMATS, document, render
 from .errors import MissingFrameworkError
+from .files import write_module
 from .formula import parse
-from .loader import write_module
 from .model import Activation
 from .spec import load_spec
 from .steps import explain

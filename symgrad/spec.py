@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .catalog import activation
 from .errors import SymgradError
+from .files import read_bytes
 from .formula import parse
 from .model import Activation
 
@@ -44,11 +45,13 @@ def load_spec(path: str | os.PathLike[str]) -> list[Activation]:
     """The activations a spec file lists, in order."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_bytes(path, MAX_BYTES, "spec file").decode("utf-8"))
     except OSError as error:
         raise SpecError(f"{path}: {error.strerror or error}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise SpecError(f"{path}: not valid TOML: {error}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: nested too deeply to be a spec file") from None
     extra = set(data) - {"activation"}
     if extra:
         raise SpecError(
@@ -60,8 +63,16 @@ def load_spec(path: str | os.PathLike[str]) -> list[Activation]:
     return [_entry(path, i, entry) for i, entry in enumerate(entries, start=1)]
 
 
-def _entry(path: Path, index: int, entry: dict) -> Activation:
+#: A spec file is a few activations; anything larger is not read.
+MAX_BYTES = 2**20
+
+
+def _entry(path: Path, index: int, entry: object) -> Activation:
     where = f"{path}: activation #{index}"
+    if not isinstance(entry, dict):
+        raise SpecError(
+            f"{where} is {_toml_type(entry)}; each must be an [[activation]] table"
+        )
     unknown = set(entry) - _KEYS
     if unknown:
         raise SpecError(
@@ -84,3 +95,10 @@ def _entry(path: Path, index: int, entry: dict) -> Activation:
         return activation(name, learnable=learnable, **params)
     except (ValueError, TypeError) as error:
         raise SpecError(f"{where} ({name}): {error}") from None
+
+
+def _toml_type(value: object) -> str:
+    """What a TOML value is, in the file's own words."""
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}
+    names.update({list: "an array", dict: "a table"})
+    return next((n for t, n in names.items() if isinstance(value, t)), "a date or time")

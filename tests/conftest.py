@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import symgrad
+from symgrad import loader
 from symgrad.loader import import_path
 from symgrad.targets.jax_target import function_name
 from symgrad.targets.runners import runner
@@ -35,6 +36,7 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     starts with no compiled module imported (compile reuses those in-process)."""
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("SYMGRAD_CACHE", str(cache))
+    monkeypatch.setattr(loader, "_loaded", {})
     for name in [n for n in sys.modules if n.startswith("_symgrad_")]:
         monkeypatch.delitem(sys.modules, name)
     return cache

@@ -115,7 +115,11 @@ def test_any_names_give_ruff_clean_modules_for_every_target(
         learnable=params[: learn % (len(params) + 1)],
     )
     for target in TARGETS:
-        source = symgrad.generate(act, target=target)
+        try:
+            source = symgrad.generate(act, target=target)
+        except symgrad.FormulaError as error:  # a name the code uses (test_names)
+            assert "is taken" in str(error)
+            continue
         path = tmp_path / f"{target}.py"
         path.write_text(source)
         for command in (["format", "--check"], ["check"]):
