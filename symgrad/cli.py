@@ -8,6 +8,7 @@ traceback; nothing is written unless the whole module was generated.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -53,6 +54,8 @@ def parse_spec(spec: str) -> Activation:
             raise UsageError(
                 f"bad parameter {item!r} in {spec!r}: expected PARAM=VALUE"
             )
+        if key in values or (key == "learnable" and learnable):
+            raise UsageError(f"{key!r} is given twice in {spec!r}; give it once")
         if key == "learnable":
             learnable += raw.split("+")
             continue
@@ -68,7 +71,13 @@ def parse_spec(spec: str) -> Activation:
 
 def _add_sources(command: argparse.ArgumentParser, names: str) -> None:
     """The ways a command is told which activations: catalog names, a formula, a spec."""
-    command.add_argument("names", nargs=names, metavar="NAME[:PARAM=VALUE,...]")
+    command.add_argument(
+        "names",
+        nargs=names,
+        metavar="NAME[:PARAM=VALUE,...]",
+        help="a built-in activation (symgrad list shows them all), with "
+        "parameters if you like: elu:alpha=0.5, swish:learnable=beta",
+    )
     command.add_argument(
         "--formula", metavar="F", help="your own activation, e.g. 'x*tanh(exp(x))'"
     )
@@ -120,7 +129,7 @@ def _argument(parse):
 def _add_output(command: argparse.ArgumentParser) -> None:
     """Where a writing command puts its file, and whether it may replace a foreign one."""
     command.add_argument(
-        "-o", "--output", required=True, metavar="PATH", help="file, or - for stdout"
+        "-o", "--output", metavar="PATH", help="the file to write, or - for stdout"
     )
     command.add_argument(
         "--force", action="store_true", help="overwrite a file symgrad did not generate"
@@ -144,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="symgrad",
         description="Derive activation functions and generate their layers for "
         "NumPy, PyTorch or JAX.",
+        epilog="Start with: symgrad list (the built-in activations), then "
+        "symgrad generate relu sigmoid -o layers.py. Each command's --help "
+        "says more.",
     )
     parser.add_argument("--version", action="version", version=f"symgrad {__version__}")
     commands = parser.add_subparsers(
@@ -164,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser(
         "show", help="the derivation, step by step through the computational graph"
     )
-    _add_sources(show, "?")
+    _add_sources(show, "*")
     show.add_argument(
         "--format",
         choices=FORMATS,
@@ -202,7 +214,11 @@ def activations_from(args: argparse.Namespace) -> list[Activation]:
     if args.formula is not None:
         if not args.name:
             raise UsageError("--formula needs --name, the layer's name")
-        params = dict(_assignment(item) for item in args.param)
+        params: dict[str, float] = {}
+        for key, value in map(_assignment, args.param):
+            if key in params:
+                raise UsageError(f"--param {key} is given twice; give it once")
+            params[key] = value
         acts.append(
             parse(args.formula, name=args.name, params=params, learnable=args.learnable)
         )
@@ -239,22 +255,47 @@ def _regenerate_command(args: argparse.Namespace, command: str = "generate") -> 
         words += ["--target", args.target]
     if getattr(args, "fast", False):
         words.append("--fast")
-    return shell_join([*words, "-o", args.output])
+    # Written to stdout, the file's name is the shell's: FILE stands for it.
+    return (
+        shell_join([*words, "-o", args.output])
+        if args.output != "-"
+        else (shell_join(words) + " -o FILE")
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # bare symgrad: what it can do, not a one-line error
+        build_parser().print_help(sys.stderr)
+        return 2
     try:
         args = build_parser().parse_args(argv)
         seconds = getattr(args, "time_limit", None)
         with budget(seconds=seconds, memory=getattr(args, "memory_limit", None)):
-            return _COMMANDS[args.command](args)
+            status = _COMMANDS[args.command](args)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
+    except BrokenPipeError:
+        # The reader left (symgrad list | head -1): stop quietly, as the Python
+        # docs' SIGPIPE recipe does, with nothing more written to the pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except (UsageError, ValueError, OSError, MissingFrameworkError) as error:
         print(f"symgrad: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("symgrad: interrupted", file=sys.stderr)
         return 130
+
+
+def _write_stdout(text: str) -> None:
+    """Write to standard output, which may have been closed (``>&-``)."""
+    if sys.stdout is None:
+        raise OSError("standard output is closed; give a file with -o PATH")
+    sys.stdout.write(text)
 
 
 def _one_line(error: BaseException) -> str:
@@ -277,7 +318,15 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_output(args: argparse.Namespace, what: str) -> None:
+    if args.output is None:
+        raise UsageError(
+            f"{args.command} writes {what}: give -o PATH, or -o - to print it"
+        )
+
+
 def _generate(args: argparse.Namespace) -> int:
+    _require_output(args, "a module of layers")
     acts = activations_from(args)
     args.names = [cli_spec(a) for a in acts[: len(args.names)]]
     output = args.output
@@ -285,7 +334,7 @@ def _generate(args: argparse.Namespace) -> int:
         acts, target=args.target, fast=args.fast, command=_regenerate_command(args)
     )
     if output == "-":
-        sys.stdout.write(source)
+        _write_stdout(source)
         return 0
     changed = write_module(output, source, force=args.force)
     classes = ", ".join(a.class_name for a in acts)
@@ -297,18 +346,17 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     acts = activations_from(args)
-    if len(acts) != 1:
-        raise UsageError("show takes one activation")
-    sys.stdout.write(render(derive(acts[0]), args.format))
+    _write_stdout("\n".join(render(derive(a), args.format) for a in acts))
     return 0
 
 
 def _latex(args: argparse.Namespace) -> int:
+    _require_output(args, "a LaTeX document")
     acts = activations_from(args)
     command = _regenerate_command(args, "latex")
     source = document([explain(derive(a)) for a in acts], command=command)
     if args.output == "-":
-        sys.stdout.write(source)
+        _write_stdout(source)
         return 0
     changed = write_module(args.output, source, force=args.force)
     names = ", ".join(a.class_name for a in acts)

@@ -116,6 +116,12 @@ def parse(
     learnable = list(learnable)
     _check_params(params, learnable)
     expr = build(formula, params)
+    unused = [p for p in params if param_symbol(p) not in expr.free_symbols]
+    if unused:
+        raise FormulaError(
+            f"parameter {unused[0]!r} is not used in the formula "
+            f"{formula.strip()!r}; remove it or use it"
+        )
     act_params = tuple(
         Param(p, float(v), learnable=p in learnable) for p, v in params.items()
     )
@@ -289,12 +295,17 @@ class _Builder:
         close = difflib.get_close_matches(node.id, [*self.names, *FUNCTIONS], n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         defined = ", ".join(self.names)
-        raise self.fail(f"unknown name {node.id!r}{hint} (defined: {defined})", node)
+        raise self.fail(
+            f"unknown name {node.id!r}{hint} (defined: {defined}); a parameter is "
+            f"given with --param {node.id}=VALUE (params= in Python)",
+            node,
+        )
 
     def binop(self, node: ast.BinOp) -> sympy.Expr:
         op = type(node.op)
         if op not in _OPERATORS:
-            raise self.fail(f"operator {_describe(node.op)} is not allowed", node)
+            hint = "; for a power write ** (x**2)" if op is ast.BitXor else ""
+            raise self.fail(f"operator {_describe(node.op)} is not allowed{hint}", node)
         left, right = self.expr(node.left), self.expr(node.right)
         if op is ast.Add:
             return left + right
@@ -332,8 +343,12 @@ class _Builder:
         name = node.func.id
         if name not in FUNCTIONS:
             close = difflib.get_close_matches(name, FUNCTIONS, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise self.fail(f"unknown function {name!r}{hint}", node.func)
+            hint = (
+                f"did you mean {', '.join(close)}?"
+                if close
+                else f"the functions are {', '.join(sorted(FUNCTIONS))}"
+            )
+            raise self.fail(f"unknown function {name!r}; {hint}", node.func)
         if node.keywords:
             raise self.fail(f"{name}() takes no keyword arguments", node)
         arity, builder = FUNCTIONS[name]

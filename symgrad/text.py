@@ -43,11 +43,18 @@ def shell_word(word: str) -> str:
     so that the command stays on one line and still means the same."""
     if word.isprintable():
         return shlex.quote(word)
-    escaped = "".join(
-        "\\'" if c == "'" else "\\\\" if c == "\\" else escape_unprintable(c)
-        for c in word
-    )
+    escaped = "".join(_shell_escape(c) for c in word)
     return f"$'{escaped}'"
+
+
+def _shell_escape(char: str) -> str:
+    """One character inside ``$'...'``; a byte that was not UTF-8 (Python holds
+    it as a lone surrogate, U+DC80-U+DCFF) is written as that byte, ``\\xff``."""
+    if char in "'\\":
+        return "\\" + char
+    if "\udc80" <= char <= "\udcff":
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return escape_unprintable(char)
 
 
 def shell_join(words: Iterable[str]) -> str:

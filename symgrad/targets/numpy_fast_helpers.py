@@ -21,6 +21,7 @@ from .numpy_helpers import (
     _ERFC_F64,
     _EXPM1_IS_SIMD,
     _LOG1P_IS_SIMD,
+    _dout_dtype,
 )
 
 
@@ -54,7 +55,7 @@ def _check_backward(layer, cached, dout):
             f"{layer}.backward(): dout has shape {dout.shape}, "
             f"but forward's output has shape {shape}"
         )
-    return dout
+    return _dout_dtype(layer, dout, getattr(cached, "dtype", None))
 
 
 _BOOL = np.dtype(bool)
@@ -78,10 +79,24 @@ def _threads():
     return min(os.cpu_count() or 1, 8)
 
 
-@cache
-def _executor(pid, workers):
-    """One pool per process (a forked child makes its own) and size."""
-    return ThreadPoolExecutor(workers, thread_name_prefix="symgrad")
+_pools = {}
+_pools_lock = threading.Lock()
+
+
+def _executor(workers):
+    """The process's one pool, with at least ``workers`` threads: a larger
+    need (a raised $SYMGRAD_THREADS) replaces it, and a forked child, which
+    has no threads of its parent's pool, makes its own."""
+    pid = os.getpid()
+    with _pools_lock:
+        pool = _pools.get(pid)
+        if pool is None or pool._max_workers < workers:
+            if pool is not None:
+                pool.shutdown(wait=False)
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="symgrad")
+            _pools.clear()
+            _pools[pid] = pool
+        return pool
 
 
 class _Scratch(threading.local):
@@ -166,7 +181,7 @@ def _map_blocks(kernel, inputs, outputs, floats=0, bools=0):
     if parts <= 1:
         return run(0, size)
     bounds = [size * k // parts for k in range(parts)] + [size]
-    pool = _executor(os.getpid(), parts - 1)
+    pool = _executor(parts - 1)
     futures = [pool.submit(run, bounds[k], bounds[k + 1]) for k in range(1, parts)]
     results = run(bounds[0], bounds[1])
     for future in futures:

@@ -75,20 +75,38 @@ _ERF_SMALL = (
 
 
 def _float_array(x):
-    """x as an array of floats; integers and booleans become float64."""
+    """x as an array of float16, float32 or float64 (kept as it is); integers
+    and booleans become float64.  Other dtypes (long double, whose constants
+    these layers do not carry; complex; objects) are refused."""
     x = np.asarray(x)
-    if x.dtype.kind == "f":
+    if x.dtype.kind == "f" and x.dtype.itemsize <= 8:
         return x
     if x.dtype.kind not in "biu":
-        raise TypeError(f"expected real numbers, got an array of dtype {x.dtype}")
+        raise TypeError(
+            f"expected float16, float32 or float64 numbers (or integers), got an "
+            f"array of dtype {x.dtype}; convert it with .astype(np.float64)"
+        )
     return x.astype(np.float64)
 
 
 def _check_dout(layer, dout, saved):
-    """Refuse a backward with no forward before it, or a dout of another shape
-    than forward's output, which NumPy would otherwise broadcast silently."""
+    """dout as an array backward can use, or an error that says what is wrong:
+    no forward before it, or a shape other than forward's output's (which NumPy
+    would otherwise broadcast silently).  Its dtype follows `_dout_dtype`."""
     if saved is None or getattr(dout, "shape", None) != getattr(saved, "shape", saved):
         _refuse_dout(layer, dout, saved)
+    return _dout_dtype(layer, np.asarray(dout), getattr(saved, "dtype", None))
+
+
+def _dout_dtype(layer, dout, kept):
+    """One rule for every layer: dout is taken as forward takes x (integers and
+    booleans become float64), then cast to the dtype of the float array the
+    layer kept, so dx has the layer's dtype (a float64 dout into a float32
+    layer gives float32, as PyTorch requires of a gradient).  A layer that kept
+    only a mask or a shape gives dx in dout's dtype."""
+    if kept is not None and kept.kind == "f":
+        return dout if dout.dtype == kept else _float_array(dout).astype(kept)
+    return _float_array(dout)
 
 
 def _refuse_dout(layer, dout, saved):
