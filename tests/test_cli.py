@@ -83,7 +83,7 @@ def test_catalog_parameters_on_the_command_line(tmp_path):
             ["generate", "rellu", "-o", "x.py"],
             "unknown activation 'rellu'; did you mean relu",
         ),
-        (["generate", "relu"], "required: -o/--output"),
+        (["generate", "relu"], "give -o PATH, or -o - to print it"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         (["show", "sigmoid:beta"], "bad parameter 'beta'"),
         (["generate", "relu", "-o", "/nonexistent/folder/x.py"], "does not exist"),
@@ -150,7 +150,7 @@ def test_options_and_learnable_parameters_on_the_command_line(capsys):
     assert "class GeluTanh:" in source
     assert 'self.grads = {"beta": None}' in source
     assert (
-        "# Regenerate with: symgrad generate gelu_tanh swish:learnable=beta -o -"
+        "# Regenerate with: symgrad generate gelu_tanh swish:learnable=beta -o FILE"
         in source
     )
 
@@ -178,7 +178,7 @@ def test_generate_fast_writes_block_kernels_and_says_so_in_the_header(capsys):
     assert main(["generate", "sigmoid", "--fast", "-o", "-"]) == 0
     source = capsys.readouterr().out
     assert "templates/numpy_fast/module.py.j2" in source.splitlines()[0]
-    assert source.splitlines()[1].endswith("--fast -o -")
+    assert source.splitlines()[1].endswith("--fast -o FILE")
     assert "def _backward_block" in source
 
 

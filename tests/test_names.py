@@ -34,7 +34,7 @@ def _identifiers(source: str) -> set[str]:
 
 
 def _act(formula, p, q, learn):
-    params = {p: 1.5, q: 0.75}
+    params = {p: 1.5, q: 0.75} if "{q}" in formula else {p: 1.5}
     return symgrad.parse(
         formula.format(p=p, q=q), name="probe", params=params, learnable=learn
     )
