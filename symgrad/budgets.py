@@ -38,6 +38,7 @@ import signal
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -323,11 +324,13 @@ class _Server:
         threads = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
         self.owner = os.getpid()
         self.child: int | None = None
+        # What the server says if it fails to start; read only then.
+        self.errors = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-c", _BOOT, json.dumps(sys.path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self.errors,
             env={**os.environ, **threads},
         )
         self.replies: queue.Queue = queue.Queue()
@@ -338,8 +341,15 @@ class _Server:
             if time.monotonic() >= deadline:
                 break
         if message != ("ready",):
+            self.process.kill()
+            self.process.wait()
+            self.errors.seek(0)
+            said = self.errors.read().decode(errors="replace").strip().splitlines()
             self.close()
-            raise RuntimeError("symgrad's worker process did not start")
+            raise OSError(
+                "symgrad's worker process did not start"
+                + (f": {said[-1]}" if said else "")
+            )
 
     def _read(self) -> None:
         while True:
@@ -403,6 +413,7 @@ class _Server:
         self.process.wait()
         self.reader.join(5)  # it reads to the end of the killed server's output
         self.process.stdout.close()
+        self.errors.close()
 
 
 _TIMEOUT = object()

@@ -261,3 +261,12 @@ def test_cli_reports_a_budget_in_one_line(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith("symgrad: error: 'deep': ") and err.count("\n") == 1
     assert "ran out of time (1 s)" in err
+
+
+def test_a_worker_server_that_cannot_start_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(budgets, "_BOOT", "raise SystemExit('no SymPy here')")
+    monkeypatch.setattr(budgets, "_server", None)
+    with pytest.raises(OSError, match="worker process did not start: no SymPy here"):
+        within_budget(pow, 2, 3, subject="f")
+    monkeypatch.undo()
+    assert within_budget(pow, 2, 3, subject="f") == 8
