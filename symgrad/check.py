@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from .budgets import stage, within_budget
+from .catalog import is_builtin
 from .derivation import derive
 from .finite_differences import gradcheck
 from .loader import compile as compile_layer
@@ -80,24 +82,13 @@ def _check(act: Activation, make: Callable[[], Any]) -> CheckResult:
     derivation = derive(act)
     result = CheckResult(act.name, derivation.saves)
     layer = make()
-    # Reference values where the definition is a finite real number.
-    xs, ys, slopes = [], [], []
-    for xi in ordinary_points(act):
-        point = {X: float(xi), **act.values}
-        y, dy = (
-            evaluate_fixed(derivation.forward, point),
-            evaluate_fixed(derivation.derivative, point),
-        )
-        if y is not None and dy is not None and abs(y) < 1e300 and abs(dy) < 1e300:
-            xs.append(xi)
-            ys.append(float(y))
-            slopes.append(float(dy))
-    if not xs:
+    ordinary, extreme = references(act)
+    if not ordinary:
         result.problems.append(
             "no point in [-5, 5] where the formula is a finite real number"
         )
         return result
-    x, y_ref, dy_ref = np.array(xs), np.array(ys), np.array(slopes)
+    x, y_ref, dy_ref = (np.array(column) for column in zip(*ordinary, strict=True))
     with np.errstate(all="ignore"):
         y = np.asarray(layer.forward(x), dtype=np.float64)
         dy = np.asarray(layer.backward(np.ones_like(x)), dtype=np.float64)
@@ -111,36 +102,67 @@ def _check(act: Activation, make: Callable[[], Any]) -> CheckResult:
     if np.any(~(errors <= scale)):
         worst = float(x[np.argmax(errors - scale)])
         result.problems.append(f"differs from mpmath (worst at x = {worst:.6g})")
-    result.problems += _sweep(make, act)
+    result.problems += _sweep(make, extreme)
     return result
 
 
-def _sweep(make: Callable[[], Any], act: Activation) -> list[str]:
+def references(act: Activation):
+    """The exact values the checks compare with: (x, y, dy/dx) at the ordinary
+    points where both are finite, and (dtype, x) at the extreme inputs whose true
+    results that dtype can hold.  Outside the catalog, computed within the budget
+    (`symgrad.budgets`): evaluating a formula far out can take without end."""
+    if is_builtin(act):
+        return _references(act)
+    return within_budget(_references, act, subject=act.name)
+
+
+def _references(act: Activation):
+    derivation = derive(act)
+    ordinary = []
+    with stage("evaluating the formula at ordinary points"):
+        for xi in ordinary_points(act):
+            y, dy = _exact(derivation, float(xi), act, 1e300)
+            if y is not None:
+                ordinary.append((float(xi), y, dy))
+    extreme = []
+    with stage("evaluating the formula at extreme inputs"):
+        for dtype in (np.float16, np.float32, np.float64):
+            limit = float(np.finfo(dtype).max)
+            for magnitude in [*PROBES, limit]:
+                for xi in (magnitude, -magnitude):
+                    if abs(xi) <= limit:
+                        y, _ = _exact(derivation, float(dtype(xi)), act, limit)
+                        if y is not None:
+                            extreme.append((np.dtype(dtype).name, xi))
+    return ordinary, extreme
+
+
+def _exact(derivation, xi: float, act: Activation, limit: float):
+    """(y, dy/dx) at xi as floats, or (None, None) where either is not finite
+    within ``limit``."""
+    point = {X: xi, **act.values}
+    y = evaluate_fixed(derivation.forward, point)
+    dy = evaluate_fixed(derivation.derivative, point)
+    if y is None or dy is None or abs(y) > limit or abs(dy) > limit:
+        return None, None
+    return float(y), float(dy)
+
+
+def _sweep(make: Callable[[], Any], extreme) -> list[str]:
     """Floating-point errors, and NaN or inf results, at extreme inputs whose true
     results are finite."""
-    derivation = derive(act)
     problems = []
-    for dtype in (np.float16, np.float32, np.float64):
-        limit = float(np.finfo(dtype).max)
-        for magnitude in [*PROBES, limit]:
-            for xi in (magnitude, -magnitude):
-                if abs(xi) > limit:
-                    continue
-                point = {X: float(dtype(xi)), **act.values}
-                y = evaluate_fixed(derivation.forward, point)
-                dy = evaluate_fixed(derivation.derivative, point)
-                if y is None or dy is None or abs(y) > limit or abs(dy) > limit:
-                    continue
-                layer = make()
-                value = np.array([xi], dtype=dtype)
-                where = f"{np.dtype(dtype).name} x={xi:.3g}"
-                try:
-                    with np.errstate(over="raise", invalid="raise", divide="raise"):
-                        out = layer.forward(value)
-                        dx = layer.backward(np.ones_like(value))
-                except FloatingPointError as error:
-                    problems.append(f"{where}: {error}")
-                    continue
-                if not (np.isfinite(out).all() and np.isfinite(dx).all()):
-                    problems.append(f"{where}: y = {out[0]}, dy/dx = {dx[0]}")
+    for dtype_name, xi in extreme:
+        layer = make()
+        value = np.array([xi], dtype=dtype_name)
+        where = f"{dtype_name} x={xi:.3g}"
+        try:
+            with np.errstate(over="raise", invalid="raise", divide="raise"):
+                out = layer.forward(value)
+                dx = layer.backward(np.ones_like(value))
+        except FloatingPointError as error:
+            problems.append(f"{where}: {error}")
+            continue
+        if not (np.isfinite(out).all() and np.isfinite(dx).all()):
+            problems.append(f"{where}: y = {out[0]}, dy/dx = {dx[0]}")
     return problems

@@ -270,3 +270,15 @@ def test_a_worker_server_that_cannot_start_is_a_clear_error(monkeypatch):
         within_budget(pow, 2, 3, subject="f")
     monkeypatch.undo()
     assert within_budget(pow, 2, 3, subject="f") == 8
+
+
+@pytest.mark.parametrize("formula", ["x**x**x", "x**(x**x)*2", "(x**x)**(x**x)"])
+def test_check_evaluates_a_formula_within_the_budget(formula, capsys):
+    """`symgrad check` evaluates the definition in mpmath far out (x = 1e300):
+    bounded too, and refused naming that stage."""
+    start = time.monotonic()
+    status = main(["check", "--formula", formula, "--name", "h", "--time-limit", "2"])
+    err = capsys.readouterr().err
+    assert time.monotonic() - start < 2 * 2 + SLACK
+    assert status == 2 and err.count("\n") == 1
+    assert "ran out of time (2 s)" in err
