@@ -173,12 +173,32 @@ def _relation_on_output(f, rel, values, flats=(), negated=False):
         return None
     op = rel.rel_op if sign > 0 else _FLIPPED[rel.rel_op]
     fk = _value_at(f, k, values)
-    if fk is None:
+    if fk is None or _jumps_down(f, k, values):
         return None
     effective = _FLIPPED_STRICTNESS[op] if negated else op
     if effective in (">=", "<=") and any(sympy.simplify(fk - c) == 0 for c in flats):
         return None
     return sympy.Rel(Y, fk, op)
+
+
+def _jumps_down(f, k, values) -> bool:
+    """Whether f's value just right of k is below its value just left of k: then
+    outputs on both sides overlap, and no condition on y tells the branches
+    apart (Softplus with threshold=1: x = 1.1 gives y = 1.1, below softplus(1))."""
+    if not isinstance(f, sympy.Piecewise):
+        return False
+    k = sympy.sympify(k).subs(values)
+    step = sympy.Float(1e-9) * (abs(k) + 1)
+    sides = []
+    for point in (k - step, k + step):
+        branch = next((e for e, c in f.args if holds(c.subs(X, point), values)), None)
+        if branch is None:
+            return True
+        sides.append(sympy.N(branch.subs(values).subs(X, k), 30))
+    left, right = sides
+    if not (left.is_number and right.is_number):
+        return True
+    return bool(right < left)
 
 
 def _value_at(f, k, values):

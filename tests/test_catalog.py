@@ -2,6 +2,7 @@
 and agreement with PyTorch (a stored table, and PyTorch itself when installed)."""
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +72,7 @@ def test_list_shows_parameters_and_caches(capsys):
         "negative_slope=0.01" in rows["leaky_relu"] and " mask " in rows["leaky_relu"]
     )
     assert (
-        "beta=1.0, threshold=20.0" in rows["softplus"]
-        and " output " in rows["softplus"]
+        "beta=1.0, threshold=20.0" in rows["softplus"] and " input " in rows["softplus"]
     )
     assert " input " in rows["gelu"]
     assert set(NAMES) <= set(rows)
@@ -91,7 +91,6 @@ OUTPUT_FORMS = {
     "leaky_relu": None,
     "relu6": None,
     "hardtanh": None,
-    "softplus": None,
 }
 
 
@@ -119,14 +118,32 @@ def test_elu_output_form_negative_branch_is_y_plus_alpha():
     assert g.args[1][0] == Y + alpha
 
 
-def test_softplus_output_form_is_one_minus_exp_of_minus_y_printed_stably():
-    d = symgrad.derive("softplus")
-    beta = symgrad.activation("softplus").param("beta").symbol
-    assert d.output_form.args[1][0] == 1 - sympy.exp(-beta * Y)
-    fast = symgrad.generate("softplus", fast=True).split("def _backward_block")[1]
-    assert "_expm1_into(" in fast and "np.exp(" not in fast
-    readable = symgrad.generate("softplus").split("def backward")[1]
-    assert "_expm1(" in readable and "np.exp(" not in readable
+@pytest.mark.parametrize("fast", [False, True], ids=["readable", "fast"])
+@pytest.mark.parametrize(
+    "threshold, xs",
+    [
+        (20.0, [20 + 1e-9, 20 + 2e-9, np.nextafter(20.0, 21.0)]),
+        (1.0, [1.1, 1.2, 1.3, np.nextafter(1.0, 2.0)]),
+        (5.0, [5.0 + 1e-12, 5.5, 6.5]),
+    ],
+)
+def test_softplus_backward_takes_the_branch_forward_took(threshold, xs, fast):
+    """Regression (issue 12): forward's linear branch (beta*x > threshold) has
+    slope 1 there.  Softplus jumps down at the threshold (x = 1.1 gives y = 1.1,
+    below softplus(1) = 1.31), so no condition on y tells its branches apart:
+    the output-form search refuses it, and backward reads x, as PyTorch's does."""
+    d = symgrad.derive("softplus", threshold=threshold)
+    assert d.output_form is None and d.saves == "input"
+    layer = symgrad.compile("softplus", threshold=threshold, fast=fast)()
+    if fast:
+        sys.modules[type(layer).__module__]._SMALL = 0
+    x = np.array(xs)
+    layer.forward(x)
+    assert layer.backward(np.ones_like(x)).tolist() == [1.0] * len(xs)
+    below = np.array([threshold * 0.99])
+    layer.forward(below)
+    expected = 1 / (1 + np.exp(-below[0]))
+    assert layer.backward(np.ones(1))[0] == pytest.approx(expected, rel=1e-15)
 
 
 @pytest.mark.parametrize("name", NAMES)
