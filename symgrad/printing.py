@@ -41,6 +41,23 @@ class Times(sympy.Function):
     nargs = 2
 
 
+def root_factored(expr: sympy.Expr) -> sympy.Mul | None:
+    """``c*u + b`` as ``(u + b/c)*c`` (unevaluated), where c > 0 and b/c is a whole
+    number: the sum is then exact near its root and rounds once after, where
+    ``c*u + b`` cancels (Hardsigmoid's x/6 + 1/2 at x = -3 + 1e-15 lost 2e15
+    ulps; (x + 3)/6 keeps them).  None for any other expression."""
+    if not isinstance(expr, sympy.Add) or len(expr.args) != 2:
+        return None
+    b, term = expr.as_coeff_Add()
+    c, u = term.as_coeff_Mul()
+    if not (b.is_Rational and b != 0 and c.is_Rational and c > 0 and c != 1):
+        return None
+    root = b / c
+    if not (root.is_Integer and abs(root) < 2**53) or isinstance(u, sympy.Add):
+        return None
+    return sympy.Mul(sympy.Add(u, root, evaluate=False), c, evaluate=False)
+
+
 class UnprintableError(FormulaError):
     """An expression uses something generated NumPy code cannot express."""
 
@@ -129,6 +146,9 @@ class LayerPrinter(NumPyPrinter):
     # -- arithmetic --------------------------------------------------------------
 
     def _print_Add(self, expr: sympy.Add, order: str | None = None) -> str:
+        factored = root_factored(expr)
+        if factored is not None:
+            return self._print_Mul(factored)
         # Positive terms first, so 1 - a*y**2 reads that way, not -a*y**2 + 1.
         terms = expr.as_ordered_terms()
         terms = [t for t in terms if not _negative(t)] + [

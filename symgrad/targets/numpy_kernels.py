@@ -33,6 +33,7 @@ from ..printing import (
     _negative,
     floats_for_constants,
     format_expression,
+    root_factored,
 )
 from ..rewrite import _explosive, _interval
 
@@ -303,6 +304,9 @@ class _Emitter:
         return self._result(dest, out)
 
     def _Add(self, expr: sympy.Add, dest) -> _Operand:
+        factored = root_factored(expr)
+        if factored is not None:  # exact near its root (`root_factored`)
+            return self._Mul(factored, dest)
         fixed = sympy.Add(*[t for t in expr.args if not self._varies(t)])
         terms = [t for t in expr.args if self._varies(t)]
         positive = [t for t in terms if not _negative(t)]
