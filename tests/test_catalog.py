@@ -290,3 +290,28 @@ def test_hardsigmoid_does_not_cancel_near_minus_three(target, dtype):
         exact = (mpmath.mpf(float(xi)) + 3) / 6
         spacing = float(np.spacing(np.array(float(exact), dtype)))
         assert abs(float(yi) - float(exact)) <= spacing, (xi, yi, exact)
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["readable", "fast"])
+def test_gelu_near_zero_is_exact_to_an_ulp(fast):
+    """Regression (issue 12): the helper's erfc fit gave erfc(0) = 1 - 1.4e-15, so
+    gelu'(0) was 0.49999999999999928 and |x| < 1e-3 was 6-15 ulps off; below
+    |u| = 1/2 erfc is now 1 - erf(u) from erf's own polynomial."""
+    import mpmath
+
+    layer = symgrad.compile("gelu", fast=fast)()
+    if fast:
+        sys.modules[type(layer).__module__]._SMALL = 0
+    x = np.array([0.0, -0.0, 1e-12, -3e-7, 1e-4, -2e-4, 5e-4, -9.99e-4, 0.01, -0.05])
+    y = layer.forward(x)
+    dy = layer.backward(np.ones_like(x))
+    assert dy[0] == dy[1] == 0.5 and y[0] == 0.0
+    with mpmath.workdps(40):
+        for xi, yi, di in zip(x, y, dy, strict=True):
+            v = mpmath.mpf(float(xi))
+            phi = mpmath.erfc(-v / mpmath.sqrt(2)) / 2
+            exact_y = v * phi
+            exact_d = phi + v * mpmath.exp(-(v**2) / 2) / mpmath.sqrt(2 * mpmath.pi)
+            assert abs(di - float(exact_d)) <= 2 * np.spacing(float(exact_d)), xi
+            if xi != 0:
+                assert abs(yi - float(exact_y)) <= 2 * abs(np.spacing(float(exact_y)))

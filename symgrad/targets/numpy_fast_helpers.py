@@ -328,6 +328,20 @@ def _erfc_into(u, out, t1, t2, t3, t4):
     np.less(u, 0.0, out=t1)
     t4 *= t1
     out += t4
+    # Below |u| = 1/2, 1 - erf(u) from erf's own polynomial (right to an ulp,
+    # where the fit is good to 2e-15 only), blended in without a branch.
+    s = _clip_into(u, -0.5, 0.5, out=t1)
+    np.multiply(s, s, out=t2)
+    t2 *= 2.0
+    t2 -= 1.0
+    _horner_into(t2, _ERF_SMALL, t3)
+    t3 *= s
+    np.subtract(1.0, t3, out=t3)
+    t3 -= out
+    np.abs(u, out=t2)
+    np.less(t2, 0.5, out=t4)
+    t3 *= t4
+    out += t3
     return out
 
 
