@@ -296,7 +296,7 @@ def test_hardsigmoid_does_not_cancel_near_minus_three(target, dtype):
 def test_gelu_near_zero_is_exact_to_an_ulp(fast):
     """Regression (issue 12): the helper's erfc fit gave erfc(0) = 1 - 1.4e-15, so
     gelu'(0) was 0.49999999999999928 and |x| < 1e-3 was 6-15 ulps off; below
-    |u| = 1/2 erfc is now 1 - erf(u) from erf's own polynomial."""
+    |u| = 1/8 erfc is now 1 - erf(u) from erf's own polynomial."""
     import mpmath
 
     layer = symgrad.compile("gelu", fast=fast)()

@@ -22,6 +22,7 @@ from .numpy_helpers import (
     _EXPM1_IS_SIMD,
     _LOG1P_IS_SIMD,
     _dout_dtype,
+    _erfc_near_zero,
 )
 
 
@@ -292,7 +293,7 @@ def _horner_into(t, coefficients, out):
 
 def _erfc_into(u, out, t1, t2, t3, t4):
     """out = erfc(u) = 1 - erf(u), to about 2e-15 relative (float64) or 1e-7
-    (float32), with no branches: for z = |u|, erfc(z) = t exp(P(2t - 1) - z^2)
+    (float32; to an ulp below |u| = 1/8, `_erfc_near_zero`), with no branches: for z = |u|, erfc(z) = t exp(P(2t - 1) - z^2)
     with t = 2/(2 + z), fitted by symgrad.approximations; erfc(u) = 2 - erfc(z)
     where u < 0."""
     if out.dtype == np.float64:
@@ -328,20 +329,7 @@ def _erfc_into(u, out, t1, t2, t3, t4):
     np.less(u, 0.0, out=t1)
     t4 *= t1
     out += t4
-    # Below |u| = 1/2, 1 - erf(u) from erf's own polynomial (right to an ulp,
-    # where the fit is good to 2e-15 only), blended in without a branch.
-    s = _clip_into(u, -0.5, 0.5, out=t1)
-    np.multiply(s, s, out=t2)
-    t2 *= 2.0
-    t2 -= 1.0
-    _horner_into(t2, _ERF_SMALL, t3)
-    t3 *= s
-    np.subtract(1.0, t3, out=t3)
-    t3 -= out
-    np.abs(u, out=t2)
-    np.less(t2, 0.5, out=t4)
-    t3 *= t4
-    out += t3
+    _erfc_near_zero(u, out)
     return out
 
 
