@@ -43,9 +43,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from .catalog import is_builtin
 from .errors import FormulaError
+
+if TYPE_CHECKING:
+    from .model import Activation
 
 T = TypeVar("T")
 
@@ -443,6 +447,18 @@ def known_cost() -> Iterator[None]:
         yield
     finally:
         _known_cost.reset(token)
+
+
+def for_activation(
+    act: Activation, function: Callable[..., T], *args: Any, known: bool = False
+) -> T:
+    """``function(*args)``, work on ``act``: in this process where its cost is
+    known (a catalog activation, or ``known``: a stand-in for one), else in a
+    worker within the budget (`within_budget`)."""
+    if known or is_builtin(act):
+        with known_cost():
+            return function(*args)
+    return within_budget(function, *args, subject=act.name)
 
 
 def within_budget(function: Callable[..., T], *args: Any, subject: str) -> T:

@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .budgets import stage, within_budget
-from .catalog import is_builtin
+from .budgets import for_activation, stage
 from .derivation import derive
 from .finite_differences import gradcheck
 from .loader import compile as compile_layer
@@ -111,9 +110,7 @@ def references(act: Activation):
     points where both are finite, and (dtype, x) at the extreme inputs whose true
     results that dtype can hold.  Outside the catalog, computed within the budget
     (`symgrad.budgets`): evaluating a formula far out can take without end."""
-    if is_builtin(act):
-        return _references(act)
-    return within_budget(_references, act, subject=act.name)
+    return for_activation(act, _references, act)
 
 
 def _references(act: Activation):

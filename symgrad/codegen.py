@@ -20,11 +20,11 @@ from typing import Any
 
 import jinja2
 
-from . import __version__, budgets, text
-from .budgets import within_budget
+from . import __version__, text
+from .budgets import for_activation
 from .catalog import CATALOG, is_builtin, resolve
 from .derivation import derive
-from .errors import FormulaError
+from .errors import SYMPY_FAILURES, FormulaError
 from .helper_sources import helper_module
 from .layer import DOUT, layer_formulas
 from .layout import wrap_long_lines
@@ -71,7 +71,7 @@ def _render(
     """The module; ``known_cost`` (a stand-in for a catalog activation) skips
     the budget, as the catalog's own activations do."""
     chosen = get_target(target, fast=fast)
-    layers = [_layer(a, target, fast, known_cost or is_builtin(a)) for a in activations]
+    layers = [_layer(a, target, fast, known_cost) for a in activations]
     helpers = helper_module(*chosen.helpers)
     _check_names(activations, layers, {*chosen.imports, *helpers.names()})
     names = helpers.closure(set().union(*(layer.helpers for layer in layers)))
@@ -100,13 +100,11 @@ def _render(
 @lru_cache(maxsize=256)
 def _layer(act: Activation, target: str, fast: bool, known_cost: bool):
     """One layer's source for the templates.  Unless its cost is known (the
-    catalog's), the work on it (derivation, stability rewrites, printing) is
-    done within the budget (`symgrad.budgets`).  Memoised: the parameter-name
-    check and the modules that hold a layer ask again."""
-    if known_cost:
-        with budgets.known_cost():
-            return _layer_now(act, target, fast)
-    return within_budget(_layer_now, act, target, fast, subject=act.name)
+    catalog's, or ``known_cost``), the work on it (derivation, stability
+    rewrites, printing) is done within the budget (`symgrad.budgets`).
+    Memoised: the parameter-name check and the modules that hold a layer ask
+    again."""
+    return for_activation(act, _layer_now, act, target, fast, known=known_cost)
 
 
 def _layer_now(act: Activation, target: str, fast: bool):
@@ -120,13 +118,7 @@ def _layer_source(target: Target, derivation: Derivation):
         return target.layer_source(layer_formulas(derivation))
     except FormulaError:
         raise
-    except (
-        TypeError,
-        ValueError,
-        NotImplementedError,
-        ZeroDivisionError,
-        OverflowError,
-    ) as error:
+    except SYMPY_FAILURES as error:
         name = derivation.activation.name
         raise FormulaError(f"cannot generate a layer for {name!r}: {error}") from None
 

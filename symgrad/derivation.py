@@ -14,9 +14,9 @@ import functools
 
 import sympy
 
-from .budgets import attempt, stage, within_budget
-from .catalog import is_builtin, resolve
-from .errors import FormulaError
+from .budgets import attempt, for_activation, stage
+from .catalog import resolve
+from .errors import SYMPY_FAILURES, FormulaError
 from .model import Activation, Derivation, X
 from .output_form import find_output_form
 from .plan import plan_backward
@@ -82,9 +82,7 @@ def derive(act: Activation | str, **params: float) -> Derivation:
 
 @functools.lru_cache(maxsize=256)
 def _derive(act: Activation) -> Derivation:
-    if is_builtin(act):
-        return _derive_or_error(act)
-    return within_budget(_derive_or_error, act, subject=act.name)
+    return for_activation(act, _derive_or_error, act)
 
 
 def _derive_or_error(act: Activation) -> Derivation:
@@ -92,13 +90,7 @@ def _derive_or_error(act: Activation) -> Derivation:
         return _derive_uncached(act)
     except FormulaError:
         raise
-    except (
-        TypeError,
-        ValueError,
-        NotImplementedError,
-        ZeroDivisionError,
-        OverflowError,
-    ) as error:
+    except SYMPY_FAILURES as error:
         raise DerivationError(f"cannot derive {act.name!r}: {error}") from None
 
 

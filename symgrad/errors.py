@@ -28,3 +28,14 @@ class FormulaError(SymgradError):
 class MissingFrameworkError(ImportError):
     """A target's framework (PyTorch, JAX) is not installed; the message names the
     extra that installs it."""
+
+
+#: What SymPy raises on a formula it cannot handle (an integral it cannot do, a
+#: constant with more digits than memory): reported as a `FormulaError`.
+SYMPY_FAILURES: tuple[type[Exception], ...] = (
+    TypeError,
+    ValueError,
+    NotImplementedError,
+    ZeroDivisionError,
+    OverflowError,
+)

@@ -23,8 +23,7 @@ from dataclasses import dataclass, replace
 import sympy
 from sympy.logic.boolalg import to_nnf
 
-from .budgets import stage, within_budget
-from .catalog import is_builtin
+from .budgets import for_activation, stage
 from .derivation import differentiate
 from .errors import FormulaError
 from .layer import shared_part
@@ -121,9 +120,7 @@ class Steps:
 def explain(derivation: Derivation) -> Steps:
     """Decompose, differentiate node by node, and verify every step; outside the
     catalog, within the budget (`symgrad.budgets`)."""
-    if is_builtin(derivation.activation):
-        return _explain(derivation)
-    return within_budget(_explain, derivation, subject=derivation.activation.name)
+    return for_activation(derivation.activation, _explain, derivation)
 
 
 def _explain(derivation: Derivation) -> Steps:

@@ -24,7 +24,8 @@ from ..layer import DOUT, LayerFormulas, comment_lines, local_name
 from ..model import MASK, X, Y
 from ..printing import UnprintableError
 from ..sharing import S
-from .numpy_readable import ReadablePrinter, print_pass
+from .framework_printer import FrameworkPrinter
+from .numpy_readable import print_pass
 
 #: NumPy's function name -> jax.numpy's, where they differ or are missing.
 _JAX = {"clip": "jnp.clip"}
@@ -35,9 +36,17 @@ _NUMPY_NAMES = {
 }  # fmt: skip
 
 
-class JaxPrinter(ReadablePrinter):
+class JaxPrinter(FrameworkPrinter):
     """The readable printer in jax.numpy: JAX arrays are immutable, so every
     statement is a plain expression."""
+
+    calls = {
+        "erf": "jax.scipy.special.erf",
+        "erfc": "jax.scipy.special.erfc",
+        "log1p": "jnp.log1p",
+        "expm1": "jnp.expm1",
+    }
+    log_sigmoid = "jax.nn.log_sigmoid"
 
     in_place = False
 
@@ -52,31 +61,13 @@ class JaxPrinter(ReadablePrinter):
             return f"jax.nn.sigmoid({arg})"
         if isinstance(expr, softplus):
             return f"jax.nn.softplus({arg})"
-        if type(expr).__name__ == "erfc":
-            return f"jax.scipy.special.erfc({arg})"
+        if type(expr).__name__ in self.calls:  # symgrad's erfc, as SymPy's
+            return self._print_framework_call(expr)
         return super()._print_Function(expr)
 
     def _print(self, expr, **kwargs) -> str:
         # JAX computes functions of parameters too: no float() around them.
         return NumPyPrinter._print(self, expr, **kwargs)
-
-    def _print_erf(self, expr) -> str:
-        return f"jax.scipy.special.erf({self._print(expr.args[0])})"
-
-    def _print_erfc(self, expr) -> str:
-        return f"jax.scipy.special.erfc({self._print(expr.args[0])})"
-
-    def _print_log1p(self, expr) -> str:
-        return f"jnp.log1p({self._print(expr.args[0])})"
-
-    def _print_expm1(self, expr) -> str:
-        return f"jnp.expm1({self._print(expr.args[0])})"
-
-    def _print_Mul(self, expr) -> str:
-        coefficient, rest = expr.as_coeff_Mul()
-        if coefficient == -1 and isinstance(rest, softplus):
-            return f"jax.nn.log_sigmoid({self._print(-rest.args[0])})"
-        return super()._print_Mul(expr)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from ..layer import DOUT, LayerFormulas, comment_lines, local_name
 from ..model import MASK, X, Y
 from ..printing import Times, UnprintableError
 from ..sharing import S
-from .numpy_readable import ReadablePrinter, print_pass
+from .framework_printer import FrameworkPrinter
+from .numpy_readable import print_pass
 
 #: NumPy's function name (as the printers ask for it) -> torch's.
 _TORCH = {
@@ -59,9 +60,17 @@ _TORCH = {
 _SOFTPLUS_THRESHOLD = 40.0
 
 
-class TorchPrinter(ReadablePrinter):
+class TorchPrinter(FrameworkPrinter):
     """The readable printer in torch's functions.  ``like`` names the tensor whose
     dtype and device a function of parameters alone is computed in."""
+
+    calls = {
+        "erf": "torch.special.erf",
+        "erfc": "torch.special.erfc",
+        "log1p": "torch.log1p",
+        "expm1": "torch.expm1",
+    }
+    log_sigmoid = "F.logsigmoid"
 
     like = "x"
 
@@ -121,27 +130,9 @@ class TorchPrinter(ReadablePrinter):
             return f"torch.sigmoid({arg})"
         if isinstance(expr, softplus):
             return f"F.softplus({arg}, threshold={_SOFTPLUS_THRESHOLD})"
-        if type(expr).__name__ == "erfc":
-            return f"torch.special.erfc({arg})"
+        if type(expr).__name__ in self.calls:  # symgrad's erfc, as SymPy's
+            return self._print_framework_call(expr)
         return super()._print_Function(expr)
-
-    def _print_erf(self, expr) -> str:
-        return f"torch.special.erf({self._print(expr.args[0])})"
-
-    def _print_erfc(self, expr) -> str:
-        return f"torch.special.erfc({self._print(expr.args[0])})"
-
-    def _print_log1p(self, expr) -> str:
-        return f"torch.log1p({self._print(expr.args[0])})"
-
-    def _print_expm1(self, expr) -> str:
-        return f"torch.expm1({self._print(expr.args[0])})"
-
-    def _print_Mul(self, expr) -> str:
-        coefficient, rest = expr.as_coeff_Mul()
-        if coefficient == -1 and isinstance(rest, softplus):
-            return f"F.logsigmoid({self._print(-rest.args[0])})"
-        return super()._print_Mul(expr)
 
 
 def _printer(like: str) -> type[TorchPrinter]:

@@ -1,0 +1,36 @@
+"""What the PyTorch and JAX printers share: the readable statements, with the
+functions the frameworks have printed as calls to them.
+
+A framework printer names its calls in `FrameworkPrinter.calls` (SymPy's
+function name -> the framework's) and its log-sigmoid; the rest is
+`ReadablePrinter`'s.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from ..functions import softplus
+from .numpy_readable import ReadablePrinter
+
+
+class FrameworkPrinter(ReadablePrinter):
+    """`ReadablePrinter` with erf, erfc, log1p and expm1 as the framework's own
+    calls, and -softplus(-u) as its log-sigmoid of u."""
+
+    #: SymPy function name -> the framework function that computes it.
+    calls: dict[str, str] = {}
+    #: The framework's log-sigmoid.
+    log_sigmoid: str = ""
+
+    def _print_framework_call(self, expr: sympy.Function) -> str:
+        return f"{self.calls[type(expr).__name__]}({self._print(expr.args[0])})"
+
+    _print_erf = _print_erfc = _print_framework_call
+    _print_log1p = _print_expm1 = _print_framework_call
+
+    def _print_Mul(self, expr: sympy.Mul) -> str:
+        coefficient, rest = expr.as_coeff_Mul()
+        if coefficient == -1 and isinstance(rest, softplus):
+            return f"{self.log_sigmoid}({self._print(-rest.args[0])})"
+        return super()._print_Mul(expr)
