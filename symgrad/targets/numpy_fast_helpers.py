@@ -50,6 +50,10 @@ def _check_backward(layer, cached, dout):
     if cached is None:
         raise RuntimeError(f"{layer}.backward() called before forward()")
     shape = cached if isinstance(cached, tuple) else cached.shape
+    kept = getattr(cached, "dtype", None)
+    usual = type(dout) is np.ndarray and dout.dtype is kept and kept.kind == "f"
+    if usual and dout.shape == shape:
+        return dout  # an array of the layer's own float dtype
     dout = np.asarray(dout)
     if dout.shape != shape:
         raise ValueError(

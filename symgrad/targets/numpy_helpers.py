@@ -95,7 +95,15 @@ def _check_dout(layer, dout, saved):
     would otherwise broadcast silently).  Its dtype follows `_dout_dtype`."""
     if saved is None or getattr(dout, "shape", None) != getattr(saved, "shape", saved):
         _refuse_dout(layer, dout, saved)
-    return _dout_dtype(layer, np.asarray(dout), getattr(saved, "dtype", None))
+    kept = getattr(saved, "dtype", None)
+    if type(dout) is np.ndarray:  # the usual cases, checked cheaply
+        dtype = dout.dtype
+        if kept is not None and kept.kind == "f":
+            if dtype is kept:
+                return dout
+        elif dtype.kind == "f" and dtype.itemsize <= 8:
+            return dout
+    return _dout_dtype(layer, np.asarray(dout), kept)
 
 
 def _dout_dtype(layer, dout, kept):
