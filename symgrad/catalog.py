@@ -17,7 +17,7 @@ import sympy
 from sympy import Abs, Max, Min, Piecewise, Rational, erf, exp, log, pi, sin, sqrt, tanh
 
 from .functions import sigmoid, softplus
-from .model import Activation, Param, X, param_symbol
+from .model import Activation, Param, Prefer, X, param_symbol
 
 x = X
 alpha, beta, lambd = (param_symbol(n) for n in ("alpha", "beta", "lambd"))
@@ -221,13 +221,18 @@ _INDEX = {
 
 
 def activation(
-    name: str, *, learnable: str | Iterable[str] = (), **params: float | str
+    name: str,
+    *,
+    learnable: str | Iterable[str] = (),
+    prefer: Prefer | None = None,
+    **params: float | str,
 ) -> Activation:
     """The catalog activation ``name`` (case and underscores ignored), with parameters.
 
     ``learnable`` names parameters whose gradient backward should compute (PReLU's
     weight is learnable already).  String options select a variant, as in
-    ``activation("gelu", approximate="tanh")``.  An unknown name raises ValueError
+    ``activation("gelu", approximate="tanh")``.  ``prefer`` sets the precision
+    policy (`symgrad.model.PREFERENCES`).  An unknown name raises ValueError
     listing the close matches; an unknown parameter names the allowed ones.
     """
     if not isinstance(name, str):
@@ -253,14 +258,18 @@ def activation(
         act = act.with_values(**params)
     if learnable:
         act = act.with_learnable(learnable)
-    return act
+    return act.preferring(prefer)
 
 
-def resolve(act: Activation | str, **params: float) -> Activation:
-    """An `Activation` from an activation or a catalog name."""
+def resolve(
+    act: Activation | str, prefer: Prefer | None = None, **params: float
+) -> Activation:
+    """An `Activation` from an activation or a catalog name, under ``prefer``
+    (None: the activation's own policy)."""
     if isinstance(act, Activation):
-        return act.with_values(**params) if params else act
-    return activation(act, **params)
+        act = act.with_values(**params) if params else act
+        return act.preferring(prefer)
+    return activation(act, prefer=prefer, **params)
 
 
 def is_builtin(act: Activation) -> bool:

@@ -22,7 +22,7 @@ from .document import FORMATS, document, render
 from .errors import MissingFrameworkError
 from .files import write_module
 from .formula import parse
-from .model import Activation
+from .model import PREFERENCES, Activation
 from .spec import load_spec
 from .steps import explain
 from .targets import NAMES as TARGET_NAMES
@@ -97,6 +97,13 @@ def _add_sources(command: argparse.ArgumentParser, names: str) -> None:
         help="learn parameter P",
     )
     command.add_argument("--spec", metavar="FILE", help="a TOML file of activations")
+    command.add_argument(
+        "--prefer",
+        choices=PREFERENCES,
+        help="the precision policy: memory caches the output where backward can "
+        "use it (sigmoid' = y*(1 - y), which loses the tails), accuracy caches what "
+        "a tail-exact backward needs (default: memory, or a spec entry's prefer)",
+    )
     limits = command.add_argument_group(
         "budget", "how long and with how much memory a formula may be worked on"
     )
@@ -228,7 +235,7 @@ def activations_from(args: argparse.Namespace) -> list[Activation]:
         acts += load_spec(args.spec)
     if not acts:
         raise UsageError("name an activation, or give --formula or --spec")
-    return acts
+    return [act.preferring(args.prefer) for act in acts]
 
 
 def _assignment(item: str) -> tuple[str, float]:
@@ -251,6 +258,8 @@ def _regenerate_command(args: argparse.Namespace, command: str = "generate") -> 
             words += ["--learnable", item]
     if args.spec is not None:
         words += ["--spec", args.spec]
+    if args.prefer is not None:
+        words += ["--prefer", args.prefer]
     if getattr(args, "target", "numpy") != "numpy":
         words += ["--target", args.target]
     if getattr(args, "fast", False):
@@ -328,7 +337,10 @@ def _require_output(args: argparse.Namespace, what: str) -> None:
 def _generate(args: argparse.Namespace) -> int:
     _require_output(args, "a module of layers")
     acts = activations_from(args)
-    args.names = [cli_spec(a) for a in acts[: len(args.names)]]
+    named = acts[: len(args.names)]
+    if args.prefer is not None:  # said once, by --prefer
+        named = [a.preferring("memory") for a in named]
+    args.names = [cli_spec(a) for a in named]
     output = args.output
     source = generate(
         acts, target=args.target, fast=args.fast, command=_regenerate_command(args)

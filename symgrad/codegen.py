@@ -29,7 +29,7 @@ from .helper_sources import helper_module
 from .layer import DOUT, layer_formulas
 from .layout import wrap_long_lines
 from .loader import templates_root
-from .model import MASK, Activation, Derivation, X, Y, param_symbol
+from .model import MASK, Activation, Derivation, Prefer, X, Y, param_symbol
 from .sharing import S
 from .targets import Target, get_target
 
@@ -41,19 +41,22 @@ def generate(
     *,
     target: str = "numpy",
     fast: bool = False,
+    prefer: Prefer | None = None,
     command: str | None = None,
 ) -> str:
     """The source of one module with a layer class per activation.
 
     By default the layers are the readable ones, whole-array NumPy expressions
     like the book's; ``fast=True`` gives block kernels with threads and ``out=``
-    buffers, for arrays of 1e5 elements and more.  ``command`` is the shell
+    buffers, for arrays of 1e5 elements and more.  ``prefer`` sets every
+    layer's precision policy (`symgrad.model.PREFERENCES`; by default each
+    activation's own, ``"memory"``).  ``command`` is the shell
     command recorded in the header as the way to regenerate the file; by
     default, ``symgrad generate`` with the activations.
     """
     if isinstance(acts, (Activation, str)):
         acts = [acts]
-    activations = [resolve(a) for a in acts]
+    activations = [resolve(a, prefer) for a in acts]
     if not activations:
         raise ValueError("generate needs at least one activation")
     for act in activations:
@@ -138,6 +141,8 @@ def cli_spec(act: Activation) -> str:
     ]
     if learned:
         changed.append("learnable=" + "+".join(learned))
+    if act.prefer != "memory":
+        changed.append(f"prefer={act.prefer}")
     return act.name + (":" + ",".join(changed) if changed else "")
 
 

@@ -11,13 +11,15 @@ derivative (`symgrad.verify.proven_equal`) before it is kept.
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 import sympy
 
 from .budgets import attempt, for_activation, stage
 from .catalog import resolve
+from .conditioning import EVERYWHERE, describe, lossy_ranges
 from .errors import SYMPY_FAILURES, FormulaError
-from .model import Activation, Derivation, X
+from .model import Activation, Derivation, Prefer, X, Y
 from .output_form import find_output_form
 from .plan import plan_backward
 from .verify import proven_equal
@@ -69,15 +71,21 @@ def _simplified(raw, values, condition, wrt):
     return simple
 
 
-def derive(act: Activation | str, **params: float) -> Derivation:
+def derive(
+    act: Activation | str, *, prefer: Prefer | None = None, **params: float
+) -> Derivation:
     """Derive an activation (or catalog name): derivative, output form, plan.
+
+    ``prefer`` is the precision policy (`symgrad.model.PREFERENCES`; by default
+    the activation's own, ``"memory"``): under ``"accuracy"`` the plan refuses
+    an output form that loses accuracy anywhere (`symgrad.conditioning`).
 
     Results are memoised per activation (activations are immutable), so deriving
     the same one again, as `generate` and `symgrad list` do, costs nothing.  An
     activation outside the catalog is derived within the time and memory budget
     (`symgrad.budgets`); running out raises `symgrad.budgets.BudgetExceeded`.
     """
-    return _derive(resolve(act, **params))
+    return _derive(resolve(act, **params).preferring(prefer))
 
 
 @functools.lru_cache(maxsize=256)
@@ -114,6 +122,21 @@ def _derive_uncached(act: Activation) -> Derivation:
     param_grads = tuple(
         (p.name, differentiate(forward, act.values, p.symbol)) for p in act.learnable
     )
+    lossy = ()
+    if output_form is not None:
+        lossy = attempt(
+            "finding where the output form loses accuracy",
+            lambda: lossy_ranges(output_form, {Y: forward}, derivative, act.values),
+            lambda: EVERYWHERE,
+            share=0.2,
+        )
     with stage("planning backward"):
-        plan = plan_backward(derivative, output_form, param_grads)
-    return Derivation(act, forward, derivative, output_form, plan)
+        usable = None if lossy and act.prefer == "accuracy" else output_form
+        plan = plan_backward(derivative, usable, param_grads)
+    if usable is None and output_form is not None and plan.saves == "input":
+        plan = replace(
+            plan,
+            reason=f"dy/dx in y loses accuracy for {describe(lossy)}, "
+            "so under prefer='accuracy' backward reads the input",
+        )
+    return Derivation(act, forward, derivative, output_form, plan, lossy)

@@ -23,7 +23,7 @@ import sympy
 
 from .errors import FormulaError
 from .functions import sigmoid, softplus
-from .model import Activation, Param, X, check_name, param_symbol
+from .model import Activation, Param, Prefer, X, check_name, param_symbol
 from .targets import TARGETS
 
 MAX_LENGTH = 2000
@@ -70,6 +70,8 @@ CONSTANTS = {"pi": sympy.pi, "e": sympy.E}
 RESERVED = {
     "x", "y", "out", "dout", "dx", "mask", "self", "params", "grads", "ctx",
     "saved", "shape", "float", "forward", "backward", *FUNCTIONS, *CONSTANTS,
+    # compile()'s own keywords, beside a layer's parameters:
+    "target", "fast", "prefer",
     *(name for target in TARGETS.values() for name in target.imports),
 }  # fmt: skip
 _TEMPORARY = re.compile(r"[tgp][0-9]+")
@@ -104,11 +106,13 @@ def parse(
     name: str,
     params: Mapping[str, float] | None = None,
     learnable: Iterable[str] = (),
+    prefer: Prefer = "memory",
 ) -> Activation:
     """An `Activation` from a formula in x and named parameters.
 
     ``params`` maps parameter names to default values; ``learnable`` names those
-    whose gradient backward computes.  Every problem raises `FormulaError` naming
+    whose gradient backward computes; ``prefer`` is the precision policy
+    (`symgrad.model.PREFERENCES`).  Every problem raises `FormulaError` naming
     it and, where it has one, its position.
     """
     class_name = _class_name(name)
@@ -132,6 +136,7 @@ def parse(
             expr,
             act_params,
             summary=f"{class_name}: y = {formula.strip()}.",
+            prefer=prefer,
         )
     except (TypeError, ValueError) as error:
         raise FormulaError(str(error)) from None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import sympy
 
+from .conditioning import describe
 from .model import MASK, Derivation, X, Y
 from .notation import latex as _full_latex
 from .notation import text as _full_text
@@ -71,13 +72,13 @@ class LayerFormulas:
 def layer_formulas(derivation: Derivation) -> LayerFormulas:
     """The forward and backward assignments of one derivation's layer."""
     act, plan = derivation.activation, derivation.plan
-    forward_expr = stabilize(act.expr)
-    local_grad = stabilize(plan.local_grad)
+    forward_expr = stabilize(act.expr, act.prefer)
+    local_grad = stabilize(plan.local_grad, act.prefer)
     forward: list[tuple[str, sympy.Basic]] = []
     shared = shared_part(derivation)
     if shared is not None:
         # Forward computes the shared part once, keeps it, and uses it.
-        forward.append(("s", stabilize(shared.part)))
+        forward.append(("s", stabilize(shared.part, act.prefer)))
         forward_expr, local_grad = shared.forward, shared.derivative
     if plan.saves == "mask":
         # Its own statement, not shared with out, so that NaN reaches out.
@@ -86,7 +87,7 @@ def layer_formulas(derivation: Derivation) -> LayerFormulas:
     forward.append(("out", forward_expr))
 
     backward = [
-        (f"d{name}", stabilize(chain_rule(derivative)))
+        (f"d{name}", stabilize(chain_rule(derivative), act.prefer))
         for name, derivative in plan.param_grads
     ]
     backward.append(("dx", chain_rule(local_grad)))
@@ -149,7 +150,10 @@ def shared_part(derivation: Derivation) -> Shared | None:
         return None
     act = derivation.activation
     return shared_intermediate(
-        stabilize(act.expr), stabilize(plan.local_grad), act.values
+        stabilize(act.expr, act.prefer),
+        stabilize(plan.local_grad, act.prefer),
+        act.values,
+        refuse_lossy=act.prefer == "accuracy",
     )
 
 
@@ -225,7 +229,7 @@ def caching_sentence(derivation: Derivation) -> str:
         part = text(shared.part)
         if shared.derivative.has(X):
             return (
-                "The derivative is not a function of y, so forward caches ``x``, and "
+                f"{_why_input(derivation)}, so forward caches ``x``, and "
                 f"also ``s = {part}``, which backward would otherwise recompute."
             )
         if shared.derivative.has(Y):
@@ -238,5 +242,16 @@ def caching_sentence(derivation: Derivation) -> str:
             "so forward caches it."
         )
     if plan.saves == "input":
-        return "The derivative is not a function of y, so forward caches ``x``."
+        return f"{_why_input(derivation)}, so forward caches ``x``."
     return "The derivative is constant, so forward caches nothing but the shape."
+
+
+def _why_input(derivation: Derivation) -> str:
+    """Why backward reads x: there is no output form, or it loses accuracy and
+    the policy is ``accuracy``."""
+    if derivation.output_form is None:
+        return "The derivative is not a function of y"
+    return (
+        f"In y, dy/dx = {text(derivation.output_form)} loses accuracy for "
+        f"{describe(derivation.lossy)}; under prefer='accuracy' it is computed from x"
+    )

@@ -40,7 +40,7 @@ from .files import (
 from .targets import Target, get_target
 
 if TYPE_CHECKING:
-    from .model import Activation
+    from .model import Activation, Prefer
 
 __all__ = [
     "HEADER_PREFIX",
@@ -164,6 +164,7 @@ def definition_key(act: Activation) -> str:
         sympy.srepr(act.expr),
         repr([(p.name, p.value, p.learnable, p.channels, p.init) for p in act.params]),
         act.summary,
+        act.prefer,
     )
 
 
@@ -185,6 +186,7 @@ def compile(  # noqa: A001 (public API name)
     *,
     target: str = "numpy",
     fast: bool = False,
+    prefer: Prefer | None = None,
     **params: object,
 ) -> Any:
     """The generated layer for an activation (or catalog name), imported.
@@ -195,11 +197,14 @@ def compile(  # noqa: A001 (public API name)
     the same module); for ``jax``, the ``jax.custom_vjp`` function.  The module
     is generated once and cached on disk (see `cache_dir`); later calls, in this
     process or another, import it without deriving anything.  A catalog name is
-    looked up by the name and its arguments as given, so the cached case never
+    looked up by the name and its arguments as given (``prefer``, the
+    precision policy of `symgrad.model.PREFERENCES`, among them), so the cached case never
     imports SymPy.  Safe to call from several threads.
     """
     chosen = get_target(target, fast=fast)
     chosen.require_framework()
+    if prefer is not None:
+        params = {**params, "prefer": prefer}
     if isinstance(act, str):
         key = request_key(act, params, f"{chosen.name}-{chosen.style}")
         module_name = f"_symgrad_{_slug(act)}_{key}"

@@ -26,6 +26,12 @@ MASK = sympy.Symbol("mask")
 
 Saves = Literal["output", "input", "mask", "nothing"]
 
+#: Precision policies: ``memory`` caches the output wherever the derivative is a
+#: function of it (sigmoid' = y*(1 - y)), which loses the tails; ``accuracy``
+#: caches what a tail-exact backward needs and uses the forms that keep them.
+Prefer = Literal["memory", "accuracy"]
+PREFERENCES: tuple[Prefer, ...] = ("memory", "accuracy")
+
 
 def check_name(kind: str, name: object) -> None:
     """Refuse a name that generated code could not carry safely: not a Python
@@ -56,6 +62,14 @@ def check_text(kind: str, text: object) -> None:
                 f"{kind} has the unprintable character {char!r} at column {column}; "
                 "it must be one line of printable text"
             )
+
+
+def check_prefer(prefer: object) -> None:
+    """Refuse a precision policy that is not one of `PREFERENCES`, naming them."""
+    if prefer not in PREFERENCES:
+        raise ValueError(
+            f"prefer must be one of {', '.join(map(repr, PREFERENCES))}, not {prefer!r}"
+        )
 
 
 def param_symbol(name: str) -> sympy.Symbol:
@@ -107,9 +121,12 @@ class Activation:
     summary: str = ""
     kink: str = ""
     aliases: tuple[str, ...] = field(default=(), compare=False)
+    #: The precision policy its layer follows (see `PREFERENCES`).
+    prefer: Prefer = "memory"
 
     def __post_init__(self) -> None:
         check_name("activation name", self.name)
+        check_prefer(self.prefer)
         check_name(f"activation {self.name!r}: class name", self.class_name)
         check_text(f"activation {self.name!r}: summary", self.summary)
         check_text(f"activation {self.name!r}: kink", self.kink)
@@ -158,6 +175,13 @@ class Activation:
             replace(p, learnable=True) if p.name in names else p for p in self.params
         )
         return replace(self, params=params)
+
+    def preferring(self, prefer: Prefer | None) -> Activation:
+        """A copy under the precision policy ``prefer`` (None keeps this one's)."""
+        if prefer is None or prefer == self.prefer:
+            return self
+        check_prefer(prefer)
+        return replace(self, prefer=prefer)
 
     @property
     def learnable(self) -> tuple[Param, ...]:
@@ -218,6 +242,9 @@ class Derivation:
     derivative: sympy.Expr
     output_form: sympy.Expr | None
     plan: BackwardPlan
+    #: Intervals (low, high) of x where the output form, computed from the
+    #: rounded output, loses more than a few ulps (`symgrad.conditioning`).
+    lossy: tuple[tuple[float, float], ...] = ()
 
     @property
     def saves(self) -> Saves:

@@ -11,7 +11,8 @@ returns None where it does not apply.  No rule knows which activation it serves;
   on an input clipped where it has reached that limit, so x**3 cannot overflow);
 - bottom-up, at every node: `softplus_of_exp`, `log_of_sigmoid`, `log1p`,
   `expm1`, `erfc_of_complement`, `tanh_complement`, `sech_squared`,
-  `piecewise_as_extremum`, `guard_branches`.
+  `piecewise_as_extremum`, `guard_branches`; under the `accuracy` policy also
+  `sigmoid_complement`, which spends a pass to keep the tails.
 
 Every rewrite is an identity (or, for clipping, exact to float64 rounding);
 `tests/test_rewrite.py` checks each rule on its own.
@@ -328,6 +329,21 @@ def tanh_complement(expr: sympy.Expr) -> sympy.Expr | None:
     return expr - term - c + 2 * c * sigmoid(sign * 2 * u)
 
 
+def sigmoid_complement(expr: sympy.Expr) -> sympy.Expr | None:
+    """c - c*sigmoid(u) -> c*sigmoid(-u) (and c*sigmoid(u) - c -> -c*sigmoid(-u)):
+    where sigmoid(u) is 1 to working precision (u > 36.7 in float64) the
+    difference is 0, but sigmoid(-u) keeps every digit.  An `accuracy` rule: it
+    costs a second exp where a layer could have reused sigmoid(u)."""
+    if not isinstance(expr, sympy.Add):
+        return None
+    constant, rest = expr.as_coeff_Add()
+    for term in sympy.Add.make_args(rest):
+        coeff, factor = term.as_coeff_Mul()
+        if isinstance(factor, sigmoid) and constant == -coeff and coeff != 0:
+            return expr - term - constant - coeff * sigmoid(-factor.args[0])
+    return None
+
+
 def sech_squared(expr: sympy.Expr) -> sympy.Expr | None:
     """c - c*tanh(u)**2 and c/cosh(u)**2 -> 4c*sigmoid(2u)*sigmoid(-2u).
 
@@ -583,12 +599,19 @@ BOTTOM_UP: tuple[Rule, ...] = (
 )
 
 
+#: Rules the `accuracy` policy adds: they keep the tails at the cost of a pass.
+ACCURACY: tuple[Rule, ...] = (sigmoid_complement,)
+
+
 @functools.lru_cache(maxsize=1024)
-def stabilize(expr: sympy.Basic) -> sympy.Basic:
-    """``expr`` with every rule applied throughout (see the module docstring).
-    Memoised: each layer's formulas, docstring and shared part ask again."""
+def stabilize(expr: sympy.Basic, prefer: str = "memory") -> sympy.Basic:
+    """``expr`` with every rule applied throughout (see the module docstring);
+    under ``prefer="accuracy"`` the `ACCURACY` rules too.  Memoised: each
+    layer's formulas, docstring and shared part ask again."""
+    rules = BOTTOM_UP + ACCURACY if prefer == "accuracy" else BOTTOM_UP
     with stage("rewriting for stability"):
-        return _top_down(_bottom_up(_top_down(expr, FIRST)), LAST, descend=True)
+        first = _bottom_up(_top_down(expr, FIRST), rules)
+        return _top_down(first, LAST, descend=True)
 
 
 def _top_down(expr: sympy.Basic, rule: Rule, descend: bool = False) -> sympy.Basic:
@@ -605,18 +628,16 @@ def _top_down(expr: sympy.Basic, rule: Rule, descend: bool = False) -> sympy.Bas
     return expr.func(*args) if args != expr.args else expr
 
 
-def _bottom_up(expr: sympy.Basic) -> sympy.Basic:
+def _bottom_up(expr: sympy.Basic, rules: tuple[Rule, ...]) -> sympy.Basic:
     if expr.args:
-        args = tuple(_bottom_up(a) for a in expr.args)
+        args = tuple(_bottom_up(a, rules) for a in expr.args)
         if args != expr.args:
             expr = expr.func(*args)
-    for _ in range(
-        len(BOTTOM_UP) * 4
-    ):  # each rule removes its pattern: this terminates
-        for rule in BOTTOM_UP:
+    for _ in range(len(rules) * 4):  # each rule removes its pattern: this terminates
+        for rule in rules:
             replacement = rule(expr) if isinstance(expr, sympy.Expr) else None
             if replacement is not None and replacement != expr:
-                expr = _bottom_up(replacement)
+                expr = _bottom_up(replacement, rules)
                 break
         else:
             return expr

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import mpmath
 import sympy
 
+from .conditioning import lossy_ranges
 from .functions import clip, erfc, finite, sigmoid, softplus, tame
 from .model import X, Y
 from .verify import evaluate_fixed
@@ -51,15 +52,21 @@ class Shared:
     part: sympy.Expr
     forward: sympy.Expr
     derivative: sympy.Expr
+    #: Intervals of x where the derivative, read from the rounded y and s,
+    #: loses more than a few ulps (`symgrad.conditioning`).
+    lossy: tuple[tuple[float, float], ...] = ()
 
 
 def shared_intermediate(
     forward: sympy.Expr,
     derivative: sympy.Expr,
     values: Mapping[sympy.Symbol, float],
+    refuse_lossy: bool = False,
 ) -> Shared | None:
     """The largest expensive part of x that the stabilised forward and derivative
-    both compute (up to saturation clips), or None."""
+    both compute (up to saturation clips), or None.  With ``refuse_lossy``, a
+    derivative in the cached values that loses accuracy somewhere is not used
+    (SiLU's s + y*(1 - s) for x > 5)."""
     if isinstance(forward, sympy.Piecewise) or isinstance(derivative, sympy.Piecewise):
         return None
     ours = _parts(forward)
@@ -68,10 +75,25 @@ def shared_intermediate(
     for part in sorted(common, key=lambda p: (-sympy.count_ops(p), sympy.srepr(p))):
         new_forward = _replace(forward, part, values)
         new_derivative = _replace(derivative, part, values)
-        if new_forward.has(S) and new_derivative.has(S):
-            in_output = _in_output_and_part(new_forward, new_derivative, part, values)
-            return Shared(part, new_forward, in_output or new_derivative)
+        if not (new_forward.has(S) and new_derivative.has(S)):
+            continue
+        in_output = _in_output_and_part(new_forward, new_derivative, part, values)
+        for candidate in (in_output, new_derivative):
+            if candidate is None:
+                continue
+            lossy = _loss(candidate, forward, derivative, part, values)
+            if not (lossy and refuse_lossy):
+                return Shared(part, new_forward, candidate, lossy)
+        return None
     return None
+
+
+def _loss(candidate, forward, derivative, part, values):
+    """Where ``candidate``, reading rounded y and s, loses accuracy."""
+    plain = _unclipped(candidate)
+    reads = {S: part, Y: _unclipped(forward)}
+    reads = {symbol: expr for symbol, expr in reads.items() if plain.has(symbol)}
+    return lossy_ranges(plain, reads, _unclipped(derivative), values)
 
 
 def _in_output_and_part(forward, derivative, part, values) -> sympy.Expr | None:

@@ -13,6 +13,7 @@
     [[activation]]
     name = "elu"            # no formula: a catalog activation
     params = { alpha = 0.5 }
+    prefer = "accuracy"     # the precision policy (default "memory")
 
 Read with the standard library's tomllib (tomli before Python 3.11).
 """
@@ -34,7 +35,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-_KEYS = {"name", "formula", "params", "learnable"}
+_KEYS = {"name", "formula", "params", "learnable", "prefer"}
 
 
 class SpecError(SymgradError):
@@ -87,12 +88,17 @@ def _entry(path: Path, index: int, entry: object) -> Activation:
         raise SpecError(
             f"{where} ({name}): 'params' must be a table, 'learnable' a list"
         )
+    prefer = entry.get("prefer", "memory")
     try:
         if "formula" in entry:
             return parse(
-                entry["formula"], name=name, params=params, learnable=learnable
+                entry["formula"],
+                name=name,
+                params=params,
+                learnable=learnable,
+                prefer=prefer,
             )
-        return activation(name, learnable=learnable, **params)
+        return activation(name, learnable=learnable, prefer=prefer, **params)
     except (ValueError, TypeError) as error:
         raise SpecError(f"{where} ({name}): {error}") from None
 

@@ -1,0 +1,345 @@
+"""`symgrad audit`: how accurate a generated layer is, in ulps, and what it caches.
+
+For each activation, policy and dtype, the layer's forward and backward are run
+on a grid (log-spaced from the dtype's smallest normal to its largest, both
+signs; a dense [-50, 50]; 0..4 ulps either side of every kink and root of f')
+and compared with the SymPy definition and derivative evaluated in mpmath, at a
+precision raised until two evaluations agree (x - tanh(x) at 1e-300 needs 600
+digits).  Errors are in ulps of the exact value, counted only where it is a
+normal float of the dtype; a non-finite result there counts as infinitely far.
+
+Near a root of f' every form loses relative accuracy to cancellation; those
+points are audited but reported apart (``near_roots``) and left out of the
+verdict, as is the range where the `memory` policy's output form loses
+(`symgrad.conditioning`), which the audit states instead.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import mpmath
+import numpy as np
+import sympy
+
+from .catalog import resolve
+from .conditioning import describe
+from .derivation import derive
+from .functions import erfc, sigmoid, softplus
+from .layer import shared_part
+from .loader import compile as compile_layer
+from .model import PREFERENCES, Activation, Prefer, X
+from .plan import kink_values
+
+#: Ulps allowed per direction: 4, or 64 for layers built on erf/erfc (their
+#: polynomial fits and exp(-x**2) tails).
+BOUND, ERF_BOUND = 4.0, 64.0
+DTYPES = ("float64", "float32")
+
+
+@dataclass(frozen=True)
+class Errors:
+    """One direction's error over the grid, in ulps."""
+
+    max_ulps: float
+    p999_ulps: float
+    worst_x: float
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """What `audit` found for one activation, policy and dtype."""
+
+    name: str
+    prefer: Prefer
+    dtype: str
+    forward: Errors
+    backward: Errors
+    #: Where the output form loses (text; empty where nothing does).
+    loss: str
+    bytes_per_element: float
+    bound: float
+    #: The worst backward error near a root r of f' (|x - r| <= max(|r|, 1)/8),
+    #: where the terms of f' cancel.
+    near_roots: float
+    x: np.ndarray = field(repr=False, compare=False)
+    forward_ulps: np.ndarray = field(repr=False, compare=False)
+    backward_ulps: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def passed(self) -> bool:
+        return max(self.forward.max_ulps, self.backward.max_ulps) <= self.bound
+
+    @property
+    def verdict(self) -> str:
+        if self.passed:
+            return f"within {self.bound:g} ulps"
+        worst = (
+            self.forward
+            if self.forward.max_ulps > self.backward.max_ulps
+            else self.backward
+        )
+        return f"over {self.bound:g} ulps (at x = {worst.worst_x:.6g})"
+
+
+def audit(
+    acts: Activation | str | Iterable[Activation | str],
+    *,
+    prefer: Sequence[Prefer] = PREFERENCES,
+    dtypes: Sequence[str] = DTYPES,
+    fast: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> list[AuditResult]:
+    """Audit the NumPy layers (readable, or with ``fast`` the block kernels) of
+    ``acts`` under each policy in ``prefer`` and each dtype in ``dtypes``."""
+    if isinstance(acts, (Activation, str)):
+        acts = [acts]
+    for dtype in dtypes:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    results = []
+    for act in [resolve(a) for a in acts]:
+        oracle = _Oracle(act)
+        for policy in prefer:
+            chosen = act.preferring(policy)
+            if progress is not None:
+                progress(f"auditing {act.name} (prefer={policy})")
+            for dtype in dtypes:
+                results.append(_audit_one(chosen, np.dtype(dtype), oracle, fast))
+    return results
+
+
+def _audit_one(act: Activation, dtype: np.dtype, oracle: _Oracle, fast: bool):
+    derivation = derive(act)
+    layer = compile_layer(act, fast=fast)()
+    x, roots = grid(act, dtype, oracle)
+    with np.errstate(all="ignore"):
+        y = layer.forward(x.copy())
+        dx = layer.backward(np.ones_like(x))
+    exact_y, exact_dy = oracle.values(x)
+    forward = ulps(np.asarray(y), exact_y, dtype)
+    backward = ulps(np.asarray(dx), exact_dy, dtype)
+    near = _near(x, roots)
+    lossy = derivation.lossy if derivation.plan.saves == "output" else ()
+    shared = shared_part(derivation)
+    if shared is not None and not lossy:
+        lossy = shared.lossy
+    inside = _inside(x, lossy)
+    bound = ERF_BOUND if _uses_erf(derivation) else BOUND
+    return AuditResult(
+        name=act.name,
+        prefer=act.prefer,
+        dtype=dtype.name,
+        forward=_summary(x, forward),
+        backward=_summary(x[~(near | inside)], backward[~(near | inside)]),
+        loss=describe(lossy),
+        bytes_per_element=_bytes_cached(layer, dtype),
+        bound=bound,
+        near_roots=float(backward[near].max(initial=0.0)),
+        x=x,
+        forward_ulps=forward,
+        backward_ulps=backward,
+    )
+
+
+def grid(
+    act: Activation, dtype: np.dtype, oracle: _Oracle
+) -> tuple[np.ndarray, list[float]]:
+    """The audit's points in ``dtype``, and the roots of f' among them."""
+    info = np.finfo(dtype)
+    logs = np.linspace(math.log10(info.tiny), math.log10(info.max), 400)
+    magnitudes = 10.0**logs
+    points = [magnitudes, -magnitudes, np.linspace(-50.0, 50.0, 1001), [0.0]]
+    kinks = [
+        float(p.subs(act.values))
+        for p, _ in kink_values(derive(act).derivative, act.values)
+    ]
+    roots = oracle.roots(np.linspace(-50.0, 50.0, 1001))
+    for centre in kinks + roots:
+        points.append(_ulps_around(centre, dtype))
+    with np.errstate(over="ignore"):
+        x = np.unique(
+            np.concatenate([np.asarray(p, dtype=np.float64) for p in points]).astype(
+                dtype
+            )
+        )
+    return x[np.isfinite(x)], roots
+
+
+def _ulps_around(centre: float, dtype: np.dtype, reach: int = 4) -> list[float]:
+    value = np.asarray(centre, dtype=dtype)
+    below, above = [value], [value]
+    for _ in range(reach):
+        below.append(np.nextafter(below[-1], dtype.type(-np.inf)))
+        above.append(np.nextafter(above[-1], dtype.type(np.inf)))
+    return [float(v) for v in below + above]
+
+
+def ulps(
+    actual: np.ndarray, exact: tuple[np.ndarray, np.ndarray], dtype: np.dtype
+) -> np.ndarray:
+    """|actual - exact| in ulps of exact (given as float64 head + tail), 0 where
+    exact is not a normal float of ``dtype`` (or is NaN), inf where actual is not
+    finite but exact is."""
+    head, tail = exact
+    info = np.finfo(dtype)
+    a = actual.astype(np.float64)
+    with np.errstate(all="ignore"):
+        normal = (
+            np.isfinite(head) & (np.abs(head) >= info.tiny) & (np.abs(head) <= info.max)
+        )
+        spacing = 2.0 ** (np.floor(np.log2(np.abs(head))) - info.nmant)
+        error = np.abs((a - head) - tail) / spacing
+    error = np.where(np.isfinite(a), error, np.inf)
+    return np.where(normal, error, 0.0)
+
+
+def _summary(x: np.ndarray, error: np.ndarray) -> Errors:
+    if error.size == 0:
+        return Errors(0.0, 0.0, math.nan)
+    worst = int(np.argmax(error))
+    return Errors(
+        float(error[worst]), float(np.quantile(error, 0.999)), float(x[worst])
+    )
+
+
+def _near(x: np.ndarray, roots: list[float]) -> np.ndarray:
+    near = np.zeros(x.shape, dtype=bool)
+    for root in roots:
+        near |= np.abs(x.astype(np.float64) - root) <= max(abs(root), 1.0) / 8
+    return near
+
+
+def _inside(x: np.ndarray, ranges) -> np.ndarray:
+    inside = np.zeros(x.shape, dtype=bool)
+    for low, high in ranges:
+        inside |= (x >= low) & (x <= high)
+    return inside
+
+
+def _uses_erf(derivation) -> bool:
+    return derivation.forward.has(sympy.erf, sympy.erfc, erfc)
+
+
+def _bytes_cached(layer, dtype: np.dtype, count: int = 1024) -> float:
+    """Bytes per element that forward keeps for backward, measured."""
+    layer.forward(np.linspace(-3.0, 3.0, count).astype(dtype))
+    kept = sum(
+        value.nbytes for value in vars(layer).values() if isinstance(value, np.ndarray)
+    )
+    return kept / count
+
+
+class _Oracle:
+    """f and f' of one activation in mpmath, from its SymPy definition, at a
+    precision raised until two evaluations agree to 40 digits."""
+
+    def __init__(self, act: Activation) -> None:
+        derivation = derive(act)
+        self.functions = [
+            sympy.lambdify(X, _for_mpmath(e.subs(act.values)), "mpmath")
+            for e in (derivation.forward, derivation.derivative)
+        ]
+        self.cache: dict[float, tuple[mpmath.mpf | None, mpmath.mpf | None]] = {}
+
+    def at(self, x: float):
+        if x not in self.cache:
+            self.cache[x] = tuple(_settled(f, x) for f in self.functions)
+        return self.cache[x]
+
+    def values(self, xs: np.ndarray):
+        """(y, dy/dx) at xs, each as float64 head and tail arrays (NaN where
+        the value is not a real number)."""
+        pairs = [self.at(float(x)) for x in xs.astype(np.float64)]
+        return tuple(_split([pair[k] for pair in pairs]) for k in (0, 1))
+
+    def roots(self, xs: np.ndarray) -> list[float]:
+        """The roots of f' in [xs[0], xs[-1]], by bisection from sign changes."""
+        derivative = self.functions[1]
+        found = []
+        values = [self.at(float(x))[1] for x in xs]
+        for a, b, fa, fb in zip(xs, xs[1:], values, values[1:], strict=False):
+            if fa is None or fb is None or fa == 0 or fa * fb > 0:
+                continue
+            with mpmath.workdps(40):
+                root = mpmath.findroot(
+                    derivative, (mpmath.mpf(a), mpmath.mpf(b)), solver="anderson"
+                )
+            found.append(float(root))
+        return found
+
+
+def _settled(function, x: float):
+    """function(x), its digits settled: evaluated at 50, 100, 200... digits
+    until two agree (a cancellation needs more), or None if not real."""
+    previous = None
+    digits = 50
+    while digits <= 3200:
+        with mpmath.workdps(digits):
+            try:
+                value = function(mpmath.mpf(x))
+            except (ZeroDivisionError, ValueError, OverflowError, TypeError):
+                return None
+            if isinstance(value, mpmath.mpc):
+                if abs(value.imag) > 1e-30 * max(1, abs(value.real)):
+                    return None
+                value = value.real
+            value = mpmath.mpf(value)
+            if not mpmath.isfinite(value):
+                return value
+            if previous is not None and (
+                value == previous
+                or abs(value - previous) <= mpmath.mpf(10) ** -40 * abs(value)
+            ):
+                return value
+        previous = value
+        digits *= 2
+    return previous
+
+
+def _split(values) -> tuple[np.ndarray, np.ndarray]:
+    """mpmath values as float64 head + tail (head + tail = value to 106 bits)."""
+    head = np.empty(len(values))
+    tail = np.zeros(len(values))
+    for i, value in enumerate(values):
+        if value is None:
+            head[i] = np.nan
+            continue
+        with mpmath.workdps(60):
+            h = float(value) if abs(value) < 1e309 else math.copysign(math.inf, value)
+            head[i] = h
+            if math.isfinite(h):
+                tail[i] = float(value - h)
+    return head, tail
+
+
+def _for_mpmath(expr: sympy.Expr) -> sympy.Expr:
+    """symgrad's own functions in terms mpmath knows."""
+    return expr.replace(
+        lambda e: isinstance(e, (sigmoid, softplus)), lambda e: e.rewrite(sympy.exp)
+    ).replace(lambda e: isinstance(e, erfc), lambda e: sympy.erfc(e.args[0]))
+
+
+def report(results: Sequence[AuditResult]) -> str:
+    """A Markdown table of audit results."""
+    header = (
+        "| layer | prefer | dtype | forward max / p99.9 (ulps) | worst x | "
+        "backward max / p99.9 (ulps) | worst x | near f' roots | output form loses | "
+        "bytes cached | verdict |\n|---|---|---|---|---|---|---|---|---|---|---|"
+    )
+    rows = [
+        f"| {r.name} | {r.prefer} | {r.dtype} | {r.forward.max_ulps:.3g} / "
+        f"{r.forward.p999_ulps:.3g} | {r.forward.worst_x:.6g} | "
+        f"{r.backward.max_ulps:.3g} / {r.backward.p999_ulps:.3g} | "
+        f"{r.backward.worst_x:.6g} | {r.near_roots:.3g} | {r.loss or '-'} | "
+        f"{r.bytes_per_element:g} | {r.verdict} |"
+        for r in results
+    ]
+    return "\n".join([header, *rows]) + "\n"
+
+
+def stderr_progress(message: str) -> None:
+    print(f"symgrad: {message}", file=sys.stderr, flush=True)
