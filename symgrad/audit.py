@@ -17,7 +17,9 @@ verdict, as is the range where the `memory` policy's output form loses
 from __future__ import annotations
 
 import math
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +30,7 @@ import sympy
 from .catalog import resolve
 from .conditioning import describe
 from .derivation import derive
+from .errors import MissingFrameworkError
 from .functions import erfc, sigmoid, softplus
 from .layer import shared_part
 from .loader import compile as compile_layer
@@ -151,7 +154,8 @@ def grid(
     """The audit's points in ``dtype``, and the roots of f' among them."""
     info = np.finfo(dtype)
     logs = np.linspace(math.log10(info.tiny), math.log10(info.max), 400)
-    magnitudes = 10.0**logs
+    with np.errstate(over="ignore"):  # the last one rounds past max: dropped
+        magnitudes = 10.0**logs
     points = [magnitudes, -magnitudes, np.linspace(-50.0, 50.0, 1001), [0.0]]
     kinks = [
         float(p.subs(act.values))
@@ -160,7 +164,7 @@ def grid(
     roots = oracle.roots(np.linspace(-50.0, 50.0, 1001))
     for centre in kinks + roots:
         points.append(_ulps_around(centre, dtype))
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         x = np.unique(
             np.concatenate([np.asarray(p, dtype=np.float64) for p in points]).astype(
                 dtype
@@ -339,6 +343,68 @@ def report(results: Sequence[AuditResult]) -> str:
         for r in results
     ]
     return "\n".join([header, *rows]) + "\n"
+
+
+def plot(results: Sequence[AuditResult], path: str) -> None:
+    """log10(ulps) against x (a symmetric log scale), one panel per layer and direction,
+    one line per policy, for the first dtype audited; written to ``path`` (.png
+    or .svg).  Needs matplotlib (``pip install symgrad[plot]``)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+    except ImportError:
+        raise MissingFrameworkError(
+            "--plot needs matplotlib; install it with: pip install 'symgrad[plot]'"
+        ) from None
+    dtype = results[0].dtype
+    shown = [r for r in results if r.dtype == dtype]
+    names = list(dict.fromkeys(r.name for r in shown))
+    figure, axes = pyplot.subplots(
+        len(names), 2, figsize=(10, 2.2 * len(names)), squeeze=False, sharex=True
+    )
+    colours = {"memory": "tab:orange", "accuracy": "tab:blue"}
+    ticks = [-1e300, -1e100, -1e10, -1.0, 0.0, 1.0, 1e10, 1e100, 1e300]
+    for row, name in zip(axes, names, strict=True):
+        # Accuracy first, so that where the policies agree memory's dots show.
+        for r in sorted((r for r in shown if r.name == name), key=lambda r: r.prefer):
+            for axis, errors, what in (
+                (row[0], r.forward_ulps, "forward"),
+                (row[1], r.backward_ulps, "backward"),
+            ):
+                height = np.log10(np.clip(errors, 1e-2, 1e18))
+                axis.plot(
+                    _symlog(r.x), height, ".", ms=1.5, color=colours[r.prefer],
+                    label=f"prefer={r.prefer}",
+                )  # fmt: skip
+                axis.axhline(math.log10(r.bound), color="grey", lw=0.5)
+                axis.set_title(f"{name} {what} ({dtype})", fontsize=9)
+                axis.set_ylabel("log10 ulps", fontsize=8)
+                axis.set_xticks(_symlog(np.array(ticks)), [f"{t:g}" for t in ticks])
+                axis.tick_params(labelsize=7)
+        row[1].legend(fontsize=7, markerscale=4, loc="upper right")
+    for axis in axes[-1]:
+        axis.set_xlabel("x (symmetric log scale: sign(x) log10(1 + |x|/1e-3))")
+    figure.tight_layout()
+    # Drawn to a temporary file and renamed, so a failure leaves no partial plot.
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".symgrad-plot-")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            figure.savefig(stream, format=os.path.splitext(path)[1][1:].lower())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    finally:
+        pyplot.close(figure)
+
+
+def _symlog(x: np.ndarray) -> np.ndarray:
+    """sign(x)*log10(1 + |x|/1e-3): matplotlib's symlog axis overflows with
+    |x| near 1e308, so the audit plots on this scale itself."""
+    return np.sign(x) * (np.log10(1e-3 + np.abs(x.astype(np.float64))) + 3)
 
 
 def stderr_progress(message: str) -> None:

@@ -13,6 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .audit import DTYPES as AUDIT_DTYPES
+from .audit import audit, stderr_progress
+from .audit import plot as save_plot
+from .audit import report as audit_report
 from .budgets import budget, parse_seconds, parse_size
 from .catalog import CATALOG, activation
 from .check import check_activation
@@ -209,6 +213,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_sources(check, "*")
     _add_target(check, "check the numpy target's --fast layers")
+
+    audit = commands.add_parser(
+        "audit",
+        help="measure a layer's accuracy in ulps against mpmath, per precision policy",
+        description="Forward and backward errors in ulps (max, 99.9th percentile, "
+        "worst input) on a grid out to the dtype's limits, under both precision "
+        "policies unless --prefer picks one; exit status 1 if a layer is over its "
+        "bound.",
+    )
+    _add_sources(audit, "*")
+    audit.add_argument(
+        "--dtype",
+        action="append",
+        choices=AUDIT_DTYPES,
+        help="audit this dtype (repeatable; default: float64 and float32)",
+    )
+    audit.add_argument(
+        "--fast", action="store_true", help="audit the --fast block-kernel layers"
+    )
+    audit.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="also draw log10(ulps) against x to FILE (.png or .svg; needs "
+        "symgrad[plot])",
+    )
+    audit.add_argument(
+        "--force", action="store_true", help="let --plot replace an existing file"
+    )
     return parser
 
 
@@ -404,7 +436,30 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+def _audit(args: argparse.Namespace) -> int:
+    if args.plot is not None:
+        suffix = os.path.splitext(args.plot)[1].lower()
+        if suffix not in (".png", ".svg"):
+            raise UsageError(f"--plot {args.plot!r}: the file must end in .png or .svg")
+        if os.path.lexists(args.plot) and not args.force:
+            raise UsageError(f"{args.plot} exists; add --force to replace it")
+    acts = activations_from(args)
+    results = audit(
+        acts,
+        prefer=[args.prefer] if args.prefer else PREFERENCES,
+        dtypes=args.dtype or AUDIT_DTYPES,
+        fast=args.fast,
+        progress=stderr_progress,
+    )
+    _write_stdout(audit_report(results))
+    if args.plot is not None:
+        save_plot(results, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0 if all(r.passed for r in results) else 1
+
+
 _COMMANDS = {
+    "audit": _audit,
     "list": _list,
     "generate": _generate,
     "show": _show,
