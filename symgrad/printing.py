@@ -170,7 +170,9 @@ class LayerPrinter(NumPyPrinter):
         numerator, denominator = [], []
         for factor in expr.as_ordered_factors():
             base, exponent = factor.as_base_exp()
-            if exponent.is_Number and exponent.is_negative and factor.is_Pow:
+            if reciprocal_power(factor):
+                numerator.append(factor)
+            elif exponent.is_Number and exponent.is_negative and factor.is_Pow:
                 denominator.append(base ** (-exponent))
             elif factor.is_Rational and factor.p == 1 and factor.q & (factor.q - 1):
                 # 1/3: divide, which is exact; 1/2, 1/4 stay factors in front, so
@@ -196,6 +198,10 @@ class LayerPrinter(NumPyPrinter):
         if exponent == 2 and not base.is_Atom:
             # A sum squared: one ufunc pass, and the sum is computed once.
             return f"{self.fn('square')}({self._print(base)})"
+        if reciprocal_power(expr):
+            # 1/u**n as (1/u)**n: u**n overflows where the quotient is finite.
+            inverse = sympy.Pow(base, -1, evaluate=False)
+            return self._print(sympy.Pow(inverse, -exponent, evaluate=False))
         if exponent.is_Integer and 0 < abs(exponent) <= MAX_UNROLLED_POWER:
             product = " * ".join([self.parenthesize(base, prec)] * int(abs(exponent)))
             if exponent > 0:
@@ -398,3 +404,9 @@ def format_expression(source: str) -> str:
     text = ast.unparse(ast.parse(source, mode="eval"))
     text = re.sub(r"(\d)e\+(\d)", r"\1e\2", text)
     return _SIMPLE_POWER.sub(r"\1**\2", text)
+
+
+def reciprocal_power(factor: sympy.Basic) -> bool:
+    """u**-n for an integer n >= 2: printed as (1/u)**n, since u**n overflows
+    (softsign's 1/(1 + x)**2 at x = 1e200) where 1/u**n is finite."""
+    return factor.is_Pow and factor.exp.is_Integer and factor.exp <= -2

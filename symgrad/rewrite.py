@@ -178,7 +178,20 @@ def _overflows_toward(expr, v, side) -> bool:
             and _value(node, far) is None
         ):
             return True
-    return _meets_inf_times_zero(expr, v, side)
+    return _meets_inf_times_zero(expr, v, side) or _scales_past_float16(expr, v, side)
+
+
+def _scales_past_float16(expr, v, side) -> bool:
+    """Whether a product inside expr leaves float16's range at v = side*65504
+    (2*x there is inf in float16, although tanh's slope from 4*sigmoid(2*x)*
+    sigmoid(-2*x) is 0)."""
+    edge = {v: side * _FLOAT16_MAX}
+    return any(
+        isinstance(node, sympy.Mul)
+        and node.has(v)
+        and abs(_value(node, edge) or 0) > _FLOAT16_MAX
+        for node in sympy.preorder_traversal(expr)
+    )
 
 
 def _meets_inf_times_zero(expr, v, side) -> bool:

@@ -1,9 +1,10 @@
 """Shared fixtures: an isolated compile cache and generated modules as real files.
 
 The catalog is generated for every target.  For NumPy, in both styles, the
-readable default and ``--fast`` block kernels; tests that take
-``catalog_module`` run once for each, so every accuracy, dtype, extreme-input
-and gradient test covers both printers.  The fast module's small-array
+readable default and ``--fast`` block kernels, each under both precision
+policies; tests that take ``catalog_module`` run once for each, so every
+accuracy, dtype, extreme-input and gradient test covers both printers and both
+policies.  The fast module's small-array
 threshold is set to 0 there, so that its kernels run even on the tests' small
 arrays (below it, a fast layer runs the readable statements, which the readable
 style's run covers).  ``catalog_modules["torch"]`` and ``["jax"]`` hold the same
@@ -24,7 +25,8 @@ from symgrad.loader import import_path
 from symgrad.targets.jax_target import function_name
 from symgrad.targets.runners import runner
 
-STYLES = ("readable", "fast")
+#: NumPy's two styles, each under both precision policies (memory is the default).
+STYLES = ("readable", "fast", "readable accuracy", "fast accuracy")
 #: The targets besides NumPy; `catalog_modules[target]` is the catalog in each.
 FRAMEWORKS = ("torch", "jax")
 _counter = itertools.count()
@@ -40,6 +42,11 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     for name in [n for n in sys.modules if n.startswith("_symgrad_")]:
         monkeypatch.delitem(sys.modules, name)
     return cache
+
+
+def policy(style: str) -> str:
+    """The precision policy a catalog module's style was generated under."""
+    return "accuracy" if style.endswith("accuracy") else "memory"
 
 
 def load_generated(source: str, folder: Path):
@@ -61,12 +68,14 @@ class _CatalogModules:
     def __getitem__(self, style: str):
         if style not in self.modules:
             fast = style.startswith("fast")
-            target = style if style in FRAMEWORKS else "numpy"
+            target = style.split()[0] if style.split()[0] in FRAMEWORKS else "numpy"
             if target != "numpy":
                 pytest.importorskip(target, reason=f"{target} is not installed")
-            source = symgrad.generate(list(symgrad.CATALOG), target=target, fast=fast)
+            source = symgrad.generate(
+                list(symgrad.CATALOG), target=target, fast=fast, prefer=policy(style)
+            )
             module = load_generated(source, self.folder)
-            if style in ("fast", "fast without SIMD log1p"):
+            if fast and style != "fast as generated":
                 module._SMALL = 0  # kernels at every size
             if style.endswith("without SIMD log1p"):
                 # As on a CPU without AVX-512: log1p and expm1 from log and exp.

@@ -19,6 +19,7 @@ from symgrad.rewrite import (
     select_as_blend,
     select_as_clamp,
     select_as_sum,
+    sigmoid_complement,
     softplus_of_exp,
     stabilize,
 )
@@ -67,6 +68,13 @@ RULES = [
     (expm1, exp(X) - 1, sympy.codegen.cfunctions.expm1(X), exp(X) - 2),
     (expm1, 1 - exp(X), -sympy.codegen.cfunctions.expm1(X), 1 + exp(X)),
     (erfc_of_complement, 1 + erf(X), erfc(-X), 2 + erf(X)),
+    (sigmoid_complement, 1 - sigmoid(X), sigmoid(-X), 1 + sigmoid(X)),
+    (
+        sigmoid_complement,
+        3 * sigmoid(2 * X) - 3 + X,
+        X - 3 * sigmoid(-2 * X),
+        2 - 3 * sigmoid(X),
+    ),
     (erfc_of_complement, Rational(1, 2) - erf(X) / 2, erfc(X) / 2, 1 - erf(X) / 2),
     (
         piecewise_as_extremum,
@@ -126,6 +134,26 @@ def test_clip_saturating_clips_where_the_limit_is_reached():
     lower, upper = float(clipped.args[1]), float(clipped.args[2])
     assert lower == -upper and 2.5 < upper < 4
     assert np.tanh(np.float64(upper) ** 3) == 1.0
+
+
+def test_clip_saturating_clips_a_scaled_input_that_overflows_float16():
+    """2*x is inf in float16 from x = 32752, although 4*sigmoid(2x)*sigmoid(-2x)
+    (tanh's slope) is 0 there: the input is clipped where the part is 0 in
+    float64, inside float16's range."""
+    part = 4 * sigmoid(2 * X) * sigmoid(-2 * X)
+    result = clip_saturating(part)
+    assert result is not None
+    (bound,) = {abs(float(b)) for c in result.atoms(clip) for b in c.args[1:]}
+    assert 300 < bound < 65504
+    assert float(evaluate_fixed(part, {X: bound})) < 1e-300
+
+
+def test_the_accuracy_policy_adds_the_complement_rule():
+    """1 - sigmoid(x) is 0 in float64 from x = 37; sigmoid(-x) is not.  Only
+    prefer='accuracy' spends the second exp."""
+    expr = sigmoid(X) * (1 - sigmoid(X))
+    assert stabilize(expr, "accuracy").has(sigmoid(-X))
+    assert not stabilize(expr).has(sigmoid(-X))
 
 
 def test_clip_saturating_leaves_unbounded_parts_alone():

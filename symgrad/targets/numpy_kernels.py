@@ -33,6 +33,7 @@ from ..printing import (
     _negative,
     floats_for_constants,
     format_expression,
+    reciprocal_power,
     root_factored,
 )
 from ..rewrite import _explosive, _interval
@@ -339,6 +340,8 @@ class _Emitter:
             base, exponent = factor.as_base_exp()
             if not self._varies(factor):
                 fixed *= factor
+            elif reciprocal_power(factor):
+                numerator.append(factor)  # (1/u)**n: see _Pow
             elif factor.is_Pow and exponent.is_Number and exponent.is_negative:
                 denominator.append(base ** (-exponent))
             else:
@@ -401,6 +404,10 @@ class _Emitter:
         base, exponent = expr.args
         if base == sympy.E:
             return self._ufunc("np.exp", exponent, dest)
+        if reciprocal_power(expr):
+            # (1/u)**n, not 1/u**n: u**n overflows where the quotient is finite.
+            inverse = self._Pow(sympy.Pow(base, -1, evaluate=False), None)
+            return self._power(inverse, int(-exponent), dest)
         if exponent.is_Integer and exponent < 0:
             positive = self.value(base ** (-exponent))
             one = _Operand("1.0")
