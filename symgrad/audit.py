@@ -23,12 +23,12 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import mpmath
 import numpy as np
 import sympy
 
+from .audit_table import TABLE
 from .catalog import resolve
 from .conditioning import describe
 from .derivation import derive
@@ -409,10 +409,6 @@ def _symlog(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * (np.log10(1e-3 + np.abs(x.astype(np.float64))) + 3)
 
 
-#: Where the audited figures of the catalog's layers are kept, for docstrings.
-TABLE = Path(__file__).with_name("audited.json")
-
-
 def catalog_table(progress: Callable[[str], None] | None = None) -> dict:
     """The audit of every catalog layer at its defaults, per policy and dtype:
     ``{"name/prefer/dtype": {"forward": ulps, "backward": ulps, "passed": bool}}``
@@ -436,19 +432,6 @@ def _round_up(ulps: float) -> float:
         return 0.0
     unit = 10.0 ** (math.floor(math.log10(ulps)) - 1)
     return math.ceil(ulps / unit) * unit
-
-
-def audited(act: Activation) -> dict[str, dict] | None:
-    """The stored audit of a catalog layer at its default parameters, per dtype,
-    or None (a formula, or other parameter values: run `symgrad audit`)."""
-    from .catalog import CATALOG
-
-    known = CATALOG.get(act.name)
-    if known is None or known.preferring(act.prefer) != act:
-        return None
-    table = json.loads(TABLE.read_text(encoding="utf-8"))
-    found = {d: table.get(f"{act.name}/{act.prefer}/{d}") for d in DTYPES}
-    return None if None in found.values() else found
 
 
 def stderr_progress(message: str) -> None:

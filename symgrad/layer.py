@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import sympy
 
+from .audit_table import audited_sentence
 from .conditioning import describe
 from .model import MASK, Derivation, X, Y
 from .notation import latex as _full_latex
@@ -191,19 +192,45 @@ def docstring(derivation: Derivation) -> str:
     if derivation.output_form is not None and plan.saves == "output":
         lines.append(f"      = {text(derivation.output_form)}  (in the output y)")
     lines.append("")
-    prose = [caching_sentence(derivation)]
+    prose = [caching_sentence(derivation), precision_sentence(derivation)]
     for point, value in kink_values(derivation.derivative, act.values):
         prose.append(
             f"At x = {text(point)}, dy/dx = {text(value)}: the branch that holds "
             "there decides, as in PyTorch."
         )
-    lines += textwrap.wrap(" ".join(prose), width=80, break_on_hyphens=False)
+    wrapped = textwrap.wrap(" ".join(prose), width=80, break_on_hyphens=False)
+    lines += [line.replace(_NO_BREAK, " ") for line in wrapped]
     lines += ["", ".. math::", ""]
     lines.append(f"    y = {latex(derivation.forward)}")
     lines.append("")
     final = derivation.output_form if plan.saves == "output" else derivation.derivative
     lines.append(rf"    \frac{{dy}}{{dx}} = {latex(final)}")
     return "\n".join(lines)
+
+
+#: Joins the words of a range (x >= 1.61) so that wrapping keeps them on a line.
+_NO_BREAK = "\u00a0"
+
+
+def _unbroken(text: str) -> str:
+    return text.replace(" and ", "\0").replace(" ", _NO_BREAK).replace("\0", " and ")
+
+
+def precision_sentence(derivation: Derivation) -> str:
+    """The precision policy, where the cached form loses accuracy (if it does)
+    and the audited worst error (`symgrad.audit_table`)."""
+    act, plan = derivation.activation, derivation.plan
+    loss = derivation.lossy if plan.saves == "output" else ()
+    shared = shared_part(derivation)
+    if not loss and shared is not None:
+        loss = shared.lossy
+    sentence = f"Precision policy: prefer={act.prefer!r}."
+    if loss:
+        sentence += (
+            f" Backward, reading the rounded cache, loses accuracy for "
+            f"{_unbroken(describe(loss))} (prefer='accuracy' computes it from x)."
+        )
+    return f"{sentence} {audited_sentence(act)}"
 
 
 def caching_sentence(derivation: Derivation) -> str:

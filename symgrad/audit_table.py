@@ -1,0 +1,56 @@
+"""The stored audit of the catalog's layers, which their docstrings quote.
+
+`python -m symgrad.audit` measures every catalog layer at its defaults, per
+precision policy and dtype, and writes ``audited.json`` beside this module; a
+test audits the layers again and fails if any is worse than the table says.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+from .model import Activation
+
+#: Where the audited figures are kept.
+TABLE = Path(__file__).with_name("audited.json")
+#: The dtypes the table holds, in the order docstrings quote them.
+DTYPES = ("float64", "float32")
+
+
+@functools.cache
+def _table() -> dict[str, dict]:
+    try:
+        return json.loads(TABLE.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+
+
+def audited(act: Activation) -> dict[str, dict] | None:
+    """The stored audit of a catalog layer at its default parameters, per
+    dtype (``{"forward": ulps, "backward": ulps, "passed": bool}``), or None
+    for a formula or other parameter values."""
+    from .catalog import CATALOG
+
+    known = CATALOG.get(act.name)
+    if known is None or known.preferring(act.prefer) != act:
+        return None
+    found = {d: _table().get(f"{act.name}/{act.prefer}/{d}") for d in DTYPES}
+    return None if None in found.values() else found
+
+
+def audited_sentence(act: Activation) -> str:
+    """The stored figures as a sentence, or how to measure them."""
+    found = audited(act)
+    if found is None:
+        return "`symgrad audit` measures this layer's error in ulps."
+    figures = "; ".join(
+        f"{direction} {', '.join(_figure(found[d][direction]) for d in DTYPES)}"
+        for direction in ("forward", "backward")
+    )
+    return f"Audited worst error in ulps ({', '.join(DTYPES)}): {figures}."
+
+
+def _figure(ulps: float) -> str:
+    return "inf" if ulps == float("inf") else f"{ulps:.2g}"

@@ -1,0 +1,224 @@
+"""Precision policies (prefer='memory' | 'accuracy'), where an output form loses
+accuracy (symgrad.conditioning), and `symgrad audit`."""
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+import sympy
+
+import symgrad
+from symgrad.audit import audit, ulps
+from symgrad.cli import main
+from symgrad.conditioning import describe, lossy_ranges
+from symgrad.model import PREFERENCES, X, Y
+from symgrad.spec import load_spec
+
+#: Catalog layers whose derivative is a function of the output, and where (a
+#: side of 0) reading the rounded output loses accuracy.
+OUTPUT_FORMS = {
+    "sigmoid": "x >= ",
+    "tanh": "x <= -",
+    "elu": "x <= -",
+    "selu": "x <= -",
+    "celu": "x <= -",
+    "softsign": "x <= -",
+}
+
+
+@pytest.mark.parametrize("name", sorted(OUTPUT_FORMS))
+def test_the_memory_policy_keeps_the_output_form_and_says_where_it_loses(name):
+    d = symgrad.derive(name)
+    assert d.saves == "output"
+    assert describe(d.lossy).startswith(OUTPUT_FORMS[name])
+    docstring = " ".join(symgrad.generate(name).split())
+    assert f"loses accuracy for {describe(d.lossy)}" in docstring
+    assert "Precision policy: prefer='memory'." in docstring
+
+
+@pytest.mark.parametrize("name", sorted(OUTPUT_FORMS))
+def test_the_accuracy_policy_reads_the_input_instead(name):
+    d = symgrad.derive(name, prefer="accuracy")
+    assert d.saves == "input"
+    assert "prefer='accuracy'" in d.plan.reason
+    source = symgrad.generate(name, prefer="accuracy")
+    assert "computed from x" in " ".join(source.split())
+
+
+def test_a_lossless_output_form_is_kept_under_both_policies():
+    """log_sigmoid' = -expm1(y) is well conditioned everywhere: nothing to refuse."""
+    for prefer in PREFERENCES:
+        d = symgrad.derive("log_sigmoid", prefer=prefer)
+        assert d.saves == "output" and d.lossy == ()
+
+
+@pytest.mark.parametrize(
+    "formula, form, side",
+    [
+        # Formulas nobody listed: the search is the same algorithm.
+        ("(1 - exp(-x))/(1 + exp(-x))", (1 - Y**2) / 2, "x <= -"),
+        ("2*tanh(x/3)", (4 - Y**2) / 6, "x <= -"),
+        ("exp(x)", Y, None),
+    ],
+)
+def test_loss_ranges_come_from_conditioning_of_any_formula(formula, form, side):
+    act = symgrad.parse(formula, name="f")
+    d = symgrad.derive(act)
+    assert sympy.simplify(d.output_form - form) == 0
+    ranges = lossy_ranges(d.output_form, {Y: d.forward}, d.derivative, {})
+    if side is None:
+        assert ranges == ()
+    else:
+        assert describe(ranges).startswith(side)
+
+
+def test_sigmoid_loss_starts_where_cond_exceeds_the_limit():
+    """cond of y*(1 - y) is |1 - 2y|/(1 - y) = (e^x - 1)... > 4 from about 1.6,
+    and the range reaches infinity (the flush to 0 at 36.7 is part of it)."""
+    ((low, high),) = symgrad.derive("sigmoid").lossy
+    assert 1.4 < low < 1.8 and high == math.inf
+
+
+def test_loss_near_a_root_of_the_derivative_is_not_the_forms():
+    """Near SiLU's slope root (-1.28) every form cancels; that is not reported
+    as the shared form's loss, but the loss for x > 9 (1 - s) is."""
+    from symgrad.layer import shared_part
+
+    shared = shared_part(symgrad.derive("silu"))
+    assert describe(shared.lossy).startswith("x >= ")
+    assert all(low > 0 for low, _ in shared.lossy)
+
+
+def test_accuracy_refuses_a_lossy_shared_form():
+    from symgrad.layer import layer_formulas
+
+    memory = layer_formulas(symgrad.derive("silu"))
+    accurate = layer_formulas(symgrad.derive("silu", prefer="accuracy"))
+    assert dict(memory.reads).keys() == {Y, sympy.Symbol("s", real=True)}
+    assert X in dict(accurate.reads)
+
+
+@pytest.mark.parametrize("prefer", PREFERENCES)
+def test_the_policy_reaches_every_entry_point(tmp_path, prefer):
+    act = symgrad.activation("sigmoid", prefer=prefer)
+    assert act.prefer == prefer
+    assert symgrad.derive("sigmoid", prefer=prefer).activation.prefer == prefer
+    assert symgrad.parse("x", name="f", prefer=prefer).prefer == prefer
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[[activation]]\nname = "sigmoid"\nprefer = "{prefer}"\n')
+    assert load_spec(spec)[0].prefer == prefer
+    layer = symgrad.compile("sigmoid", prefer=prefer)()
+    x = np.array([-50.0, 0.0, 50.0])
+    layer.forward(x)
+    dx = layer.backward(np.ones_like(x))
+    assert (dx[2] > 0) == (prefer == "accuracy")  # 1.9e-22, or flushed to 0
+
+
+def test_policies_compile_to_different_cache_entries():
+    memory = symgrad.compile("sigmoid")
+    accurate = symgrad.compile("sigmoid", prefer="accuracy")
+    assert memory is not accurate
+    assert symgrad.compile("sigmoid", prefer="accuracy") is accurate
+    again = pickle.loads(pickle.dumps(accurate()))
+    assert type(again) is accurate
+
+
+@pytest.mark.parametrize("bad", ["speed", "", "Accuracy", None, 1])
+def test_an_unknown_policy_names_the_choices(bad):
+    if bad is None:  # None means "the activation's own": allowed
+        assert symgrad.derive("tanh", prefer=None).activation.prefer == "memory"
+        return
+    with pytest.raises(ValueError, match="'memory', 'accuracy'"):
+        symgrad.activation("tanh", prefer=bad)
+    with pytest.raises(ValueError, match="prefer must be one of"):
+        symgrad.generate("tanh", prefer=bad)
+
+
+def test_prefer_is_reserved_as_a_parameter_name():
+    with pytest.raises(symgrad.FormulaError, match="reserved"):
+        symgrad.parse("prefer*x", name="f", params={"prefer": 1.0})
+
+
+def test_cli_prefer_is_written_into_the_header(tmp_path, capsys):
+    out = tmp_path / "layers.py"
+    assert main(["generate", "sigmoid", "--prefer", "accuracy", "-o", str(out)]) == 0
+    header = out.read_text().splitlines()[1]
+    assert header.endswith("symgrad generate sigmoid --prefer accuracy -o " + str(out))
+    assert main(["generate", "sigmoid", "--prefer", "fastest", "-o", "-"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'fastest'" in err and "'accuracy'" in err
+
+
+def test_a_per_layer_policy_on_the_command_line(capsys):
+    assert main(["generate", "sigmoid:prefer=accuracy", "tanh", "-o", "-"]) == 0
+    source = capsys.readouterr().out
+    assert "symgrad generate sigmoid:prefer=accuracy tanh -o FILE" in source
+    sigmoid, tanh = source.split("class Sigmoid")[1].split("class Tanh")
+    assert "self.x = x" in sigmoid and "self.out = out" in tanh
+
+
+# -- the audit -------------------------------------------------------------------
+
+
+def test_ulps_count_only_where_the_exact_value_is_normal():
+    head = np.array([1.0, 1e-310, np.nan, 2.0, 1.0])
+    tail = np.zeros(5)
+    actual = np.array([1.0 + 2 * 2.0**-52, 0.0, 5.0, np.inf, 1.0])
+    error = ulps(actual, (head, tail), np.dtype(np.float64))
+    np.testing.assert_array_equal(error, [2.0, 0.0, 0.0, np.inf, 0.0])
+    # The tail holds what float64 cannot: 1 + 2**-60 is 1/256 ulp from 1.0.
+    assert (
+        ulps(
+            np.array([1.0]),
+            (np.array([1.0]), np.array([2.0**-60])),
+            np.dtype(np.float64),
+        )[0]
+        == 2.0**-8
+    )
+
+
+def test_audit_shows_the_trade_each_policy_makes():
+    results = {(r.prefer, r.dtype): r for r in audit("sigmoid")}
+    memory, accurate = results["memory", "float64"], results["accuracy", "float64"]
+    # Memory: within the bound outside the stated range, but it states one, and
+    # inside it the error reaches a full flush (1 - y rounds to 0).
+    assert memory.loss.startswith("x >= ") and memory.passed
+    assert memory.backward_ulps.max() > 1e10
+    # Accuracy: no range to state, within 4 ulps everywhere, twice the memory.
+    assert accurate.loss == "" and accurate.passed
+    assert accurate.backward.max_ulps <= 4 and accurate.forward.max_ulps <= 4
+    assert accurate.bytes_per_element > memory.bytes_per_element == 8
+    assert results["memory", "float32"].bytes_per_element == 4
+
+
+def test_audit_finds_a_real_loss():
+    """An unstable formula is over the bound, and the verdict says where."""
+    act = symgrad.parse("x - sin(x)", name="unstable")
+    (result,) = audit(act, prefer=["memory"], dtypes=["float64"])
+    assert not result.passed
+    assert abs(result.forward.worst_x) < 1e-3
+    assert "over 4 ulps" in result.verdict
+
+
+def test_audit_command_prints_a_table_and_exits_1_on_a_failure(tmp_path, capsys):
+    assert main(["audit", "relu", "--dtype", "float32", "--prefer", "memory"]) == 0
+    captured = capsys.readouterr()
+    assert "| relu | memory | float32 |" in captured.out
+    assert "auditing relu" in captured.err  # progress goes to stderr
+    status = main(
+        ["audit", "--formula", "x - sin(x)", "--name", "f", "--dtype", "float64"]
+    )
+    assert status == 1
+
+
+def test_audit_plot_is_written_whole_and_never_over_a_file(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "ulps.png"
+    assert main(["audit", "tanh", "--dtype", "float64", "--plot", str(target)]) == 0
+    assert target.read_bytes().startswith(b"\x89PNG")
+    assert [p.name for p in tmp_path.iterdir()] == ["ulps.png"]
+    assert main(["audit", "tanh", "--plot", str(target)]) == 2
+    assert "exists; add --force" in capsys.readouterr().err
+    assert main(["audit", "tanh", "--plot", str(tmp_path / "u.jpg")]) == 2
+    assert ".png or .svg" in capsys.readouterr().err
