@@ -215,6 +215,39 @@ class blend(sympy.Function):  # noqa: N801
         return self.args[1].is_real and self.args[2].is_real
 
 
+class near_zero(sympy.Function):  # noqa: N801
+    """far, except where |u| < switch: u**order * P(2 u**2/switch**2 - 1) there.
+
+    `symgrad.rewrite.series_near_zero` builds it for a sum whose terms cancel at
+    u = 0 (x - tanh(x)); the arguments are (far, u, switch, order, *coefficients
+    of P, lowest first).  The polynomial reads u clipped to [-switch, switch].
+    """
+
+    def as_piecewise(self) -> sympy.Piecewise:
+        far, u, switch, order, *coefficients = self.args
+        near = clip(u, -switch, switch)
+        s = near**2 * (2 / switch**2) - 1
+        horner = sympy.S.Zero
+        for c in reversed(coefficients):
+            horner = c + s * horner
+        return sympy.Piecewise(
+            (near**order * horner, sympy.Abs(u) < switch), (far, True)
+        )
+
+    @property
+    def coefficients(self) -> tuple[float, ...]:
+        return tuple(float(c) for c in self.args[4:])
+
+    def _eval_evalf(self, prec):
+        return self.as_piecewise()._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer, exp=None):
+        return _power(printer._print(self.args[0]), exp)
+
+
 def _power(latex: str, exp: str | None) -> str:
     """SymPy's LaTeX printer passes ``exp`` when the function is raised to a power."""
     return latex if exp is None else rf"\left({latex}\right)^{{{exp}}}"

@@ -286,7 +286,7 @@ def _walk(expr, env):
         return _walk(expr.args[0], env)
     if name == "clip":
         return _walk(expr.rewrite(sympy.Max), env)
-    if name == "blend":
+    if name in ("blend", "near_zero"):
         return _walk(expr.as_piecewise(), env)
     if name in _MP_FUNCTIONS and len(expr.args) == 1:
         result = _MP_FUNCTIONS[name](_walk(expr.args[0], env))

@@ -31,6 +31,8 @@ LINE = re.compile(
     r"|\w+ [-+*/]= [^=]+"  # t0 *= y: the same ufunc, in place
     r"|np\.copyto\(\w+, [^()]*(, where=\w+)?\)"  # np.copyto(out, t0, where=b0)
     r"|_(sigmoid|softplus|erfc|erf|log1p|expm1)_into\([\w, ]+\)"  # _erf_into(x, t0)
+    # _near_zero_into(x, 1.55, 3, self._NEAR_ZERO, out=out): a subset, in place
+    r"|_near_zero_into\(\w+, [\d.e-]+, \d+, self\._NEAR_ZERO\w*, out=\w+\)"
     r"|c\d+ = _(clip|finite|tame)_into\(.*out=t\d+\)"  # c0 = _clip_into(x, ...)
     r"|s\d+ = [^\[\]]*"  # s0 = float(...) / self.beta
     r"|t\d+\.fill\([^()]*\)"  # t0.fill(0.0), for np.maximum against a constant

@@ -193,12 +193,22 @@ def test_audit_shows_the_trade_each_policy_makes():
 
 
 def test_audit_finds_a_real_loss():
-    """An unstable formula is over the bound, and the verdict says where."""
-    act = symgrad.parse("x - sin(x)", name="unstable")
+    """cos(x) - cos(1) cancels near its roots (x = +-1 and wherever cos(x) is
+    cos(1)), where symgrad has no series: the audit is over the bound there."""
+    act = symgrad.parse("cos(x) - cos(1)", name="unstable")
     (result,) = audit(act, prefer=["memory"], dtypes=["float64"])
     assert not result.passed
-    assert abs(result.forward.worst_x) < 1e-3
-    assert "over 4 ulps" in result.verdict
+    near_one = np.abs(np.abs(result.x) - 1) < 0.2
+    assert result.forward_ulps[near_one].max() > 4
+    assert f"over 4 ulps (at x = {result.forward.worst_x:.6g})" == result.verdict
+
+
+def test_a_sum_that_cancels_at_zero_gets_a_polynomial_there():
+    """x - sin(x) was 0 below 1e-8 and 1e-4 off at 1e-6; tanhshrink likewise.
+    A series fitted where the terms cancel brings both within the bound."""
+    for act in (symgrad.parse("x - sin(x)", name="f"), "tanhshrink"):
+        for result in audit(act, prefer=["memory"]):
+            assert result.forward.max_ulps <= 4, result
 
 
 def test_audit_command_prints_a_table_and_exits_1_on_a_failure(tmp_path, capsys):

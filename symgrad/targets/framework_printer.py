@@ -22,6 +22,8 @@ class FrameworkPrinter(ReadablePrinter):
     calls: dict[str, str] = {}
     #: The framework's log-sigmoid.
     log_sigmoid: str = ""
+    #: A near-zero polynomial prints as its select, written out.
+    tables = False
 
     def _print_framework_call(self, expr: sympy.Function) -> str:
         return f"{self.calls[type(expr).__name__]}({self._print(expr.args[0])})"

@@ -21,7 +21,7 @@ from ..layer import DOUT, LayerFormulas, comment_lines, local_name
 from ..model import MASK, X, Y
 from ..sharing import S
 from .numpy_kernels import Kernel, emit_kernel, fitted
-from .numpy_readable import print_pass
+from .numpy_readable import class_tables, print_pass
 
 #: Helpers (and constants) every fast module uses.
 ALWAYS = frozenset(
@@ -57,6 +57,8 @@ class FastLayer:
     small_backward: tuple[str, ...]
     map_forward: tuple[str, ...]
     map_backward: tuple[str, ...]
+    #: The small statements' coefficient tables (`numpy_readable.class_tables`).
+    tables: tuple = ()
 
     @property
     def defines(self) -> tuple[str, ...]:
@@ -73,7 +75,8 @@ def layer_source(formulas: LayerFormulas) -> FastLayer:
         {p.symbol: p.name if p.learnable else f"self.{p.name}" for p in act.params}
     )
     arrays = {X, Y, MASK, DOUT, S}
-    forward = emit_kernel(formulas.forward, names, arrays)
+    tables: dict[tuple[float, ...], str] = {}
+    forward = emit_kernel(formulas.forward, names, arrays, tables=tables)
     # Parameter gradients (summed per block) first, then dx, in one kernel so they
     # share subexpressions; dx last, as dout may be its buffer.
     backward = emit_kernel(
@@ -81,6 +84,7 @@ def layer_source(formulas: LayerFormulas) -> FastLayer:
         names,
         arrays,
         results=[f"d{name}" for name in formulas.param_grads],
+        tables=tables,
     )
 
     forward_outputs = ["out"] + [name for name, _ in formulas.forward if name != "out"]
@@ -102,10 +106,10 @@ def layer_source(formulas: LayerFormulas) -> FastLayer:
     taken = {p.name for p in act.params} | {f"d{n}" for n in formulas.param_grads}
     taken |= set(forward.floats + forward.bools + backward.floats + backward.bools)
     small_forward = print_pass(
-        formulas.forward, {**names, **attributes}, {X, S}, taken, indent=12
+        formulas.forward, {**names, **attributes}, {X, S}, taken, 12, tables=tables
     )
     small_backward = print_pass(
-        formulas.backward, {**names, **attributes}, arrays, taken, indent=12
+        formulas.backward, {**names, **attributes}, arrays, taken, 12, tables=tables
     )
     name = act.class_name
     reads = "".join(f", {local}={local}" for local in ("dout", *loads))
@@ -150,6 +154,7 @@ def layer_source(formulas: LayerFormulas) -> FastLayer:
         map_backward=tuple(fitted(map_backward, indent=8)),
         small_forward=tuple(small_forward.lines),
         small_backward=tuple(small_backward.lines),
+        tables=class_tables(tables, formulas),
     )
 
 

@@ -295,6 +295,22 @@ def _horner_into(t, coefficients, out):
     return out
 
 
+def _near_zero_into(u, switch, order, coefficients, out):
+    """Where |u| < switch, out = u**order * P(2u^2/switch^2 - 1), the polynomial
+    symgrad fitted where the terms of a sum cancel; elsewhere out is left as it
+    is (the sum).  Only those elements are computed."""
+    near = np.flatnonzero(np.abs(u) < switch)
+    if near.size:
+        v = u.flat[near]
+        s = v * v * (2.0 / (switch * switch)) - 1.0
+        p = np.full_like(s, coefficients[-1])
+        for c in reversed(coefficients[:-1]):
+            p *= s
+            p += c
+        out.flat[near] = v**order * p
+    return out
+
+
 def _erfc_into(u, out, t1, t2, t3, t4):
     """out = erfc(u) = 1 - erf(u), to about 2e-15 relative (float64) or 1e-7
     (float32; to an ulp below |u| = 1/8, `_erfc_near_zero`), with no branches: for z = |u|, erfc(z) = t exp(P(2t - 1) - z^2)

@@ -269,6 +269,20 @@ def _erfc_near_zero(u, out):
         out.flat[near] = 1.0 - s * _horner(2.0 * s * s - 1.0, _ERF_SMALL)
 
 
+def _near_zero(far, u, switch, order, coefficients):
+    """far, except where |u| < switch: there u**order * P(2u^2/switch^2 - 1),
+    the polynomial symgrad fitted where the terms of far cancel (x - tanh(x) is
+    0 below x = 1e-8, x**3/3 to leading order).  Only those elements are
+    computed."""
+    out = np.array(far, dtype=np.result_type(far, u))
+    near = np.flatnonzero(np.abs(u) < switch)
+    if near.size:
+        v = u.flat[near]
+        s = v * v * (2.0 / (switch * switch)) - 1.0
+        out.flat[near] = v**order * _horner(s, coefficients)
+    return out
+
+
 def _erf(u):
     """erf(u), to about 3e-15 relative (float64): u P(2u^2 - 1) for |u| <= 1
     (fitted by symgrad.approximations), sign(u) (1 - erfc(|u|)) beyond."""

@@ -37,6 +37,7 @@ from ..printing import (
     root_factored,
 )
 from ..rewrite import _explosive, _interval
+from .numpy_readable import table_name
 
 #: SymPy function -> the NumPy ufunc that computes it elementwise.
 UFUNCS: dict[type, str] = {
@@ -110,13 +111,16 @@ def emit_kernel(
     arrays: Iterable[sympy.Symbol],
     *,
     results: Iterable[str] = (),
+    tables: dict[tuple[float, ...], str] | None = None,
 ) -> Kernel:
     """Lines computing each ``(target, expr)`` into the output array ``target``.
 
     ``names`` maps every symbol to its source name; ``arrays`` are the symbols that
     are blocks of arrays (the rest are scalars, such as parameters).  A target
     named in ``results`` is not an array but a value the kernel returns: it is
-    computed into scratch and its sum over the block is returned.
+    computed into scratch and its sum over the block is returned.  ``tables``
+    collects coefficient tables (coefficients -> class attribute), shared with
+    the layer's other passes.
     """
     results = set(results)
     exprs = [floats_for_constants(e) for _, e in assignments]
@@ -146,7 +150,7 @@ def emit_kernel(
     replacements, reduced = sympy.cse(
         exprs, symbols=symbols, optimizations=None, order="canonical"
     )
-    emitter = _Emitter(dict(names), arrays)
+    emitter = _Emitter(dict(names), arrays, {} if tables is None else tables)
     for symbol, value in replacements:
         emitter.define(symbol, value)
     returned = []
@@ -187,9 +191,15 @@ class _Pool:
 
 
 class _Emitter:
-    def __init__(self, names: dict[sympy.Symbol, str], arrays: set) -> None:
+    def __init__(
+        self,
+        names: dict[sympy.Symbol, str],
+        arrays: set,
+        tables: dict[tuple[float, ...], str],
+    ) -> None:
         self.names = names
         self.arrays = arrays
+        self.tables = tables
         self.printer = LayerPrinter(names)
         self.lines: list[str] = []
         self.helpers: set[str] = set()
@@ -483,6 +493,23 @@ class _Emitter:
     def _finite(self, expr, dest) -> _Operand:
         value, side = expr.args
         return self._clamp("_finite_into", value, [f"side={int(side)}"], dest)
+
+    def _near_zero(self, expr, dest) -> _Operand:
+        """The sum everywhere, then the polynomial on the elements near 0 only
+        (`_near_zero_into`), its coefficients a class attribute."""
+        far, u, switch, order = expr.args[:4]
+        table = table_name(self.tables, expr.coefficients)
+        self.helpers.add("_near_zero_into")
+        value = self.value(far, dest)
+        out = self.destination(dest, [value])
+        if value.text != out:
+            self.emit(f"np.copyto({out}, {value.text})")
+            self.release(value, keep=out)
+        near = self.value(u)
+        arguments = [near.text, repr(float(switch)), str(int(order)), f"self.{table}"]
+        self.emit(f"_near_zero_into({', '.join(arguments)}, out={out})")
+        self.release(near)
+        return self._result(dest, out)
 
     def _tame(self, expr, dest) -> _Operand:
         value, degree = expr.args

@@ -19,6 +19,7 @@ a comment above).  Stable functions print as calls to the helpers in
 from __future__ import annotations
 
 import itertools
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,8 +28,8 @@ from sympy.codegen.cfunctions import expm1 as Expm1
 from sympy.codegen.cfunctions import log1p as Log1p
 from sympy.core.relational import Relational
 
-from ..functions import blend, clip, erfc, finite, sigmoid, softplus, tame
-from ..layer import DOUT, LayerFormulas, comment_lines, local_name
+from ..functions import blend, clip, erfc, finite, near_zero, sigmoid, softplus, tame
+from ..layer import DOUT, LayerFormulas, comment_lines, local_name, text
 from ..model import MASK, X, Y
 from ..printing import (
     LINE_LENGTH,
@@ -70,12 +71,20 @@ class ReadablePrinter(LayerPrinter):
 
     #: Whether statements may build a result in place (dx *= y).
     in_place = True
+    #: Whether a near-zero polynomial prints as the ``_near_zero`` helper with
+    #: its coefficients in a class attribute (else as its select, written out).
+    tables = True
 
     def __init__(
-        self, names: Mapping[sympy.Symbol, str], arrays: Iterable[sympy.Symbol]
+        self,
+        names: Mapping[sympy.Symbol, str],
+        arrays: Iterable[sympy.Symbol],
+        tables: dict[tuple[float, ...], str] | None = None,
     ) -> None:
         super().__init__(names)
         self.arrays = set(arrays)
+        #: Coefficients -> the class attribute that holds them, shared by passes.
+        self.table_names = {} if tables is None else tables
 
     def _varies(self, expr: sympy.Basic) -> bool:
         return bool(expr.free_symbols & self.arrays)
@@ -94,6 +103,13 @@ class ReadablePrinter(LayerPrinter):
         u, side = expr.args
         extra = f", side={int(side)}" if side != 0 else ""
         return f"_finite({self._print(u)}{extra})"
+
+    def _print_near_zero(self, expr: near_zero) -> str:
+        far, u, switch, order = expr.args[:4]
+        table = table_name(self.table_names, expr.coefficients)
+        self.helpers.add("_near_zero")
+        arguments = [self._print(a) for a in (far, u, switch)] + [str(int(order))]
+        return f"_near_zero({', '.join(arguments)}, self.{table})"
 
     def _print_tame(self, expr: tame) -> str:
         self.helpers.add("_tame")
@@ -390,15 +406,17 @@ def print_pass(
     taken: Iterable[str] = (),
     indent: int = 8,
     printer_class: type[ReadablePrinter] | None = None,
+    tables: dict[tuple[float, ...], str] | None = None,
 ) -> PassSource:
     """Statements computing each ``(target, expr)`` into a local ``target``.
 
     ``names`` maps every symbol to its source; ``arrays`` are the symbols that
     stand for arrays (the rest, such as ``self.alpha``, are numbers).  Another
     framework's printer (`printer_class`) gives the same statements in its own
-    functions.
+    functions.  ``tables`` collects the coefficient tables the statements read
+    (coefficients -> class attribute), shared by a layer's passes.
     """
-    printer = (printer_class or ReadablePrinter)(names, arrays)
+    printer = (printer_class or ReadablePrinter)(names, arrays, tables)
     body = _Pass(printer, RESERVED | set(taken) | {t for t, _ in assignments}, indent)
     exprs = [_prepared(e, body.varies, printer) for _, e in assignments]
     symbols = sympy.numbered_symbols("_cse", real=True)
@@ -444,6 +462,10 @@ def _prepared(expr: sympy.Basic, varies, printer) -> sympy.Basic:
     selects in NaN-passing order (fixed before cse, which may hide a condition
     behind a symbol, and so that equal conditions look equal to it)."""
     expr = floats_for_constants(expr)
+    if not printer.tables:
+        expr = expr.replace(
+            lambda e: isinstance(e, near_zero), lambda e: e.as_piecewise()
+        )
     expr = expr.replace(
         lambda r: isinstance(r, Relational) and r.rel_op not in ("==", "!="),
         printer._solved_for_array,
@@ -474,6 +496,8 @@ class ReadableLayer:
     backward: tuple[str, ...]
     param_grads: tuple[str, ...]
     helpers: frozenset[str]
+    #: (class attribute, comment lines, coefficients) of each near-zero polynomial.
+    tables: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
 
     @property
     def defines(self) -> tuple[str, ...]:
@@ -492,7 +516,8 @@ def layer_source(formulas: LayerFormulas) -> ReadableLayer:
     taken = {p.name for p in act.params} | {f"d{n}" for n in formulas.param_grads}
 
     forward_names = {X: "x", S: "s", **parameters}
-    forward = print_pass(formulas.forward, forward_names, {X, S}, taken)
+    tables: dict[tuple[float, ...], str] = {}
+    forward = print_pass(formulas.forward, forward_names, {X, S}, taken, tables=tables)
 
     backward_names = {
         DOUT: "dout",
@@ -500,7 +525,9 @@ def layer_source(formulas: LayerFormulas) -> ReadableLayer:
         **parameters,
     }
     arrays = {DOUT, Y, X, S, MASK}
-    backward = print_pass(formulas.backward, backward_names, arrays, taken)
+    backward = print_pass(
+        formulas.backward, backward_names, arrays, taken, tables=tables
+    )
 
     loads = tuple((local_name(symbol), attr) for symbol, attr in formulas.reads)
     return ReadableLayer(
@@ -517,4 +544,38 @@ def layer_source(formulas: LayerFormulas) -> ReadableLayer:
         backward=tuple(backward.lines),
         param_grads=formulas.param_grads,
         helpers=ALWAYS | forward.helpers | backward.helpers,
+        tables=class_tables(tables, formulas),
     )
+
+
+def table_name(tables: dict[tuple[float, ...], str], coefficients) -> str:
+    """The class attribute holding these coefficients: _NEAR_ZERO, _NEAR_ZERO_2..."""
+    if coefficients not in tables:
+        count = len(tables)
+        tables[coefficients] = "_NEAR_ZERO" + (f"_{count + 1}" if count else "")
+    return tables[coefficients]
+
+
+def class_tables(
+    tables: Mapping[tuple[float, ...], str], formulas: LayerFormulas
+) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """Each coefficient table as (attribute, comment, literals), with the
+    comment saying which sum the polynomial stands for, and where."""
+    found = {}
+    for _, expr in (*formulas.forward, *formulas.backward):
+        for node in expr.atoms(near_zero):
+            found[node.coefficients] = node
+    rows = []
+    for coefficients, attribute in tables.items():
+        far, u, switch, order = found[coefficients].args[:4]
+        if formulas.shared is not None:  # as the definition writes it, not via s
+            far = far.xreplace({S: formulas.shared.part})
+        v, c = text(u), repr(float(switch))
+        comment = (
+            f"Where |{v}| < {c}, {text(far)} cancels; there it is "
+            f"{v}**{int(order)} * P(2*{v}**2/{c}**2 - 1), and these are P's "
+            "coefficients, lowest power first, fitted by symgrad in 40 digits."
+        )
+        lines = tuple(textwrap.wrap(comment, width=76, break_on_hyphens=False))
+        rows.append((attribute, lines, tuple(repr(c) for c in coefficients)))
+    return tuple(rows)
