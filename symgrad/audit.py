@@ -218,7 +218,9 @@ def _summary(x: np.ndarray, error: np.ndarray) -> Errors:
         return Errors(0.0, 0.0, math.nan)
     worst = int(np.argmax(error))
     return Errors(
-        float(error[worst]), float(np.quantile(error, 0.999)), float(x[worst])
+        float(error[worst]),
+        float(np.quantile(error, 0.999, method="higher")),
+        float(x[worst]),
     )
 
 

@@ -413,27 +413,45 @@ def _latex(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     get_target(args.target, fast=args.fast).require_framework()  # before any work
-    results = [
-        check_activation(act, target=args.target, fast=args.fast)
-        for act in activations_from(args)
-    ]
+    acts = activations_from(args)
+    results = [check_activation(a, target=args.target, fast=args.fast) for a in acts]
     header = ("name", "caches", "gradcheck", "vs mpmath", "result")
     rows = [
         (r.name, r.saves, f"{r.gradcheck_error:.1e}", f"{r.reference_error:.1e}",
          "ok" if r.passed else "FAIL")
         for r in results
     ]  # fmt: skip
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
-    for row in [header, *rows]:
-        print(
-            "  ".join(
-                cell.ljust(w) for cell, w in zip(row, widths, strict=True)
-            ).rstrip()
-        )
+    _print_table(header, rows)
     for r in results:
         for problem in r.problems:
             print(f"{r.name}: {problem}")
+    if args.target == "numpy":
+        # The NumPy layers' accuracy in ulps, under both policies unless one is
+        # asked for (`symgrad audit` has the details and a plot).
+        audited = audit(
+            acts,
+            prefer=[args.prefer] if args.prefer else PREFERENCES,
+            fast=args.fast,
+        )
+        print()
+        _print_table(
+            ("name", "prefer", "dtype", "forward ulps", "backward ulps",
+             "output form loses", "audit"),
+            [
+                (r.name, r.prefer, r.dtype, f"{r.forward.max_ulps:.3g}",
+                 f"{r.backward.max_ulps:.3g}", r.loss or "-", r.verdict)
+                for r in audited
+            ],
+        )  # fmt: skip
     return 0 if all(r.passed for r in results) else 1
+
+
+def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to their widest cell, two spaces apart."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = (cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
 
 
 def _audit(args: argparse.Namespace) -> int:

@@ -100,6 +100,52 @@ class erfc(sympy.Function):  # noqa: N801
         return _power(rf"\operatorname{{erfc}}\left({inner}\right)", exp)
 
 
+class scaled_erfc(sympy.Function):  # noqa: N801
+    """erfc(scale*u), with scale**2 = square given exactly (GELU's erfc(-x/sqrt(2)):
+    scale -1/sqrt(2), square 1/2).
+
+    Rounding scale*u costs erfc's tail its relative accuracy: exp(-z**2) is off by
+    2 z**2 ulps.  Knowing the square exactly, the helper computes z**2 from u
+    itself (`symgrad.rewrite.erfc_of_scaled` builds it).
+    """
+
+    nargs = 3
+
+    def as_erfc(self) -> sympy.Expr:
+        u, scale, _ = self.args
+        return erfc(scale * u)
+
+    def _eval_evalf(self, prec):
+        return self.as_erfc()._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer, exp=None):
+        return (
+            printer._print(self.as_erfc(), exp=exp)
+            if exp
+            else printer._print(self.as_erfc())
+        )
+
+
+class nearest(sympy.Function):  # noqa: N801
+    """u rounded to the nearest multiple of ``step``, a power of 2: h with an
+    exact square, for exp(-q*u**2) = exp(-q*h**2) * exp(-q*(u - h)*(u + h))."""
+
+    nargs = 2
+
+    def _eval_evalf(self, prec):
+        u, step = (a.evalf(prec_to_dps(prec)) for a in self.args)
+        return (sympy.Float(round(float(u / step))) * step).evalf(prec_to_dps(prec))
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer, exp=None):
+        return _power(printer._print(self.args[0]), exp)
+
+
 class _Clamp(sympy.Function):
     """A clip that changes no finite input: an identity to SymPy (derivative 1,
     value of its first argument), a clip to NumPy (see `symgrad.targets`)."""

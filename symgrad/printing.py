@@ -329,6 +329,17 @@ class LayerPrinter(NumPyPrinter):
         self.helpers.add("_erfc")
         return f"_erfc({self._print(expr.args[0])})"
 
+    def _print_scaled_erfc(self, expr) -> str:
+        """erfc(scale*u) as _erfc(u, scale, square): the helper squares u."""
+        self.helpers.add("_erfc")
+        return f"_erfc({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_nearest(self, expr) -> str:
+        """u to the nearest multiple of a power-of-2 step, exactly."""
+        u, step = expr.args
+        scale = self._print(sympy.Float(1 / step))
+        return f"{self.fn('rint')}({scale} * {self._print(u)}) / {scale}"
+
     def _print_not_supported(self, expr: sympy.Basic) -> str:
         raise UnprintableError(f"NumPy has no function for {type(expr).__name__}")
 

@@ -22,7 +22,7 @@ import mpmath
 import sympy
 
 from .conditioning import lossy_ranges
-from .functions import clip, erfc, finite, sigmoid, softplus, tame
+from .functions import clip, erfc, finite, scaled_erfc, sigmoid, softplus, tame
 from .model import X, Y
 from .verify import evaluate_fixed
 
@@ -36,6 +36,7 @@ _EXPENSIVE = (
     sympy.erf,
     sympy.erfc,
     erfc,
+    scaled_erfc,
     sigmoid,
     softplus,
     sympy.atan,
@@ -78,13 +79,22 @@ def shared_intermediate(
         if not (new_forward.has(S) and new_derivative.has(S)):
             continue
         in_output = _in_output_and_part(new_forward, new_derivative, part, values)
-        for candidate in (in_output, new_derivative):
-            if candidate is None:
-                continue
-            lossy = _loss(candidate, forward, derivative, part, values)
-            if not (lossy and refuse_lossy):
-                return Shared(part, new_forward, candidate, lossy)
-        return None
+        options = [
+            (candidate, _loss(candidate, forward, derivative, part, values))
+            for candidate in (in_output, new_derivative)
+            if candidate is not None
+        ]
+        # A form that loses nothing, the one reading fewest arrays; else, unless
+        # refused, the first (it reads no x: y = x*s already holds it).
+        clean = [o for o in options if not o[1]]
+        if clean:
+            chosen = min(clean, key=lambda o: len(o[0].free_symbols & {X, Y, S}))
+        elif refuse_lossy:
+            return None
+        else:
+            chosen = options[0]
+        return Shared(part, new_forward, *chosen)
+    return None
     return None
 
 

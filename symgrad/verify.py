@@ -288,6 +288,11 @@ def _walk(expr, env):
         return _walk(expr.rewrite(sympy.Max), env)
     if name in ("blend", "near_zero"):
         return _walk(expr.as_piecewise(), env)
+    if name == "scaled_erfc":
+        return _walk(expr.as_erfc(), env)
+    if name == "nearest":
+        u, step = (_walk(a, env) for a in expr.args)
+        return mpmath.nint(u / step) * step
     if name in _MP_FUNCTIONS and len(expr.args) == 1:
         result = _MP_FUNCTIONS[name](_walk(expr.args[0], env))
         if isinstance(result, mpmath.mpc):

@@ -214,9 +214,10 @@ PRINTED = [
     (
         "erfc, clipped against -inf * 0",
         X * (1 + erf(X / sqrt(2))) / 2,
+        # erfc(-x/sqrt(2)) from x itself, with the exact square 1/2.
         "c0 = _clip_into(x, lower=-39.0, out=t0) | "
-        "np.multiply(c0, -0.7071067811865476, out=t1) | "
-        "_erfc_into(t1, out, t2, t3, t4, t5) | out *= 0.5 | out *= c0",
+        "_erfc_into(c0, out, t1, t2, t3, t4, scale=-0.7071067811865476, square=0.5)"
+        " | out *= 0.5 | out *= c0",
     ),
     (
         "constants are float literals",

@@ -29,6 +29,11 @@ class FrameworkPrinter(ReadablePrinter):
         return f"{self.calls[type(expr).__name__]}({self._print(expr.args[0])})"
 
     _print_erf = _print_erfc = _print_framework_call
+
+    def _print_scaled_erfc(self, expr: sympy.Function) -> str:
+        """The framework's erfc of the product (it has no scaled form)."""
+        return self._print_framework_call(expr.as_erfc())
+
     _print_log1p = _print_expm1 = _print_framework_call
 
     def _print_Mul(self, expr: sympy.Mul) -> str:

@@ -32,7 +32,7 @@ _JAX = {"clip": "jnp.clip"}
 _NUMPY_NAMES = {
     "exp", "log", "log1p", "expm1", "sqrt", "square", "abs", "sign", "sin", "cos",
     "tan", "sinh", "cosh", "tanh", "arcsin", "arccos", "arctan", "arcsinh",
-    "arccosh", "arctanh", "maximum", "minimum", "where", "clip",
+    "arccosh", "arctanh", "maximum", "minimum", "where", "clip", "rint",
 }  # fmt: skip
 
 

@@ -311,11 +311,13 @@ def _near_zero_into(u, switch, order, coefficients, out):
     return out
 
 
-def _erfc_into(u, out, t1, t2, t3, t4):
-    """out = erfc(u) = 1 - erf(u), to about 2e-15 relative (float64) or 1e-7
-    (float32; to an ulp below |u| = 1/8, `_erfc_near_zero`), with no branches: for z = |u|, erfc(z) = t exp(P(2t - 1) - z^2)
-    with t = 2/(2 + z), fitted by symgrad.approximations; erfc(u) = 2 - erfc(z)
-    where u < 0."""
+def _erfc_into(u, out, t1, t2, t3, t4, scale=1.0, square=1.0):
+    """out = erfc(scale*u) = 1 - erf(scale*u), to about 2e-15 relative (float64)
+    or 1e-7 (float32; to an ulp below |scale*u| = 1/8, `_erfc_near_zero`), with
+    no branches: for z = |scale*u|, erfc(z) = t exp(P(2t - 1) - z^2) with t =
+    2/(2 + z), fitted by symgrad.approximations; erfc(-z) = 2 - erfc(z).  square
+    is scale**2 exactly, so z^2 = square*(h^2 + (a - h)(a + h)) is computed from
+    a = |u| (h = a to 1/16 has an exact square), not from the rounded z."""
     if out.dtype == np.float64:
         table = _ERFC_F64
         largest = 27.3  # erfc is below the smallest float64 from here
@@ -323,33 +325,37 @@ def _erfc_into(u, out, t1, t2, t3, t4):
         table = _ERFC_F32
         largest = 10.1  # likewise for float32
     np.abs(u, out=t1)
-    z = _clip_into(t1, upper=largest, out=t1)
-    np.add(z, 2.0, out=t2)
+    a = _clip_into(t1, upper=largest / abs(scale), out=t1)
+    np.multiply(a, abs(scale), out=t2)  # z
+    t2 += 2.0
     np.divide(2.0, t2, out=t2)  # t
     np.multiply(t2, 2.0, out=t3)
     t3 -= 1.0
     _horner_into(t3, table, out)
-    # exp(-z^2) = exp(-h^2) exp(-(z - h)(z + h)): h = z to 1/16 has an exact square.
-    np.multiply(z, 16.0, out=t3)
+    np.multiply(a, 16.0, out=t3)
     np.rint(t3, out=t3)
     t3 *= 0.0625  # h
-    np.subtract(z, t3, out=t4)
-    np.add(z, t3, out=t1)
+    np.subtract(a, t3, out=t4)
+    np.add(a, t3, out=t1)
     t4 *= t1
+    t4 *= square
     out -= t4
     np.exp(out, out=out)
     out *= t2
     np.square(t3, out=t3)
-    np.negative(t3, out=t3)
+    t3 *= -square
     np.exp(t3, out=t3)
     out *= t3
-    # 2 - out where u < 0, without a branch: out + (u < 0) * (2 - 2 out).
+    # 2 - out where scale*u < 0, without a branch: out + (scale*u < 0) * (2 - 2 out).
     np.multiply(out, -2.0, out=t4)
     t4 += 2.0
-    np.less(u, 0.0, out=t1)
+    if scale > 0:
+        np.less(u, 0.0, out=t1)
+    else:
+        np.greater(u, 0.0, out=t1)
     t4 *= t1
     out += t4
-    _erfc_near_zero(u, out)
+    _erfc_near_zero(u, out, scale)
     return out
 
 

@@ -238,34 +238,36 @@ def _horner(t, coefficients):
     return p
 
 
-def _erfc(u):
-    """erfc(u) = 1 - erf(u), to about 2e-15 relative (float64) or 1e-7 (float32),
-    and to an ulp below |u| = 1/8 (`_erfc_near_zero`).
+def _erfc(u, scale=1.0, square=1.0):
+    """erfc(scale*u) = 1 - erf(scale*u), to about 2e-15 relative (float64) or 1e-7
+    (float32), and to an ulp below |scale*u| = 1/8 (`_erfc_near_zero`).
 
-    For z = |u|, erfc(z) = t exp(P(2t - 1) - z^2) with t = 2/(2 + z), where P is
-    a polynomial fitted by symgrad.approximations; erfc(u) = 2 - erfc(z) where
-    u < 0.  z^2 is split as h^2 + (z - h)(z + h), with h = z rounded to 1/16 (an
-    exact square), so that exp(-z^2) keeps its relative accuracy.
+    For z = |scale*u|, erfc(z) = t exp(P(2t - 1) - z^2) with t = 2/(2 + z), where P
+    is a polynomial fitted by symgrad.approximations; erfc(-z) = 2 - erfc(z).
+    square is scale**2 exactly, so z^2 = square*(h^2 + (a - h)(a + h)) comes from
+    a = |u| itself (h = a rounded to 1/16 has an exact square): from the rounded
+    z, exp(-z^2) would be off by 2 z^2 ulps.
     """
     u = np.asarray(u)
     table, largest = (_ERFC_F64, 27.3) if u.dtype == np.float64 else (_ERFC_F32, 10.1)
-    z = np.minimum(np.abs(u), largest)
-    t = 2.0 / (2.0 + z)
-    h = np.rint(16.0 * z) / 16.0
-    tail = t * np.exp(_horner(2.0 * t - 1.0, table) - (z - h) * (z + h))
-    tail *= np.exp(-h * h)
-    out = np.where(u < 0.0, 2.0 - tail, tail)
-    _erfc_near_zero(u, out)
+    a = np.minimum(np.abs(u), largest / abs(scale))
+    t = 2.0 / (2.0 + abs(scale) * a)
+    h = np.rint(16.0 * a) / 16.0
+    tail = t * np.exp(_horner(2.0 * t - 1.0, table) - square * ((a - h) * (a + h)))
+    tail *= np.exp(-square * (h * h))
+    out = np.where(scale * u < 0.0, 2.0 - tail, tail)
+    _erfc_near_zero(u, out, scale)
     return out
 
 
-def _erfc_near_zero(u, out):
-    """Below |u| = 1/8, out = 1 - erf(u) from erf's own polynomial, right to an
-    ulp where the erfc fit is good to 2e-15 only (erfc(0) came out 1 - 1.4e-15,
-    GELU's slope at 0 0.49999999999999928).  Only those elements are computed."""
-    near = np.flatnonzero(np.abs(u) < 0.125)
+def _erfc_near_zero(u, out, scale=1.0):
+    """Below |scale*u| = 1/8, out = 1 - erf(scale*u) from erf's own polynomial,
+    right to an ulp where the erfc fit is good to 2e-15 only (erfc(0) came out
+    1 - 1.4e-15, GELU's slope at 0 0.49999999999999928).  Only those elements
+    are computed."""
+    near = np.flatnonzero(np.abs(u) < 0.125 / abs(scale))
     if near.size:
-        s = u.flat[near]
+        s = scale * u.flat[near]
         out.flat[near] = 1.0 - s * _horner(2.0 * s * s - 1.0, _ERF_SMALL)
 
 

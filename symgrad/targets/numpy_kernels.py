@@ -481,6 +481,32 @@ class _Emitter:
         self.release(inner, keep=out)
         return self._result(dest, out)
 
+    def _scaled_erfc(self, expr, dest) -> _Operand:
+        """erfc(scale*u) with the exact square (functions.scaled_erfc)."""
+        u, scale, square = expr.args
+        self.helpers.add("_erfc_into")
+        inner = self.value(u)
+        out = dest if dest is not None else self.pools["f"].take()
+        extra = [self.pools["f"].take() for _ in range(4)]
+        options = [f"scale={self.scalar(scale)}", f"square={self.scalar(square)}"]
+        self.emit(f"_erfc_into({', '.join([inner.text, out, *extra, *options])})")
+        for slot in extra:
+            self.pools["f"].give(slot)
+        self.release(inner, keep=out)
+        return self._result(dest, out)
+
+    def _nearest(self, expr, dest) -> _Operand:
+        """u to the nearest multiple of a power-of-2 step: rint(u/step)*step."""
+        u, step = expr.args
+        inner = self.value(u)
+        out = self.destination(dest, [inner])
+        scale = self.scalar(1 / step)
+        self.call("np.multiply", [inner.text, scale], out)
+        self.call("np.rint", [out], out)
+        self.emit(f"{out} /= {scale}")
+        self.release(inner, keep=out)
+        return self._result(dest, out)
+
     def _clip(self, expr, dest) -> _Operand:
         value, lower, upper = expr.args
         bounds = []

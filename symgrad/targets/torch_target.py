@@ -36,6 +36,7 @@ _TORCH = {
     "expm1": "torch.expm1",
     "sqrt": "torch.sqrt",
     "square": "torch.square",
+    "rint": "torch.round",  # to the nearest, ties to even, as np.rint
     "abs": "torch.abs",
     "sign": "torch.sign",
     "sin": "torch.sin",
