@@ -129,6 +129,33 @@ class scaled_erfc(sympy.Function):  # noqa: N801
         )
 
 
+class scaled(sympy.Function):  # noqa: N801
+    """u times a parameter (``scaled(u, p, 0)``) or divided by it (``scaled(u, p,
+    1)``), as the argument of a function or a comparison.
+
+    softplus(beta*x) with beta = 2 at x = 1.8e308, or expm1(min(x, 0)/alpha)
+    with alpha = 0.7 at x = -1.8e308: the product leaves the dtype's range,
+    and +-inf is its correct rounding; the function (or comparison) then gives
+    its limit, which is the true result.  The helper computes it without
+    reporting that overflow (`symgrad.rewrite.scaled_arguments` builds it).
+    """
+
+    nargs = 3
+
+    def as_product(self) -> sympy.Expr:
+        u, p, inverse = self.args
+        return u / p if inverse else u * p
+
+    def _eval_evalf(self, prec):
+        return self.as_product()._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real and self.args[1].is_real
+
+    def _latex(self, printer, exp=None):
+        return printer._print(self.as_product())
+
+
 class nearest(sympy.Function):  # noqa: N801
     """u rounded to the nearest multiple of ``step``, a power of 2: h with an
     exact square, for exp(-q*u**2) = exp(-q*h**2) * exp(-q*(u - h)*(u + h))."""

@@ -19,6 +19,7 @@ import sympy
 
 from .audit_table import audited_sentence
 from .conditioning import describe
+from .functions import scaled
 from .model import MASK, Derivation, X, Y
 from .notation import latex as _full_latex
 from .notation import text as _full_text
@@ -160,7 +161,9 @@ def shared_part(derivation: Derivation) -> Shared | None:
 
 def _as_float64(expr: sympy.Basic) -> sympy.Basic:
     """Long floats as the float64 the code uses (SELU's constants are given to 30
-    digits), so a docstring or comment shows the literal the code has."""
+    digits), so a docstring or comment shows the literal the code has; a scaled
+    argument (how the code computes beta*x) as the product it stands for."""
+    expr = expr.replace(lambda e: isinstance(e, scaled), lambda e: e.as_product())
     floats = {f: sympy.Float(repr(float(f))) for f in expr.atoms(sympy.Float)}
     return expr.xreplace(floats) if floats else expr
 

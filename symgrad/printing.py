@@ -334,6 +334,14 @@ class LayerPrinter(NumPyPrinter):
         self.helpers.add("_erfc")
         return f"_erfc({', '.join(self._print(a) for a in expr.args)})"
 
+    def _print_scaled(self, expr) -> str:
+        """A scaled argument (functions.scaled): its overflow to +-inf is its
+        rounding, not an error."""
+        u, p, inverse = expr.args
+        helper = "_quotient" if inverse else "_scaled"
+        self.helpers.add(helper)
+        return f"{helper}({self._print(u)}, {self._print(p)})"
+
     def _print_nearest(self, expr) -> str:
         """u to the nearest multiple of a power-of-2 step, exactly."""
         u, step = expr.args

@@ -38,6 +38,7 @@ from .functions import (
     finite,
     near_zero,
     nearest,
+    scaled,
     scaled_erfc,
     sigmoid,
     softplus,
@@ -589,7 +590,9 @@ def _clamped_to(value, condition):
     """value with its variable clamped to the interval the condition allows."""
     for v in sorted(value.free_symbols & condition.free_symbols & {X, Y}, key=str):
         lower, upper = _interval(condition, v)
-        if (lower is not None or upper is not None) and _explosive(value, v):
+        if (lower is not None or upper is not None) and (
+            _explosive(value, v) or _scaled_by_parameter(value, v)
+        ):
             break
     else:
         return value
@@ -599,6 +602,17 @@ def _clamped_to(value, condition):
     if upper is not None:
         clamped = sympy.Min(clamped, upper)
     return value if clamped is v else value.xreplace({v: clamped})
+
+
+def _scaled_by_parameter(value, v) -> bool:
+    """Whether value multiplies (or divides) v by a parameter, which may
+    overflow for large v: CELU's 1 + y/alpha, with alpha = 0.7 at y = 1e308."""
+    return any(
+        isinstance(node, sympy.Mul)
+        and node.has(v)
+        and any(not f.has(v) and f.free_symbols for f in node.args)
+        for node in sympy.preorder_traversal(value)
+    )
 
 
 def _interval(condition, v):
@@ -635,6 +649,48 @@ def _one_plus_exp_argument(expr: sympy.Expr) -> sympy.Expr | None:
     if constant != 1 or not isinstance(rest, sympy.exp):
         return None
     return rest.args[0]
+
+
+# -- parameter-scaled arguments ---------------------------------------------------------
+
+
+def scaled_arguments(expr: sympy.Basic) -> sympy.Basic | None:
+    """p*u or u/p as the argument of a function or a side of a comparison ->
+    scaled(u, p, ...) (`symgrad.functions.scaled`), for a parameter p and an
+    array expression u: where the product overflows, +-inf is its rounding and
+    the function's limit the true result, so the overflow is not an error."""
+    if isinstance(expr, (clip, finite, tame, nearest, scaled, near_zero)):
+        return None
+    if isinstance(expr, sympy.Piecewise):  # its conditions are not expressions
+        pieces = [
+            (value, cond.replace(
+                lambda r: isinstance(r, Relational),
+                lambda r: r.func(_as_scaled(r.lhs), _as_scaled(r.rhs)),
+            ))
+            for value, cond in expr.args
+        ]  # fmt: skip
+        changed = any(
+            c != old for (_, c), (_, old) in zip(pieces, expr.args, strict=True)
+        )
+        return sympy.Piecewise(*pieces) if changed else None
+    if not isinstance(expr, sympy.Function) or isinstance(expr, _PERIODIC):
+        return None  # sin(inf) is NaN: a periodic function has no limit to give
+    args = tuple(_as_scaled(a) for a in expr.args)
+    return expr.func(*args) if args != expr.args else None
+
+
+_PERIODIC = (sympy.sin, sympy.cos, sympy.tan)
+
+
+def _as_scaled(arg):
+    if not isinstance(arg, sympy.Mul):
+        return arg
+    fixed, varying = arg.as_independent(X, Y, as_Add=False)
+    if not varying.has(X, Y) or not (fixed.free_symbols - {X, Y}):
+        return arg
+    if fixed.is_Pow and fixed.exp == -1:
+        return scaled(varying, fixed.base, 1)
+    return scaled(varying, fixed, 0)
 
 
 # -- a polynomial where terms cancel ---------------------------------------------------
@@ -808,7 +864,10 @@ def stabilize(expr: sympy.Basic, prefer: str = "memory") -> sympy.Basic:
     rules = BOTTOM_UP + ACCURACY if prefer == "accuracy" else BOTTOM_UP
     with stage("rewriting for stability"):
         first = _bottom_up(_top_down(expr, FIRST), rules)
-        return _top_down(_top_down(first, LAST, descend=True), series_near_zero)
+        clipped = _top_down(first, LAST, descend=True)
+        return _top_down(
+            _top_down(clipped, series_near_zero), scaled_arguments, descend=True
+        )
 
 
 def _top_down(expr: sympy.Basic, rule: Rule, descend: bool = False) -> sympy.Basic:

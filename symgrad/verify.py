@@ -290,6 +290,8 @@ def _walk(expr, env):
         return _walk(expr.as_piecewise(), env)
     if name == "scaled_erfc":
         return _walk(expr.as_erfc(), env)
+    if name == "scaled":
+        return _walk(expr.as_product(), env)
     if name == "nearest":
         u, step = (_walk(a, env) for a in expr.args)
         return mpmath.nint(u / step) * step

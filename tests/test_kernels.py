@@ -32,6 +32,7 @@ LINE = re.compile(
     r"|np\.copyto\(\w+, [^()]*(, where=\w+)?\)"  # np.copyto(out, t0, where=b0)
     r"|_(sigmoid|softplus|erfc|erf|log1p|expm1)_into\([\w, ]+\)"  # _erf_into(x, t0)
     r"|_erfc_into\([\w, ]+, scale=[-\d.e]+, square=[\d.e-]+\)"  # erfc(scale*x)
+    r"|_scaled_into\([\w., ]+(, divide=True)?, out=\w+\)"  # beta*x, overflow quiet
     # _near_zero_into(x, 1.55, 3, self._NEAR_ZERO, out=out): a subset, in place
     r"|_near_zero_into\(\w+, [\d.e-]+, \d+, self\._NEAR_ZERO\w*, out=\w+\)"
     r"|c\d+ = _(clip|finite|tame)_into\(.*out=t\d+\)"  # c0 = _clip_into(x, ...)

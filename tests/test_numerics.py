@@ -172,3 +172,40 @@ def test_non_contiguous_arrays_give_the_same_results(catalog_module, name, layou
     np.testing.assert_allclose(
         dx, contiguous.backward(np.ascontiguousarray(dout)), rtol=1e-15, atol=0
     )
+
+
+#: Parameter values other than the defaults, which scale the input: beta*x
+#: and x/alpha overflow at the dtype's largest values for beta > 1, alpha < 1.
+SCALED = [
+    ("softplus", {"beta": 2.0}),
+    ("softplus", {"beta": 7.5, "threshold": 3.0}),
+    ("softplus", {"beta": 0.25}),
+    ("celu", {"alpha": 0.7}),
+    ("celu", {"alpha": 0.01}),
+    ("elu", {"alpha": 0.3}),
+    ("swish", {"beta": 3.0}),
+    ("leaky_relu", {"negative_slope": 5.0}),
+]
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["readable", "fast"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name, params", SCALED, ids=[f"{n}-{p}" for n, p in SCALED])
+def test_parameters_that_scale_the_input_raise_no_overflow(name, params, dtype, fast):
+    """softplus(beta=2) at x = finfo.max computed beta*x (an overflow, though the
+    result is x), celu(alpha=0.7) at -finfo.max overflowed in x/alpha: a scaled
+    argument's overflow is its rounding to +-inf, not an error."""
+    act = symgrad.activation(name, **params)
+    layer = symgrad.compile(act, fast=fast)()
+    limit = float(np.finfo(dtype).max)
+    d = symgrad.derive(act)
+    for xi in probes(dtype):
+        point = {X: float(xi), **act.values}
+        y, dy = (evaluate_fixed(e, point) for e in (d.forward, d.derivative))
+        if y is None or dy is None or abs(y) > limit or abs(dy) > limit:
+            continue
+        x = np.array([xi], dtype=dtype)
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            out = layer.forward(x)
+            dx = layer.backward(np.ones_like(x))
+        assert np.isfinite(out).all() and np.isfinite(dx).all(), (xi, out, dx)

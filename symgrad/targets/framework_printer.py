@@ -30,6 +30,10 @@ class FrameworkPrinter(ReadablePrinter):
 
     _print_erf = _print_erfc = _print_framework_call
 
+    def _print_scaled(self, expr: sympy.Function) -> str:
+        """The plain product: frameworks report no floating-point flags."""
+        return self._print(expr.as_product())
+
     def _print_scaled_erfc(self, expr: sympy.Function) -> str:
         """The framework's erfc of the product (it has no scaled form)."""
         return self._print_framework_call(expr.as_erfc())

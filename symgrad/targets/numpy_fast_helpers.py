@@ -295,6 +295,16 @@ def _horner_into(t, coefficients, out):
     return out
 
 
+def _scaled_into(u, factor, divide=False, *, out):
+    """out = factor*u (or u/factor), the argument of a function or comparison,
+    its overflow to +-inf unreported: that is its rounding, and the function's
+    limit there the true result (see the readable `_scaled`)."""
+    with np.errstate(over="ignore"):
+        if divide:
+            return np.divide(u, factor, out=out)
+        return np.multiply(u, factor, out=out)
+
+
 def _near_zero_into(u, switch, order, coefficients, out):
     """Where |u| < switch, out = u**order * P(2u^2/switch^2 - 1), the polynomial
     symgrad fitted where the terms of a sum cancel; elsewhere out is left as it

@@ -271,6 +271,22 @@ def _erfc_near_zero(u, out, scale=1.0):
         out.flat[near] = 1.0 - s * _horner(2.0 * s * s - 1.0, _ERF_SMALL)
 
 
+@np.errstate(over="ignore")
+def _scaled(u, factor):
+    """factor*u, the argument of a function or a comparison: where it leaves the
+    dtype's range, +-inf is its rounding and the function's limit there the
+    true result (softplus(beta*x) with beta = 2 at x = 1.8e308), so that
+    overflow is not reported."""
+    return factor * u
+
+
+@np.errstate(over="ignore")
+def _quotient(u, divisor):
+    """u/divisor, as `_scaled`: expm1(x/alpha) with alpha = 0.7 at x = -1.8e308
+    is -1, whatever x/alpha rounds to."""
+    return u / divisor
+
+
 def _near_zero(far, u, switch, order, coefficients):
     """far, except where |u| < switch: there u**order * P(2u^2/switch^2 - 1),
     the polynomial symgrad fitted where the terms of far cancel (x - tanh(x) is

@@ -495,6 +495,20 @@ class _Emitter:
         self.release(inner, keep=out)
         return self._result(dest, out)
 
+    def _scaled(self, expr, dest) -> _Operand:
+        """A scaled argument (functions.scaled), with its overflow unreported."""
+        u, p, inverse = expr.args
+        self.helpers.add("_scaled_into")
+        inner = self.value(u)
+        out = self.destination(dest, [inner])
+        factor = self.scalar(p)
+        arguments = (
+            [inner.text, factor, "divide=True"] if inverse else [inner.text, factor]
+        )
+        self.emit(f"_scaled_into({', '.join(arguments)}, out={out})")
+        self.release(inner, keep=out)
+        return self._result(dest, out)
+
     def _nearest(self, expr, dest) -> _Operand:
         """u to the nearest multiple of a power-of-2 step: rint(u/step)*step."""
         u, step = expr.args

@@ -41,7 +41,7 @@ from ..printing import (
     floats_for_constants,
     format_expression,
 )
-from ..rewrite import _bound_of, _explosive
+from ..rewrite import _bound_of, _explosive, _scaled_by_parameter
 from ..sharing import S
 
 #: Names a generated method already uses; temporaries take others.
@@ -235,7 +235,9 @@ def _unclamped(branch: sympy.Expr, condition: sympy.Basic) -> sympy.Expr:
         return branch
     _, k, v = side
     plain = branch.xreplace({sympy.Max(v, k): v, sympy.Min(v, k): v})
-    return branch if _explosive(plain, v) else plain
+    if _explosive(plain, v) or _scaled_by_parameter(plain, v):
+        return branch  # CELU's 1 + y/alpha overflows at y = 1e308 for alpha < 1
+    return plain
 
 
 def _has_denominator(expr: sympy.Mul) -> bool:
