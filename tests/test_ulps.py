@@ -1,0 +1,295 @@
+"""The precision guarantees, in ulps, against an mpmath oracle of the tests' own.
+
+The oracle below is written from each activation's published formula, not from
+symgrad's expressions, so a wrong derivation or rewrite cannot agree with
+itself.  Errors count only where the exact value is a normal float of the
+dtype; near a root r of f' (|x - r| <= max(|r|, 1)/4, `symgrad.audit.NEAR_ROOT`)
+every form's terms cancel, and the backward error there is not bounded in ulps
+(the audit reports it apart).  Under prefer='memory', the range where the cached output
+loses accuracy (which the layer's docstring states) is left out of backward.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import mpmath
+import numpy as np
+import pytest
+
+import symgrad
+from symgrad.audit import NEAR_ROOT
+
+mp = mpmath
+
+# Constants as the catalog defines them (SELU's from the paper, GELU-tanh's 0.044715).
+SELU_ALPHA = mp.mpf("1.67326324235437728481704299167")
+SELU_SCALE = mp.mpf("1.05070098735548049341933498529")
+GELU_K = mp.mpf(8943) / 200000
+
+
+def _sigmoid(x):
+    return 1 / (1 + mp.exp(-x))
+
+
+def _softplus(x):
+    return mp.log1p(mp.exp(x))
+
+
+def _ncdf(x):
+    """The normal CDF; beyond |x| = 1e6 its distance from 0 or 1 is below any
+    float's resolution (and mpmath's erfc cannot take such arguments)."""
+    if abs(x) > 1e6:
+        return mp.mpf(0) if x < 0 else mp.mpf(1)
+    return mp.ncdf(x)
+
+
+def _npdf(x):
+    return mp.mpf(0) if abs(x) > 1e6 else mp.npdf(x)
+
+
+def _gelu_tanh_inner(x):
+    return mp.sqrt(2 / mp.pi) * (x + GELU_K * x**3)
+
+
+#: name -> (f, f', points where f' jumps or f has a kink)
+ORACLE = {
+    "celu": (
+        lambda x: x if x > 0 else mp.expm1(x),
+        lambda x: 1 if x > 0 else mp.exp(x),
+        [0],
+    ),
+    "elu": (
+        lambda x: x if x > 0 else mp.expm1(x),
+        lambda x: 1 if x > 0 else mp.exp(x),
+        [0],
+    ),
+    "exp": (mp.exp, mp.exp, []),
+    "gelu": (lambda x: x * _ncdf(x), lambda x: _ncdf(x) + x * _npdf(x), []),
+    "gelu_tanh": (
+        lambda x: x / 2 * (1 + mp.tanh(_gelu_tanh_inner(x))),
+        lambda x: (
+            (1 + mp.tanh(_gelu_tanh_inner(x))) / 2
+            + x
+            / 2
+            * mp.sech(_gelu_tanh_inner(x)) ** 2
+            * mp.sqrt(2 / mp.pi)
+            * (1 + 3 * GELU_K * x**2)
+        ),
+        [],
+    ),  # fmt: skip
+    "hardshrink": (
+        lambda x: x if abs(x) > 0.5 else 0,
+        lambda x: 1 if abs(x) > 0.5 else 0,
+        [-0.5, 0.5],
+    ),
+    "hardsigmoid": (
+        lambda x: 0 if x <= -3 else 1 if x >= 3 else (x + 3) / 6,
+        lambda x: 0 if abs(x) >= 3 else mp.mpf(1) / 6,
+        [-3, 3],
+    ),
+    "hardswish": (
+        lambda x: 0 if x <= -3 else x if x >= 3 else x * (x + 3) / 6,
+        lambda x: 0 if x <= -3 else 1 if x >= 3 else (2 * x + 3) / 6,
+        [-3, 3],
+    ),
+    "hardtanh": (
+        lambda x: max(-1, min(1, x)),
+        lambda x: 1 if -1 < x < 1 else 0,
+        [-1, 1],
+    ),
+    "identity": (lambda x: x, lambda x: 1, []),
+    "leaky_relu": (
+        lambda x: x if x > 0 else x / 100,
+        lambda x: 1 if x > 0 else mp.mpf(1) / 100,
+        [0],
+    ),
+    "log_sigmoid": (lambda x: -_softplus(-x), lambda x: _sigmoid(-x), []),
+    "mish": (
+        lambda x: x * mp.tanh(_softplus(x)),
+        lambda x: mp.tanh(_softplus(x)) + x * mp.sech(_softplus(x)) ** 2 * _sigmoid(x),
+        [],
+    ),
+    "prelu": (
+        lambda x: x if x > 0 else x / 4,
+        lambda x: 1 if x > 0 else mp.mpf(1) / 4,
+        [0],
+    ),
+    "relu": (lambda x: max(x, 0), lambda x: 1 if x > 0 else 0, [0]),
+    "relu6": (lambda x: min(6, max(0, x)), lambda x: 1 if 0 < x < 6 else 0, [0, 6]),
+    "selu": (
+        lambda x: SELU_SCALE * (x if x > 0 else SELU_ALPHA * mp.expm1(x)),
+        lambda x: SELU_SCALE * (1 if x > 0 else SELU_ALPHA * mp.exp(x)),
+        [0],
+    ),
+    "sigmoid": (_sigmoid, lambda x: _sigmoid(x) * _sigmoid(-x), []),
+    "silu": (
+        lambda x: x * _sigmoid(x),
+        lambda x: _sigmoid(x) * (1 + x * _sigmoid(-x)),
+        [],
+    ),
+    "sin": (mp.sin, mp.cos, []),
+    "softplus": (
+        lambda x: x if x > 20 else _softplus(x),
+        lambda x: 1 if x > 20 else _sigmoid(x),
+        [20],
+    ),
+    "softshrink": (
+        lambda x: x - 0.5 if x > 0.5 else x + 0.5 if x < -0.5 else 0,
+        lambda x: 1 if abs(x) > 0.5 else 0,
+        [-0.5, 0.5],
+    ),
+    "softsign": (lambda x: x / (1 + abs(x)), lambda x: 1 / (1 + abs(x)) ** 2, [0]),
+    "swish": (
+        lambda x: x * _sigmoid(x),
+        lambda x: _sigmoid(x) * (1 + x * _sigmoid(-x)),
+        [],
+    ),
+    "tanh": (mp.tanh, lambda x: mp.sech(x) ** 2, []),
+    "tanhshrink": (lambda x: x - mp.tanh(x), lambda x: mp.tanh(x) ** 2, []),
+    "threshold": (lambda x: x if x > 0 else 0, lambda x: 1 if x > 0 else 0, [0]),
+}
+
+#: Bounds in ulps (the issue's): 4, and 64 for layers built on erf.
+BOUND = {name: 4.0 for name in ORACLE} | {"gelu": 64.0}
+
+#: Layers not yet within the bound, and why (each a known, reported loss): the
+#: test checks they still are over it, so that a fix is noticed and recorded.
+NOT_YET = {
+    # exp of the rounded cubic argument: |u| * 2**-53 relative (214 ulps at
+    # x = -14.3); float32 flushes sigmoid(u) on [-10.23, -10.07], where the
+    # product with x is a normal number.
+    ("gelu_tanh", "readable"): "the rounded argument of exp, and a subnormal factor",
+    ("gelu_tanh", "fast"): "the rounded argument of exp, and a subnormal factor",
+    # s + 4x*sigmoid(x)*sigmoid(-u)*sigmoid(u) rounds six times in the kernels'
+    # order: 4.2 ulps (float64, x = -5.7) and 5.4 (float32, x = -2.0).
+    ("mish", "fast"): "six roundings in the kernels' product",
+}
+
+
+def test_the_oracle_covers_the_catalog():
+    assert set(ORACLE) == set(symgrad.CATALOG)
+
+
+def _settled(function, x: float):
+    """function(x) in mpmath, its digits raised until two evaluations agree."""
+    previous = None
+    for digits in (40, 80, 160, 320, 640, 1280):
+        with mp.workdps(digits):
+            value = mp.mpf(function(mp.mpf(x)))
+        if previous is not None and (
+            value == previous or abs(value - previous) <= abs(value) * mp.mpf(10) ** -30
+        ):
+            return value
+        previous = value
+    return previous
+
+
+def grid(dtype, kinks) -> np.ndarray:
+    """Log-spaced out to the dtype's largest value, a dense [-50, 50], and 0..4
+    ulps either side of every kink."""
+    info = np.finfo(dtype)
+    with np.errstate(over="ignore"):
+        magnitudes = 10.0 ** np.linspace(np.log10(info.tiny), np.log10(info.max), 160)
+    points = [magnitudes, -magnitudes, np.linspace(-50, 50, 401) + 0.0123, [0.0]]
+    for k in kinks:
+        centre = dtype(k)
+        for direction in (-np.inf, np.inf):
+            value = centre
+            for _ in range(5):
+                points.append([float(value)])
+                value = np.nextafter(value, dtype(direction))
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = np.unique(
+            np.concatenate([np.asarray(p, dtype=np.float64) for p in points]).astype(
+                dtype
+            )
+        )
+    return x[np.isfinite(x)]
+
+
+@functools.cache
+def exact(name: str, dtype_name: str):
+    """(x, y, dy/dx) on the grid, the exact values as mpmath numbers."""
+    f, df, kinks = ORACLE[name]
+    x = grid(np.dtype(dtype_name).type, kinks)
+    return x, [_settled(f, float(v)) for v in x], [_settled(df, float(v)) for v in x]
+
+
+def ulps(actual, truth, dtype) -> np.ndarray:
+    """|actual - truth| in ulps of truth, 0 where truth is not a normal float."""
+    info = np.finfo(dtype)
+    errors = []
+    for a, t in zip(actual.astype(np.float64).tolist(), truth, strict=True):
+        if t == 0 or not info.tiny <= abs(t) <= info.max:
+            errors.append(0.0)
+            continue
+        if not math.isfinite(a):
+            errors.append(math.inf)
+            continue
+        spacing = mp.mpf(2) ** (mp.floor(mp.log(abs(t), 2)) - info.nmant)
+        errors.append(float(abs(mp.mpf(a) - t) / spacing))
+    return np.array(errors)
+
+
+def roots_of_slope(name: str) -> list[float]:
+    f, df, _ = ORACLE[name]
+    xs = np.linspace(-50, 50, 2001)
+    values = [df(mp.mpf(float(v))) for v in xs]
+    found = []
+    for a, b, fa, fb in zip(xs, xs[1:], values, values[1:], strict=False):
+        if fa == 0:  # on the grid (hardswish's -1.5)
+            found.append(float(a))
+        elif fa * fb < 0:
+            found.append(
+                float(mp.findroot(df, (mp.mpf(a), mp.mpf(b)), solver="anderson"))
+            )
+    return found
+
+
+STYLES = {"readable": False, "fast": True}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("style", sorted(STYLES))
+@pytest.mark.parametrize("prefer", symgrad.model.PREFERENCES)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", sorted(ORACLE))
+def test_forward_and_backward_within_their_bound_in_ulps(name, dtype, prefer, style):
+    x, y_exact, dy_exact = exact(name, dtype)
+    layer_class = symgrad.compile(name, prefer=prefer, fast=STYLES[style])
+    module = __import__("sys").modules[layer_class.__module__]
+    if STYLES[style]:
+        module._SMALL, small = 0, module._SMALL  # the kernels, at this size too
+    try:
+        layer = layer_class()
+        with np.errstate(all="ignore"):
+            y = layer.forward(x.copy())
+            dx = layer.backward(np.ones_like(x))
+    finally:
+        if STYLES[style]:
+            module._SMALL = small
+    assert y.dtype == x.dtype and dx.dtype == x.dtype
+    forward = ulps(y, y_exact, x.dtype)
+    backward = ulps(dx, dy_exact, x.dtype)
+    keep = np.ones(x.shape, dtype=bool)
+    for r in roots_of_slope(name):
+        keep &= np.abs(x.astype(np.float64) - r) > NEAR_ROOT * max(abs(r), 1.0)
+    derivation = symgrad.derive(name, prefer=prefer)
+    lossy = derivation.lossy if derivation.saves == "output" else ()
+    from symgrad.layer import shared_part
+
+    shared = shared_part(derivation)
+    lossy = lossy or (shared.lossy if shared is not None else ())
+    for low, high in lossy:
+        keep &= ~((x >= low) & (x <= high))
+    worst = max(forward.max(), backward[keep].max(initial=0.0))
+    bound = BOUND[name]
+    if (name, style) in NOT_YET:
+        assert worst > bound, (
+            f"{name} is within {bound} ulps now: move it out of NOT_YET"
+        )
+        return
+    where = x[np.argmax(np.maximum(forward, np.where(keep, backward, 0)))]
+    assert worst <= bound, f"{worst:.3g} ulps at x = {where!r}"
