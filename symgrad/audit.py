@@ -455,7 +455,7 @@ def _round_up(ulps: float) -> float:
     if ulps <= 0:
         return 0.0
     unit = 10.0 ** (math.floor(math.log10(ulps)) - 1)
-    return math.ceil(ulps / unit) * unit
+    return float(f"{math.ceil(ulps / unit) * unit:.2g}")
 
 
 def stderr_progress(message: str) -> None:

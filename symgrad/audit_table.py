@@ -40,17 +40,22 @@ def audited(act: Activation) -> dict[str, dict] | None:
     return None if None in found.values() else found
 
 
-def audited_sentence(act: Activation) -> str:
-    """The stored figures as a sentence, or how to measure them."""
+def audited_sentence(act: Activation, lossy: bool = False) -> str:
+    """The stored figures as a sentence (backward's outside the range where the
+    cached output loses, if ``lossy``), or how to measure them."""
     found = audited(act)
     if found is None:
         return "`symgrad audit` measures this layer's error in ulps."
-    figures = "; ".join(
-        f"{direction} {', '.join(_figure(found[d][direction]) for d in DTYPES)}"
+    figures = ", ".join(
+        f"{direction} {' and '.join(_figure(found[d][direction]) for d in DTYPES)}"
         for direction in ("forward", "backward")
     )
-    return f"Audited worst error in ulps ({', '.join(DTYPES)}): {figures}."
+    where = " outside that range" if lossy else ""
+    return (
+        f"Audited worst error in ulps, {' and '.join(DTYPES)} (`symgrad audit`): "
+        f"{figures}{where}."
+    )
 
 
 def _figure(ulps: float) -> str:
-    return "inf" if ulps == float("inf") else f"{ulps:.2g}"
+    return "inf" if ulps == float("inf") else f"{float(f'{ulps:.2g}'):g}"

@@ -233,7 +233,7 @@ def precision_sentence(derivation: Derivation) -> str:
             f" Backward, reading the rounded cache, loses accuracy for "
             f"{_unbroken(describe(loss))} (prefer='accuracy' computes it from x)."
         )
-    return f"{sentence} {audited_sentence(act)}"
+    return f"{sentence} {audited_sentence(act, lossy=bool(loss))}"
 
 
 def caching_sentence(derivation: Derivation) -> str:

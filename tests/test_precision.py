@@ -232,3 +232,23 @@ def test_audit_plot_is_written_whole_and_never_over_a_file(tmp_path, capsys):
     assert "exists; add --force" in capsys.readouterr().err
     assert main(["audit", "tanh", "--plot", str(tmp_path / "u.jpg")]) == 2
     assert ".png or .svg" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(symgrad.CATALOG))
+def test_the_stored_audit_still_holds(name):
+    """The figures docstrings quote (symgrad/audited.json, from `python -m
+    symgrad.audit`) are what the layers measure now: not worse (a CPU whose NumPy
+    rounds differently may add a little), and the same verdict."""
+    from symgrad.audit_table import audited
+
+    stored = {
+        prefer: audited(symgrad.activation(name, prefer=prefer))
+        for prefer in PREFERENCES
+    }
+    for result in audit(name):
+        figures = stored[result.prefer][result.dtype]
+        for direction in ("forward", "backward"):
+            measured = getattr(result, direction).max_ulps
+            assert measured <= max(1.25 * figures[direction], figures[direction] + 1)
+        assert result.passed == figures["passed"]

@@ -38,6 +38,8 @@ def test_wheel_installs_into_a_fresh_venv_and_generates(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stderr
+    # The stored audit ships too: the docstrings quote it.
+    assert "Audited worst error in ulps" in (work / "layers.py").read_text()
     check = subprocess.run(
         [
             str(python),
