@@ -296,11 +296,16 @@ class _Oracle:
 
 
 def _settled(function, x: float):
-    """function(x), its digits settled: evaluated at 50, 100, 200... digits
-    until two agree (a cancellation needs more), or None if not real."""
+    """function(x), its digits settled: evaluated at d, 2d, 4d... digits until
+    two agree (a cancellation needs more), or None if not real.
+
+    d starts at 50 plus, for |x| <= 800, the decimal exponent of exp(|x|): 1 +
+    exp(-413) is 1 to 100 digits, so two low precisions would agree on a value
+    that has lost its smallest term (log(1 + sigmoid(x)) at x = -413).  Beyond
+    800, exp(-|x|) is below every float64, and such a term cannot matter."""
     previous = None
-    digits = 50
-    while digits <= 3200:
+    digits = 50 + (int(abs(x) * 0.4343) if abs(x) <= 800 else 0)
+    while digits <= 8000:
         with mpmath.workdps(digits):
             try:
                 value = function(mpmath.mpf(x))
@@ -372,7 +377,7 @@ def report(results: Sequence[AuditResult]) -> str:
 
 
 def plot(results: Sequence[AuditResult], path: str) -> None:
-    """log10(ulps) against x (a symmetric log scale), one panel per layer and direction,
+    """log10(ulps) against x (symlog axis, |x| <= 1e3), one panel per layer and direction,
     one line per policy, for the first dtype audited; written to ``path`` (.png
     or .svg).  Needs matplotlib (``pip install symgrad[plot]``)."""
     try:
@@ -391,27 +396,30 @@ def plot(results: Sequence[AuditResult], path: str) -> None:
         len(names), 2, figsize=(10, 2.2 * len(names)), squeeze=False, sharex=True
     )
     colours = {"memory": "tab:orange", "accuracy": "tab:blue"}
-    ticks = [-1e300, -1e100, -1e10, -1.0, 0.0, 1.0, 1e10, 1e100, 1e300]
     for row, name in zip(axes, names, strict=True):
         # Accuracy first, so that where the policies agree memory's dots show.
         for r in sorted((r for r in shown if r.name == name), key=lambda r: r.prefer):
+            # Beyond |x| = 1e3 every layer here is at its limits: the plot shows
+            # where things happen, on matplotlib's symlog axis.
+            inside = np.abs(r.x) <= _PLOTTED
             for axis, errors, what in (
                 (row[0], r.forward_ulps, "forward"),
                 (row[1], r.backward_ulps, "backward"),
             ):
-                height = np.log10(np.clip(errors, 1e-2, 1e18))
+                height = np.log10(np.clip(errors[inside], 1e-2, 1e18))
                 axis.plot(
-                    _symlog(r.x), height, ".", ms=1.5, color=colours[r.prefer],
+                    r.x[inside], height, ".", ms=1.5, color=colours[r.prefer],
                     label=f"prefer={r.prefer}",
                 )  # fmt: skip
+                axis.set_xscale("symlog", linthresh=1.0)
+                axis.set_xlim(-_PLOTTED, _PLOTTED)
                 axis.axhline(math.log10(r.bound), color="grey", lw=0.5)
                 axis.set_title(f"{name} {what} ({dtype})", fontsize=9)
                 axis.set_ylabel("log10 ulps", fontsize=8)
-                axis.set_xticks(_symlog(np.array(ticks)), [f"{t:g}" for t in ticks])
                 axis.tick_params(labelsize=7)
-        row[1].legend(fontsize=7, markerscale=4, loc="upper right")
+        row[1].legend(fontsize=7, markerscale=4, loc="upper left")
     for axis in axes[-1]:
-        axis.set_xlabel("x (symmetric log scale: sign(x) log10(1 + |x|/1e-3))")
+        axis.set_xlabel("x (symlog: linear within |x| < 1)")
     figure.tight_layout()
     # Drawn to a temporary file and renamed, so a failure leaves no partial plot.
     folder = os.path.dirname(os.path.abspath(path))
@@ -427,10 +435,8 @@ def plot(results: Sequence[AuditResult], path: str) -> None:
         pyplot.close(figure)
 
 
-def _symlog(x: np.ndarray) -> np.ndarray:
-    """sign(x)*log10(1 + |x|/1e-3): matplotlib's symlog axis overflows with
-    |x| near 1e308, so the audit plots on this scale itself."""
-    return np.sign(x) * (np.log10(1e-3 + np.abs(x.astype(np.float64))) + 3)
+#: The plot's x range, +-1e3: beyond it the catalog's layers sit at their limits.
+_PLOTTED = 1e3
 
 
 def catalog_table(progress: Callable[[str], None] | None = None) -> dict:
