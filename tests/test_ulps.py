@@ -254,9 +254,10 @@ STYLES = {"readable": False, "fast": True}
 @pytest.mark.slow
 @pytest.mark.parametrize("style", sorted(STYLES))
 @pytest.mark.parametrize("prefer", symgrad.model.PREFERENCES)
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
 @pytest.mark.parametrize("name", sorted(ORACLE))
 def test_forward_and_backward_within_their_bound_in_ulps(name, dtype, prefer, style):
+    """float16 is computed in float32 and rounded once: within 1 ulp."""
     x, y_exact, dy_exact = exact(name, dtype)
     layer_class = symgrad.compile(name, prefer=prefer, fast=STYLES[style])
     module = __import__("sys").modules[layer_class.__module__]
@@ -285,8 +286,8 @@ def test_forward_and_backward_within_their_bound_in_ulps(name, dtype, prefer, st
     for low, high in lossy:
         keep &= ~((x >= low) & (x <= high))
     worst = max(forward.max(), backward[keep].max(initial=0.0))
-    bound = BOUND[name]
-    if (name, style) in NOT_YET:
+    bound = 1.0 if dtype == "float16" else BOUND[name]
+    if (name, style) in NOT_YET and dtype != "float16":
         assert worst > bound, (
             f"{name} is within {bound} ulps now: move it out of NOT_YET"
         )

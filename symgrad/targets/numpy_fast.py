@@ -25,7 +25,14 @@ from .numpy_readable import class_tables, print_pass
 
 #: Helpers (and constants) every fast module uses.
 ALWAYS = frozenset(
-    {"_float_array", "_check_out", "_check_backward", "_map_blocks", "_SMALL"}
+    {
+        "_float_array",
+        "_check_out",
+        "_check_backward",
+        "_map_blocks",
+        "_SMALL",
+        "_float16_in_float32_out",
+    }
 )
 
 

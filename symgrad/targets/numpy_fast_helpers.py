@@ -23,6 +23,7 @@ from .numpy_helpers import (
     _LOG1P_IS_SIMD,
     _dout_dtype,
     _erfc_near_zero,
+    _float_array,
 )
 
 
@@ -42,6 +43,42 @@ def _check_out(name, out, shape, dtype, **reads):
     for label, array in reads.items():
         if np.may_share_memory(out, array):
             raise ValueError(f"{name}: out shares memory with {label}")
+    return out
+
+
+def _float16_in_float32_out(layer):
+    """The fast layers' `_float16_in_float32`: float16 computed in float32 and
+    rounded once, into ``out`` where one is given (checked as the layer would)."""
+    forward, backward = layer.forward, layer.backward
+    name = layer.__name__
+
+    def forward_in_float32(self, x, out=None):
+        x = _float_array(x)
+        self._float16 = x.dtype == np.float16
+        if not self._float16:
+            return forward(self, x, out)
+        return _rounded_into(
+            forward(self, x.astype(np.float32)), out, f"{name}.forward"
+        )
+
+    def backward_in_float32(self, dout, out=None):
+        if not getattr(self, "_float16", False):
+            return backward(self, dout, out)
+        dx = backward(self, np.asarray(dout, np.float32))
+        return _rounded_into(dx, out, f"{name}.backward")
+
+    forward_in_float32.__doc__ = forward.__doc__
+    backward_in_float32.__doc__ = backward.__doc__
+    layer.forward, layer.backward = forward_in_float32, backward_in_float32
+    return layer
+
+
+def _rounded_into(result, out, name):
+    """result (float32) rounded to float16, into ``out`` if given."""
+    if out is None:
+        return result.astype(np.float16)
+    _check_out(name, out, result.shape, np.float16)
+    np.copyto(out, result, casting="same_kind")
     return out
 
 

@@ -508,7 +508,7 @@ class ReadableLayer:
 
 
 #: Helpers every readable module uses.
-ALWAYS = frozenset({"_float_array", "_check_dout"})
+ALWAYS = frozenset({"_float_array", "_check_dout", "_float16_in_float32"})
 
 
 def layer_source(formulas: LayerFormulas) -> ReadableLayer:
