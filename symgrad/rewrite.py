@@ -11,8 +11,12 @@ returns None where it does not apply.  No rule knows which activation it serves;
   on an input clipped where it has reached that limit, so x**3 cannot overflow);
 - bottom-up, at every node: `softplus_of_exp`, `log_of_sigmoid`, `log1p`,
   `expm1`, `erfc_of_complement`, `tanh_complement`, `sech_squared`,
-  `piecewise_as_extremum`, `guard_branches`; under the `accuracy` policy also
-  `sigmoid_complement`, which spends a pass to keep the tails.
+  `piecewise_as_extremum`, `guard_branches`, `erfc_of_scaled`, `exp_of_square`;
+  under the `accuracy` policy also `sigmoid_complement`, which spends a pass to
+  keep the tails;
+- last, `symgrad.series.series_near_zero` (a fitted polynomial where a sum's
+  terms cancel at 0) and `scaled_arguments` (a parameter times the input, as a
+  function's argument, whose overflow to inf is its right rounding).
 
 Every rewrite is an identity (or, for clipping, exact to float64 rounding);
 `tests/test_rewrite.py` checks each rule on its own.
@@ -24,7 +28,6 @@ import functools
 import math
 from collections.abc import Callable
 
-import mpmath
 import sympy
 from sympy.codegen.cfunctions import expm1 as Expm1
 from sympy.codegen.cfunctions import log1p as Log1p
@@ -45,6 +48,7 @@ from .functions import (
     tame,
 )
 from .model import X, Y
+from .series import series_near_zero
 from .tidy import tidy
 from .verify import evaluate_fixed
 
@@ -691,142 +695,6 @@ def _as_scaled(arg):
     if fixed.is_Pow and fixed.exp == -1:
         return scaled(varying, fixed.base, 1)
     return scaled(varying, fixed, 0)
-
-
-# -- a polynomial where terms cancel ---------------------------------------------------
-
-#: The cancellation (sum of the terms' sizes over the sum's) up to which the
-#: formula as written is kept: about 2 ulps lost to its rounding, at most.
-_CANCELLATION = 4
-#: The largest polynomial a series may take, and the relative error it must meet.
-_MAX_DEGREE, _FIT_ERROR = 30, 4e-16
-
-
-def series_near_zero(expr: sympy.Expr) -> sympy.Expr | None:
-    """A sum whose terms cancel at v = 0 -> a polynomial there, the sum beyond.
-
-    x - tanh(x) is x**3/3 to leading order, computed as the difference of two
-    numbers near x: it loses a digit per decade of x below 1 and is 0 below
-    1e-8.  Where the terms cancel by more than `_CANCELLATION`, |v| < c, the sum
-    is v**k * P(s) instead, with k its order at 0 and P fitted in mpmath
-    (Chebyshev, s = 2 v**2/c**2 - 1 for an odd or even sum) to 4e-16; the
-    polynomial reads v clipped to [-c, c], so it cannot overflow beyond c.
-    """
-    if not isinstance(expr, sympy.Add) or len(expr.free_symbols) != 1:
-        return None
-    (v,) = expr.free_symbols
-    if v not in (X, Y) or expr.has(sympy.Piecewise, clip, blend, near_zero):
-        return None
-    return attempt(
-        "fitting a polynomial where terms cancel",
-        lambda: _series_near_zero(expr, v),
-        lambda: None,
-        share=0.2,
-    )
-
-
-def _series_near_zero(expr, v):
-    at = functools.partial(_cancellation, expr, v)
-    zero = evaluate_fixed(expr, {v: 0.0})
-    if zero is None or zero != 0 or at(1e-4) is None or at(1e-4) < 1e6:
-        return None
-    order = _order_at_zero(expr, v)
-    parity = _parity(expr, v)
-    if order is None or parity is None:
-        return None
-    switch = _switch_point(at)
-    if switch is None:
-        return None
-    coefficients = _fitted(expr, v, order, switch)
-    if coefficients is None:
-        return None
-    return near_zero(
-        expr, v, sympy.Float(switch), order, *map(sympy.Float, coefficients)
-    )
-
-
-def _cancellation(expr, v, at: float):
-    """sum of |terms| / |sum| at v = at (in 50 digits), or None."""
-    point = {v: at}
-    total = evaluate_fixed(expr, point, digits=50)
-    sizes = [evaluate_fixed(term, point, digits=50) for term in expr.args]
-    if total is None or None in sizes or total == 0:
-        return None
-    return float(sum(abs(s) for s in sizes) / abs(total))
-
-
-def _order_at_zero(expr, v) -> int | None:
-    """k where expr ~ v**k at 0 (an integer, measured), or None."""
-    small, smaller = (evaluate_fixed(expr, {v: h}, digits=60) for h in (1e-5, 5e-6))
-    if not small or not smaller:
-        return None
-    order = math.log(abs(small / smaller)) / math.log(2)
-    return round(order) if abs(order - round(order)) < 1e-3 else None
-
-
-def _parity(expr, v) -> int | None:
-    """+1 (even) or -1 (odd) at sample points, else None."""
-    with mpmath.workdps(50):
-        pairs = [
-            (
-                evaluate_fixed(expr, {v: -h}, digits=50),
-                evaluate_fixed(expr, {v: h}, digits=50),
-            )
-            for h in (0.3, 0.7, 1.1)
-        ]
-        if any(None in pair for pair in pairs):
-            return None
-        for sign in (1, -1):
-            if all(abs(a - sign * b) <= 1e-40 * abs(b) for a, b in pairs):
-                return sign
-    return None
-
-
-def _switch_point(cancellation) -> float | None:
-    """The smallest round c beyond which (up to 8) the terms cancel by no more
-    than `_CANCELLATION`, on both sides."""
-    grid = [k / 20 for k in range(1, 161)]
-    ratios = [(cancellation(c), cancellation(-c)) for c in grid]
-    for i, c in enumerate(grid):
-        if all(
-            r is not None and r <= _CANCELLATION for pair in ratios[i:] for r in pair
-        ):
-            return c
-    return None
-
-
-def _fitted(expr, v, order, switch):
-    """Coefficients (lowest first) of P with expr = v**order * P(2 v**2/c**2 - 1)
-    to `_FIT_ERROR` on |v| <= c, of the smallest degree that does, or None.
-    The fit (mpmath's chebyfit) is in 40 digits; only the coefficients are
-    rounded to float64."""
-
-    def target(u):
-        x = mpmath.sqrt((u + 1) / 2) * switch
-        if x == 0:
-            x = mpmath.mpf(switch) * mpmath.mpf(10) ** -12
-        return evaluate_fixed(expr, {v: x}, digits=40) / x**order
-
-    with mpmath.workdps(40):
-        checks = [mpmath.mpf(k) / 100 - 1 for k in range(201)]
-        exact = [target(u) for u in checks]
-        for degree in range(4, _MAX_DEGREE + 1, 2):
-            poly = mpmath.chebyfit(target, [-1, 1], degree + 1)
-            coefficients = [float(c) for c in reversed(poly)]
-            worst = max(
-                abs(_horner_exact(coefficients, u) - e) / abs(e)
-                for u, e in zip(checks, exact, strict=True)
-            )
-            if worst <= _FIT_ERROR:
-                return coefficients
-    return None
-
-
-def _horner_exact(coefficients, u):
-    total = mpmath.mpf(0)
-    for c in reversed(coefficients):
-        total = total * u + mpmath.mpf(c)
-    return total
 
 
 #: Passes in order: sigmoid forms first (they remove most exp), then the local
