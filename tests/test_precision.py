@@ -252,3 +252,21 @@ def test_the_stored_audit_still_holds(name):
             measured = getattr(result, direction).max_ulps
             assert measured <= max(1.25 * figures[direction], figures[direction] + 1)
         assert result.passed == figures["passed"]
+
+
+@pytest.mark.parametrize("target", ["torch", "jax"])
+def test_the_accuracy_policy_reaches_the_frameworks(target):
+    """PyTorch and JAX layers follow the policy too: sigmoid's slope at x = 50
+    is 1.9e-22 from x (accuracy), 0 from the rounded output (memory)."""
+    pytest.importorskip(target)
+    from symgrad.targets.runners import runner
+
+    slopes = {}
+    for prefer in PREFERENCES:
+        layer = runner(target, symgrad.compile("sigmoid", target=target, prefer=prefer))
+        x = np.array([50.0, -3.0])
+        layer.forward(x)
+        slopes[prefer] = np.asarray(layer.backward(np.ones_like(x)), dtype=np.float64)
+    assert slopes["memory"][0] == 0.0
+    assert slopes["accuracy"][0] == pytest.approx(1.9287498479639178e-22, rel=1e-12)
+    assert slopes["accuracy"][1] == pytest.approx(slopes["memory"][1], rel=1e-12)

@@ -20,10 +20,11 @@ from .numpy_helpers import (
     _ERFC_F32,
     _ERFC_F64,
     _EXPM1_IS_SIMD,
+    _FLOAT16,
     _LOG1P_IS_SIMD,
     _dout_dtype,
     _erfc_near_zero,
-    _float_array,
+    _horner,
 )
 
 
@@ -51,18 +52,19 @@ def _float16_in_float32_out(layer):
     rounded once, into ``out`` where one is given (checked as the layer would)."""
     forward, backward = layer.forward, layer.backward
     name = layer.__name__
+    layer._float16 = False  # until a forward sees float16
 
     def forward_in_float32(self, x, out=None):
-        x = _float_array(x)
-        self._float16 = x.dtype == np.float16
-        if not self._float16:
+        if getattr(x, "dtype", None) is not _FLOAT16:
+            if self._float16:
+                self._float16 = False
             return forward(self, x, out)
-        return _rounded_into(
-            forward(self, x.astype(np.float32)), out, f"{name}.forward"
-        )
+        self._float16 = True
+        result = forward(self, x.astype(np.float32))
+        return _rounded_into(result, out, f"{name}.forward")
 
     def backward_in_float32(self, dout, out=None):
-        if not getattr(self, "_float16", False):
+        if not self._float16:
             return backward(self, dout, out)
         dx = backward(self, np.asarray(dout, np.float32))
         return _rounded_into(dx, out, f"{name}.backward")
@@ -349,12 +351,13 @@ def _near_zero_into(u, switch, order, coefficients, out):
     near = np.flatnonzero(np.abs(u) < switch)
     if near.size:
         v = u.flat[near]
-        s = v * v * (2.0 / (switch * switch)) - 1.0
-        p = np.full_like(s, coefficients[-1])
-        for c in reversed(coefficients[:-1]):
-            p *= s
-            p += c
-        out.flat[near] = v**order * p
+        square = v * v
+        p = _horner(square * (2.0 / (switch * switch)) - 1.0, coefficients)
+        for _ in range(order // 2):  # v**order by products: ** is far slower
+            p *= square
+        if order % 2:
+            p *= v
+        out.flat[near] = p
     return out
 
 
