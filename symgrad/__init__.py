@@ -20,6 +20,8 @@ __version__ = "0.1.0"
 
 #: Public name -> the module that defines it.
 _EXPORTS = {
+    "audit": "auditing",
+    "AuditResult": "auditing",
     "Budget": "budgets",
     "BudgetExceeded": "budgets",
     "budget": "budgets",
@@ -43,6 +45,7 @@ _EXPORTS = {
 
 __all__ = [
     "Activation",
+    "AuditResult",
     "BackwardPlan",
     "Budget",
     "BudgetExceeded",
@@ -55,6 +58,7 @@ __all__ = [
     "Param",
     "SymgradError",
     "activation",
+    "audit",
     "budget",
     "compile",
     "derive",

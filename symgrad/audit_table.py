@@ -1,6 +1,6 @@
 """The stored audit of the catalog's layers, which their docstrings quote.
 
-`python -m symgrad.audit` measures every catalog layer at its defaults, per
+`python -m symgrad.auditing` measures every catalog layer at its defaults, per
 precision policy and dtype, and writes ``audited.json`` beside this module; a
 test audits the layers again and fails if any is worse than the table says.
 """

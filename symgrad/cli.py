@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .audit import DTYPES as AUDIT_DTYPES
-from .audit import audit, stderr_progress
-from .audit import plot as save_plot
-from .audit import report as audit_report
+from .auditing import DTYPES as AUDIT_DTYPES
+from .auditing import audit, stderr_progress
+from .auditing import plot as save_plot
+from .auditing import report as audit_report
 from .budgets import budget, parse_seconds, parse_size
 from .catalog import CATALOG, activation
 from .check import check_activation

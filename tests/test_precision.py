@@ -9,7 +9,7 @@ import pytest
 import sympy
 
 import symgrad
-from symgrad.audit import audit, ulps
+from symgrad.auditing import audit, ulps
 from symgrad.cli import main
 from symgrad.conditioning import describe, lossy_ranges
 from symgrad.model import PREFERENCES, X, Y
@@ -238,7 +238,7 @@ def test_audit_plot_is_written_whole_and_never_over_a_file(tmp_path, capsys):
 @pytest.mark.parametrize("name", sorted(symgrad.CATALOG))
 def test_the_stored_audit_still_holds(name):
     """The figures docstrings quote (symgrad/audited.json, from `python -m
-    symgrad.audit`) are what the layers measure now: not worse (a CPU whose NumPy
+    symgrad.auditing`) are what the layers measure now: not worse (a CPU whose NumPy
     rounds differently may add a little), and the same verdict."""
     from symgrad.audit_table import audited
 
@@ -270,3 +270,12 @@ def test_the_accuracy_policy_reaches_the_frameworks(target):
     assert slopes["memory"][0] == 0.0
     assert slopes["accuracy"][0] == pytest.approx(1.9287498479639178e-22, rel=1e-12)
     assert slopes["accuracy"][1] == pytest.approx(slopes["memory"][1], rel=1e-12)
+
+
+def test_symgrad_audit_is_the_function_whatever_was_imported_first():
+    """`symgrad.audit(...)` returns results, even after the command line (which
+    imports the auditing module) was loaded."""
+    import symgrad.cli  # noqa: F401
+
+    (result,) = symgrad.audit("relu", prefer=["memory"], dtypes=["float64"])
+    assert isinstance(result, symgrad.AuditResult) and result.passed

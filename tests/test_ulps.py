@@ -3,7 +3,7 @@
 The oracle below is written from each activation's published formula, not from
 symgrad's expressions, so a wrong derivation or rewrite cannot agree with
 itself.  Errors count only where the exact value is a normal float of the
-dtype; near a root r of f' (|x - r| <= max(|r|, 1)/4, `symgrad.audit.NEAR_ROOT`)
+dtype; near a root r of f' (|x - r| <= max(|r|, 1)/4, `symgrad.auditing.NEAR_ROOT`)
 every form's terms cancel, and the backward error there is not bounded in ulps
 (the audit reports it apart).  Under prefer='memory', the range where the cached output
 loses accuracy (which the layer's docstring states) is left out of backward.
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import symgrad
-from symgrad.audit import NEAR_ROOT
+from symgrad.auditing import NEAR_ROOT
 
 mp = mpmath
 

@@ -468,7 +468,7 @@ def stderr_progress(message: str) -> None:
     print(f"symgrad: {message}", file=sys.stderr, flush=True)
 
 
-if __name__ == "__main__":  # python -m symgrad.audit: refresh the stored table
+if __name__ == "__main__":  # python -m symgrad.auditing: refresh the stored table
     TABLE.write_text(
         json.dumps(catalog_table(stderr_progress), indent=1, sort_keys=True) + "\n",
         encoding="utf-8",
