@@ -2,7 +2,8 @@
 
 For each activation, policy and dtype, the layer's forward and backward are run
 on a grid (log-spaced from the dtype's smallest normal to its largest, both
-signs; a dense [-50, 50]; 0..4 ulps either side of every kink and root of f')
+signs; dense in [-50, 50] and in +-[50, 2000]; 0..4 ulps either side of every
+kink and root of f')
 and compared with the SymPy definition and derivative evaluated in mpmath, at a
 precision raised until two evaluations agree (x - tanh(x) at 1e-300 needs 600
 digits).  Errors are in ulps of the exact value, counted only where it is a
@@ -173,7 +174,11 @@ def grid(
     logs = np.linspace(math.log10(info.tiny), math.log10(info.max), 400)
     with np.errstate(over="ignore"):  # the last one rounds past max: dropped
         magnitudes = 10.0**logs
-    points = [magnitudes, -magnitudes, np.linspace(-50.0, 50.0, 1001), [0.0]]
+    # Where exp(-|x|) leaves the dtype's normal range (|x| from 87 in float32,
+    # 708 in float64), a product with a subnormal factor can still be normal:
+    # +-[50, 2000] densely, so that such windows are seen.
+    far = np.geomspace(50.0, 2000.0, 800)
+    points = [magnitudes, -magnitudes, far, -far, np.linspace(-50.0, 50.0, 1001), [0.0]]
     kinks = [
         float(p.subs(act.values))
         for p, _ in kink_values(derive(act).derivative, act.values)

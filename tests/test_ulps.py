@@ -154,6 +154,16 @@ ORACLE = {
 #: Bounds in ulps (the issue's): 4, and 64 for layers built on erf.
 BOUND = {name: 4.0 for name in ORACLE} | {"gelu": 64.0}
 
+#: Where a product of x with a subnormal sigmoid (or tanh of a subnormal
+#: softplus) is itself a normal number, it keeps only the subnormal's few
+#: digits: (name, dtype) -> the window of x.  Not yet fixed; checked to be still
+#: over the bound there, and within it everywhere else.
+SUBNORMAL_WINDOWS = {
+    (name, dtype): window
+    for name in ("silu", "swish", "mish")
+    for dtype, window in (("float64", (-750.0, -700.0)), ("float32", (-105.0, -85.0)))
+}
+
 #: Layers not yet within the bound, and why (each a known, reported loss): the
 #: test checks they still are over it, so that a fix is noticed and recorded.
 NOT_YET = {
@@ -192,7 +202,9 @@ def grid(dtype, kinks) -> np.ndarray:
     info = np.finfo(dtype)
     with np.errstate(over="ignore"):
         magnitudes = 10.0 ** np.linspace(np.log10(info.tiny), np.log10(info.max), 160)
-    points = [magnitudes, -magnitudes, np.linspace(-50, 50, 401) + 0.0123, [0.0]]
+    far = np.geomspace(50, 2000, 240)  # where exp(-|x|) leaves the normal range
+    points = [magnitudes, -magnitudes, far, -far, np.linspace(-50, 50, 401) + 0.0123]
+    points.append([0.0])
     for k in kinks:
         centre = dtype(k)
         for direction in (-np.inf, np.inf):
@@ -285,8 +297,16 @@ def test_forward_and_backward_within_their_bound_in_ulps(name, dtype, prefer, st
     lossy = lossy or (shared.lossy if shared is not None else ())
     for low, high in lossy:
         keep &= ~((x >= low) & (x <= high))
-    worst = max(forward.max(), backward[keep].max(initial=0.0))
     bound = 1.0 if dtype == "float16" else BOUND[name]
+    window = SUBNORMAL_WINDOWS.get((name, dtype))
+    if window is not None and (name, style) not in NOT_YET:
+        inside = (x >= window[0]) & (x <= window[1])
+        assert max(forward[inside].max(), backward[inside].max()) > bound, (
+            f"{name} is within {bound} ulps in {window} now: drop the window"
+        )
+        forward, backward, keep = forward[~inside], backward[~inside], keep[~inside]
+        x = x[~inside]
+    worst = max(forward.max(), backward[keep].max(initial=0.0))
     if (name, style) in NOT_YET and dtype != "float16":
         assert worst > bound, (
             f"{name} is within {bound} ulps now: move it out of NOT_YET"
