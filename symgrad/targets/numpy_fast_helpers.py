@@ -24,7 +24,6 @@ from .numpy_helpers import (
     _LOG1P_IS_SIMD,
     _dout_dtype,
     _erfc_near_zero,
-    _horner,
 )
 
 
@@ -342,23 +341,6 @@ def _scaled_into(u, factor, divide=False, *, out):
         if divide:
             return np.divide(u, factor, out=out)
         return np.multiply(u, factor, out=out)
-
-
-def _near_zero_into(u, switch, order, coefficients, out):
-    """Where |u| < switch, out = u**order * P(2u^2/switch^2 - 1), the polynomial
-    symgrad fitted where the terms of a sum cancel; elsewhere out is left as it
-    is (the sum).  Only those elements are computed."""
-    near = np.flatnonzero(np.abs(u) < switch)
-    if near.size:
-        v = u.flat[near]
-        square = v * v
-        p = _horner(square * (2.0 / (switch * switch)) - 1.0, coefficients)
-        for _ in range(order // 2):  # v**order by products: ** is far slower
-            p *= square
-        if order % 2:
-            p *= v
-        out.flat[near] = p
-    return out
 
 
 def _erfc_into(u, out, t1, t2, t3, t4, scale=1.0, square=1.0):

@@ -321,9 +321,14 @@ def _quotient(u, divisor):
 def _near_zero(far, u, switch, order, coefficients):
     """far, except where |u| < switch: there u**order * P(2u^2/switch^2 - 1),
     the polynomial symgrad fitted where the terms of far cancel (x - tanh(x) is
-    0 below x = 1e-8, x**3/3 to leading order).  Only those elements are
-    computed."""
+    0 below x = 1e-8, x**3/3 to leading order)."""
     out = np.array(far, dtype=np.result_type(far, u))
+    return _near_zero_into(u, switch, order, coefficients, out=out)
+
+
+def _near_zero_into(u, switch, order, coefficients, *, out):
+    """Where |u| < switch, out = u**order * P(2u^2/switch^2 - 1); elsewhere out
+    is left as it is (the sum).  Only those elements are computed."""
     near = np.flatnonzero(np.abs(u) < switch)
     if near.size:
         v = u.flat[near]

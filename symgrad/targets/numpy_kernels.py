@@ -465,7 +465,11 @@ class _Emitter:
         self.release(inner, keep=out)
         return self._result(dest, out)
 
-    def _helper(self, name: str, arg: sympy.Expr, dest) -> _Operand:
+    def _helper(
+        self, name: str, arg: sympy.Expr, dest, options: Sequence[str] = ()
+    ) -> _Operand:
+        """The helper for function ``name`` of ``arg``, with its scratch buffers
+        and any keyword ``options``."""
         helper, scratch = HELPERS[name]
         self.helpers.add(helper)
         inner = self.value(arg)
@@ -475,7 +479,7 @@ class _Emitter:
             else (dest if dest is not None else self.pools["f"].take())
         )
         extra = [self.pools["f"].take() for _ in range(scratch)]
-        self.emit(f"{helper}({', '.join([inner.text, out, *extra])})")
+        self.emit(f"{helper}({', '.join([inner.text, out, *extra, *options])})")
         for slot in extra:
             self.pools["f"].give(slot)
         self.release(inner, keep=out)
@@ -484,16 +488,8 @@ class _Emitter:
     def _scaled_erfc(self, expr, dest) -> _Operand:
         """erfc(scale*u) with the exact square (functions.scaled_erfc)."""
         u, scale, square = expr.args
-        self.helpers.add("_erfc_into")
-        inner = self.value(u)
-        out = dest if dest is not None else self.pools["f"].take()
-        extra = [self.pools["f"].take() for _ in range(4)]
         options = [f"scale={self.scalar(scale)}", f"square={self.scalar(square)}"]
-        self.emit(f"_erfc_into({', '.join([inner.text, out, *extra, *options])})")
-        for slot in extra:
-            self.pools["f"].give(slot)
-        self.release(inner, keep=out)
-        return self._result(dest, out)
+        return self._helper("erfc", u, dest, options)
 
     def _scaled(self, expr, dest) -> _Operand:
         """A scaled argument (functions.scaled), with its overflow unreported."""
