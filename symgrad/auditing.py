@@ -42,13 +42,16 @@ from .model import PREFERENCES, Activation, Prefer, X
 from .plan import kink_values
 
 #: Ulps allowed per direction: 4, or 64 for layers built on erf/erfc (their
-#: polynomial fits and exp(-x**2) tails).
-BOUND, ERF_BOUND = 4.0, 64.0
+#: polynomial fits and exp(-x**2) tails); float16, computed in float32 and
+#: rounded once, 1.
+BOUND, ERF_BOUND, FLOAT16_BOUND = 4.0, 64.0, 1.0
 #: Near a root r of f', within NEAR_ROOT * max(|r|, 1), the terms of f' cancel
 #: and every form loses relative accuracy (mish: 10 ulps at 0.2 from its root);
 #: those points are reported apart (``near_roots``), not in the verdict.
 NEAR_ROOT = 0.25
-DTYPES = ("float64", "float32")
+#: The dtypes an audit can measure, and those it measures unless asked.
+DTYPES = ("float64", "float32", "float16")
+DEFAULT_DTYPES = ("float64", "float32")
 
 
 @dataclass(frozen=True)
@@ -87,20 +90,25 @@ class AuditResult:
     @property
     def verdict(self) -> str:
         if self.passed:
-            return f"within {self.bound:g} ulps"
+            return f"within {self.bound:g} {_ulps_word(self.bound)}"
         worst = (
             self.forward
             if self.forward.max_ulps > self.backward.max_ulps
             else self.backward
         )
-        return f"over {self.bound:g} ulps (at x = {worst.worst_x:.6g})"
+        bound = f"{self.bound:g} {_ulps_word(self.bound)}"
+        return f"over {bound} (at x = {worst.worst_x:.6g})"
+
+
+def _ulps_word(count: float) -> str:
+    return "ulp" if count == 1 else "ulps"
 
 
 def audit(
     acts: Activation | str | Iterable[Activation | str],
     *,
     prefer: Sequence[Prefer] = PREFERENCES,
-    dtypes: Sequence[str] = DTYPES,
+    dtypes: Sequence[str] = DEFAULT_DTYPES,
     fast: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> list[AuditResult]:
@@ -150,6 +158,8 @@ def _audit_one(act: Activation, dtype: np.dtype, oracle: _Oracle, fast: bool):
         lossy = shared.lossy
     inside = _inside(x, lossy)
     bound = ERF_BOUND if _uses_erf(derivation) else BOUND
+    if dtype == np.float16:
+        bound = FLOAT16_BOUND
     return AuditResult(
         name=act.name,
         prefer=act.prefer,

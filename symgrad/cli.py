@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
+from .auditing import DEFAULT_DTYPES as DEFAULT_AUDIT_DTYPES
 from .auditing import DTYPES as AUDIT_DTYPES
 from .auditing import audit, stderr_progress
 from .auditing import plot as save_plot
@@ -227,7 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--dtype",
         action="append",
         choices=AUDIT_DTYPES,
-        help="audit this dtype (repeatable; default: float64 and float32)",
+        help=(
+            "audit this dtype (repeatable; default: float64 and float32; float16, "
+            "computed in float32 and rounded once, is held to 1 ulp)"
+        ),
     )
     audit.add_argument(
         "--fast", action="store_true", help="audit the --fast block-kernel layers"
@@ -465,7 +469,7 @@ def _audit(args: argparse.Namespace) -> int:
     results = audit(
         acts,
         prefer=[args.prefer] if args.prefer else PREFERENCES,
-        dtypes=args.dtype or AUDIT_DTYPES,
+        dtypes=args.dtype or DEFAULT_AUDIT_DTYPES,
         fast=args.fast,
         progress=stderr_progress,
     )

@@ -321,6 +321,88 @@ class near_zero(sympy.Function):  # noqa: N801
         return _power(printer._print(self.args[0]), exp)
 
 
+class _OfPolynomial(sympy.Function):
+    """f(P) for a polynomial P in v with exact coefficients: the arguments are
+    (P, v, beyond, hi_0, lo_0, hi_1, lo_1, ...), each coefficient c_k = hi_k +
+    lo_k to about 106 bits, lowest power first.
+
+    The computed P is off by its rounding (its constants' and each operation's),
+    about an ulp of its largest term, and exp(P) is off by that much relative:
+    GELU's tanh form, sigmoid(P) with P = 2*sqrt(2/pi)*(x + 0.044715*x**3), was
+    300 ulps off at x = -14.  Where |v| > beyond, where P's terms exceed 2, the
+    helper computes P's error from the exact coefficients and corrects f by it.
+    `symgrad.rewrite.rounded_polynomial_arguments` builds it.
+    """
+
+    function: type[sympy.Function]
+
+    @property
+    def plain(self) -> sympy.Expr:
+        return self.function(self.args[0])
+
+    @property
+    def coefficients(self) -> tuple[float, ...]:
+        return tuple(float(c) for c in self.args[3:])
+
+    def _eval_evalf(self, prec):
+        return self.plain._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer, exp=None):
+        return _power(printer._print(self.plain), exp)
+
+    def _sympystr(self, printer):
+        return printer._print(self.plain)
+
+
+class sigmoid_of_polynomial(_OfPolynomial):  # noqa: N801
+    __doc__ = _OfPolynomial.__doc__
+    function = sigmoid
+
+
+class exp_of_polynomial(_OfPolynomial):  # noqa: N801
+    __doc__ = _OfPolynomial.__doc__
+    function = sympy.exp
+
+
+class tail_product(sympy.Function):  # noqa: N801
+    """factor*rest, where factor is scale*exp(exponent) to float64 precision
+    wherever it is below the normal range (sigmoid(x) for x < -37, scale 1).
+
+    There the factor has few bits or none (sigmoid(-714) is subnormal, and 0
+    once exp(714) overflows) while the product can be normal (x*sigmoid(x) at
+    x = -714 is -4.2e-308); the helper computes those elements as
+    (rest*h)*h*scale with h = exp(exponent/2), which is normal.  An exponent
+    that is a polynomial (a `sigmoid_of_polynomial`'s) comes with its variable
+    and coefficients as further arguments, and its rounding is corrected too.
+    `symgrad.rewrite.tail_products` builds it.
+    """
+
+    @property
+    def polynomial(self) -> tuple[sympy.Expr, tuple[float, ...]] | None:
+        """(v, coefficients) of a polynomial exponent, else None."""
+        if len(self.args) <= 4:
+            return None
+        return self.args[4], tuple(float(c) for c in self.args[5:])
+
+    def as_product(self) -> sympy.Expr:
+        return self.args[0] * self.args[1]
+
+    def _eval_evalf(self, prec):
+        return self.as_product()._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real and self.args[1].is_real
+
+    def _latex(self, printer, exp=None):
+        return _power(printer._print(self.as_product()), exp)
+
+    def _sympystr(self, printer):
+        return printer._print(self.as_product())
+
+
 def _power(latex: str, exp: str | None) -> str:
     """SymPy's LaTeX printer passes ``exp`` when the function is raised to a power."""
     return latex if exp is None else rf"\left({latex}\right)^{{{exp}}}"

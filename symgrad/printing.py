@@ -342,6 +342,15 @@ class LayerPrinter(NumPyPrinter):
         self.helpers.add(helper)
         return f"{helper}({self._print(u)}, {self._print(p)})"
 
+    def _print_tail_product(self, expr) -> str:
+        """factor*rest, right where the factor is subnormal (functions.tail_product)."""
+        factor, rest, exponent, scale = expr.args[:4]
+        self.helpers.add("_tail_product")
+        arguments = [self._print(a) for a in (factor, rest, exponent)]
+        if scale != 1:
+            arguments.append(self._print(sympy.Float(scale)))
+        return f"_tail_product({', '.join(arguments)})"
+
     def _print_nearest(self, expr) -> str:
         """u to the nearest multiple of a power-of-2 step, exactly."""
         u, step = expr.args

@@ -14,9 +14,13 @@ returns None where it does not apply.  No rule knows which activation it serves;
   `piecewise_as_extremum`, `guard_branches`, `erfc_of_scaled`, `exp_of_square`;
   under the `accuracy` policy also `sigmoid_complement`, which spends a pass to
   keep the tails;
-- last, `symgrad.series.series_near_zero` (a fitted polynomial where a sum's
-  terms cancel at 0) and `scaled_arguments` (a parameter times the input, as a
-  function's argument, whose overflow to inf is its right rounding).
+- last, `rounded_polynomial_arguments` (exp or sigmoid of a polynomial whose
+  rounding the helpers correct, GELU's tanh form), `tail_products` (a product
+  whose factor is subnormal where the product is not, such as x*sigmoid(x) at
+  x = -714), `symgrad.series.series_near_zero`
+  (a fitted polynomial where a sum's terms cancel at 0) and `scaled_arguments`
+  (a parameter times the input, as a function's argument, whose overflow to inf
+  is its right rounding).
 
 Every rewrite is an identity (or, for clipping, exact to float64 rounding);
 `tests/test_rewrite.py` checks each rule on its own.
@@ -38,13 +42,16 @@ from .functions import (
     blend,
     clip,
     erfc,
+    exp_of_polynomial,
     finite,
     near_zero,
     nearest,
     scaled,
     scaled_erfc,
     sigmoid,
+    sigmoid_of_polynomial,
     softplus,
+    tail_product,
     tame,
 )
 from .model import X, Y
@@ -655,6 +662,172 @@ def _one_plus_exp_argument(expr: sympy.Expr) -> sympy.Expr | None:
     return rest.args[0]
 
 
+# -- polynomial arguments of exp ------------------------------------------------------
+
+#: Functions whose relative error is |u| times their argument's as u grows, and
+#: their forms that correct a polynomial argument's rounding.
+_OF_POLYNOMIAL = {sympy.exp: exp_of_polynomial, sigmoid: sigmoid_of_polynomial}
+_MAX_POLYNOMIAL_DEGREE = 8
+
+
+def rounded_polynomial_arguments(expr: sympy.Expr) -> sympy.Expr | None:
+    """exp(P) or sigmoid(P), P a polynomial in x (or in a clipped x) whose
+    computed value rounds -> exp_of_polynomial / sigmoid_of_polynomial(P, v,
+    coefficients as hi, lo pairs).
+
+    A rounding of P by e costs exp(P) a relative |P*e|: GELU's tanh form,
+    sigmoid(2*sqrt(2/pi)*(x + 0.044715*x**3)), was 300 ulps off at x = -14.  A
+    P that is exact in floating point (x, -x, 2*x) is left alone.
+    """
+    wrapper = _OF_POLYNOMIAL.get(type(expr))
+    if wrapper is None:
+        return None
+    found = _rounding_polynomial(expr.args[0])
+    if found is None:
+        return None
+    v, beyond, coefficients = found
+    return wrapper(expr.args[0], v, beyond, *coefficients)
+
+
+def _rounding_polynomial(p: sympy.Expr):
+    """(v, beyond, hi/lo coefficient pairs) where p is a polynomial with numeric
+    coefficients in v (x or one clamp of x) that does not compute exactly, and
+    its terms' magnitudes add up to 2 or more where |v| > beyond."""
+    clamps = {
+        node
+        for node in sympy.preorder_traversal(p)
+        if isinstance(node, (clip, finite, tame)) and node.args[0] == X
+    }
+    if len(clamps) > 1:
+        return None
+    v = clamps.pop() if clamps else X
+    t = sympy.Dummy("t")
+    body = p.xreplace({v: t})
+    if body.free_symbols != {t}:
+        return None  # x outside the clamp, or a parameter
+    try:
+        poly = sympy.Poly(sympy.expand(body), t)
+    except sympy.PolynomialError:
+        return None
+    coefficients = poly.all_coeffs()[::-1]  # lowest power first
+    degree = len(coefficients) - 1
+    if not 1 <= degree <= _MAX_POLYNOMIAL_DEGREE:
+        return None
+    if not all(c.is_number and c.is_real for c in coefficients):
+        return None
+    if degree == 1 and coefficients[0] == 0 and _power_of_two(abs(coefficients[1])):
+        return None  # c*v with c = +-2**k: exact
+    pairs = []
+    for c in coefficients:
+        exact = sympy.N(c, 40)
+        hi = float(exact)
+        pairs += [sympy.Float(hi), sympy.Float(float(exact - sympy.Float(hi, 40)))]
+    return v, sympy.Float(_terms_reach(coefficients, 2.0)), pairs
+
+
+def _terms_reach(coefficients, size: float) -> float:
+    """The |v| from which sum |c_k| |v|**k reaches size (0 if it does at 0),
+    rounded down to two digits: below it, P's rounding costs exp(P) an ulp or
+    so, and the helpers need not correct it."""
+    magnitudes = [abs(float(c)) for c in coefficients]
+
+    def terms(r):
+        return sum(m * r**k for k, m in enumerate(magnitudes))
+
+    if terms(0.0) >= size:
+        return 0.0
+    low, high = 0.0, 1.0
+    while terms(high) < size:
+        low, high = high, 2 * high
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if terms(middle) < size else (low, middle)
+    if low == 0.0:
+        return 0.0
+    unit = 10.0 ** (math.floor(math.log10(low)) - 1)
+    return math.floor(low / unit) * unit
+
+
+def _power_of_two(c: sympy.Expr) -> bool:
+    return c.is_Rational and c > 0 and (c.p & (c.p - 1)) == 0 and (c.q & (c.q - 1)) == 0
+
+
+# -- products past underflow -------------------------------------------------------
+
+#: Functions that tend to exp(u) as their argument u -> -inf.
+_EXPONENTIAL_TAIL = (sympy.exp, sigmoid, softplus)
+#: Functions that are 0 only at 0 and monotonic: h(v) ~ h'(0)*v as v -> 0 keeps
+#: an exponential tail exponential (tanh(softplus(x)) ~ exp(x)).
+_VANISHING_AT_ZERO = (
+    sympy.tanh,
+    sympy.sinh,
+    sympy.atan,
+    sympy.asinh,
+    sympy.erf,
+    Expm1,
+    Log1p,
+)
+#: log of float32's smallest normal number: below it a factor has lost bits.
+_LOG_TINY_FLOAT32 = math.log(2.0**-126)
+
+
+def tail_products(expr: sympy.Expr) -> sympy.Expr | None:
+    """f*r -> tail_product(f, r, w, c), where f tends to c*exp(w) as w -> -inf
+    and the rest r exceeds 1 somewhere f is below float32's normal range.
+
+    There f is subnormal (or 0, once exp(-w) overflows inside sigmoid) while
+    f*r is normal: x*sigmoid(x) at x = -714 came out 0 where the truth is
+    -4.2e-308.  The helper recomputes those elements from exp(w/2).
+    """
+    if not isinstance(expr, sympy.Mul):
+        return None
+    for i, factor in enumerate(expr.args):
+        tail = _exponential_tail(factor)
+        if tail is None:
+            continue
+        exponent, scale, polynomial = tail
+        rest = sympy.Mul(*expr.args[:i], *expr.args[i + 1 :])
+        if (
+            exponent.has(X)
+            and rest.has(X)
+            and not expr.has(Y)
+            and _large_in_tail(rest, exponent)
+        ):
+            return tail_product(factor, rest, exponent, scale, *polynomial)
+    return None
+
+
+def _exponential_tail(expr: sympy.Expr) -> tuple[sympy.Expr, sympy.Expr, tuple] | None:
+    """(w, c, polynomial) where expr = c*exp(w)*(1 + O(exp(w))) as w -> -inf,
+    else None; polynomial is w's variable and coefficients where w is a
+    `sigmoid_of_polynomial`'s (or `exp_of_polynomial`'s) argument, else ()."""
+    if isinstance(expr, _EXPONENTIAL_TAIL):
+        return expr.args[0], sympy.S.One, ()
+    if isinstance(expr, (sigmoid_of_polynomial, exp_of_polynomial)):
+        return expr.args[0], sympy.S.One, (expr.args[1], *expr.args[3:])
+    if isinstance(expr, _VANISHING_AT_ZERO):
+        inner = _exponential_tail(expr.args[0])
+        if inner is not None:
+            v = sympy.Dummy("v")
+            slope = sympy.diff(expr.func(v), v).subs(v, 0)
+            return inner[0], slope * inner[1], inner[2]
+    return None
+
+
+def _large_in_tail(rest: sympy.Expr, exponent: sympy.Expr) -> bool:
+    """Whether |rest| > 1 at some probe x where exp(exponent) is below float32's
+    normal range: only there can the product be normal while the factor is not.
+    Parameters are taken as 1 (their values are the layer's, at run time)."""
+    parameters = {p: 1.0 for p in (rest.free_symbols | exponent.free_symbols) - {X}}
+    for side in (-1, 1):
+        for probe in _PROBES:
+            point = {**parameters, X: side * probe}
+            w, r = _value(exponent, point), _value(rest, point)
+            if w is not None and r is not None and w < _LOG_TINY_FLOAT32 and abs(r) > 1:
+                return True
+    return False
+
+
 # -- parameter-scaled arguments ---------------------------------------------------------
 
 
@@ -665,6 +838,8 @@ def scaled_arguments(expr: sympy.Basic) -> sympy.Basic | None:
     the function's limit the true result, so the overflow is not an error."""
     if isinstance(expr, (clip, finite, tame, nearest, scaled, near_zero)):
         return None
+    if isinstance(expr, (sigmoid_of_polynomial, exp_of_polynomial)):
+        return None  # its polynomial has no parameters
     if isinstance(expr, sympy.Piecewise):  # its conditions are not expressions
         pieces = [
             (value, cond.replace(
@@ -733,8 +908,10 @@ def stabilize(expr: sympy.Basic, prefer: str = "memory") -> sympy.Basic:
     with stage("rewriting for stability"):
         first = _bottom_up(_top_down(expr, FIRST), rules)
         clipped = _top_down(first, LAST, descend=True)
+        exact = _top_down(clipped, rounded_polynomial_arguments, descend=True)
+        products = _top_down(exact, tail_products, descend=True)
         return _top_down(
-            _top_down(clipped, series_near_zero), scaled_arguments, descend=True
+            _top_down(products, series_near_zero), scaled_arguments, descend=True
         )
 
 

@@ -22,7 +22,18 @@ import mpmath
 import sympy
 
 from .conditioning import lossy_ranges
-from .functions import clip, erfc, finite, scaled_erfc, sigmoid, softplus, tame
+from .functions import (
+    clip,
+    erfc,
+    exp_of_polynomial,
+    finite,
+    scaled_erfc,
+    sigmoid,
+    sigmoid_of_polynomial,
+    softplus,
+    tail_product,
+    tame,
+)
 from .model import X, Y
 from .verify import evaluate_fixed
 
@@ -38,6 +49,8 @@ _EXPENSIVE = (
     erfc,
     scaled_erfc,
     sigmoid,
+    sigmoid_of_polynomial,
+    exp_of_polynomial,
     softplus,
     sympy.atan,
     sympy.asinh,
@@ -138,7 +151,11 @@ def _in_output_and_part(forward, derivative, part, values) -> sympy.Expr | None:
 
 
 def _unclipped(expr: sympy.Expr) -> sympy.Expr:
-    return expr.replace(
+    """expr without clips, and with tail products as plain products."""
+    products = expr.replace(
+        lambda e: isinstance(e, tail_product), lambda e: e.as_product()
+    )
+    return products.replace(
         lambda e: isinstance(e, (clip, finite, tame)), lambda e: e.args[0]
     )
 

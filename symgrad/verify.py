@@ -290,8 +290,10 @@ def _walk(expr, env):
         return _walk(expr.as_piecewise(), env)
     if name == "scaled_erfc":
         return _walk(expr.as_erfc(), env)
-    if name == "scaled":
+    if name in ("scaled", "tail_product"):
         return _walk(expr.as_product(), env)
+    if name in ("sigmoid_of_polynomial", "exp_of_polynomial"):
+        return _walk(expr.plain, env)
     if name == "nearest":
         u, step = (_walk(a, env) for a in expr.args)
         return mpmath.nint(u / step) * step

@@ -8,10 +8,13 @@ last place of the exact value, only where that value is a normal float.
 """
 
 import warnings
+from fractions import Fraction
 
 import mpmath
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from symgrad.targets import numpy_fast_helpers as fast
 from symgrad.targets import numpy_helpers as readable
@@ -176,3 +179,147 @@ def test_fast_log1p_and_expm1_agree_with_the_readable_ones(monkeypatch, simd, dt
         fast._expm1_into(z, out, scratch)
         expected = readable._expm1(z)
     np.testing.assert_allclose(out, expected, rtol=2 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("fast_style", [False, True], ids=["readable", "fast"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_tail_product_is_exact_where_its_factor_is_subnormal(dtype, fast_style):
+    """x*sigmoid(x) across the stretch where sigmoid(x) is subnormal or 0 (exp(-x)
+    overflows) but the product is normal: within 3 ulps, and the factor's own
+    tail filled in (it is 0 where exp(-x) overflowed)."""
+    edge = float(np.log(np.finfo(dtype).tiny))
+    x = np.linspace(edge - 12, edge + 3, 601).astype(dtype)
+    with np.errstate(over="ignore"):
+        s = readable._sigmoid(x)
+    assert (s == 0).any()  # the case that needs the helper
+    if fast_style:
+        got = np.empty_like(x)
+        np.multiply(s, x, out=got)
+        readable._tail_product_into(s, x, x, out=got)
+    else:
+        got = readable._tail_product(s, x, x)
+    assert got.dtype == dtype
+    values = [float(v) for v in x.tolist()]
+    truth = [mpmath.mpf(v) * sigmoid(mpmath.mpf(v)) for v in values]
+    assert ulps(got, truth, dtype).max() <= 3
+    smallest = float(np.finfo(dtype).smallest_subnormal)
+    for value, fixed in zip(values, s.tolist(), strict=True):
+        exact_factor = sigmoid(mpmath.mpf(value))
+        allowed = max(2 * smallest, 4 * float(np.finfo(dtype).eps) * exact_factor)
+        assert abs(fixed - exact_factor) <= allowed, value
+
+
+def test_tail_product_keeps_nan_scales_and_takes_zero_d_arrays():
+    x = np.array([np.nan, -720.0, 1.0])
+    with np.errstate(over="ignore"):
+        s = readable._sigmoid(x)
+    got = readable._tail_product(s, x, x, 2.0)
+    assert np.isnan(got[0])
+    assert got[1] == pytest.approx(2 * float(mpmath.mpf(-720) * mpmath.exp(-720)))
+    assert got[2] == pytest.approx(float(readable._sigmoid(1.0)))  # scale: tail only
+    zero_d = readable._tail_product(np.asarray(0.0), np.asarray(-800.0), -800.0)
+    assert float(zero_d) == 0.0  # below the subnormal range, -0 or 0
+
+
+finite_doubles = st.floats(
+    min_value=-1e150, max_value=1e150, allow_nan=False, allow_infinity=False
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(finite_doubles, finite_doubles)
+def test_two_sum_and_two_product_are_exact(a, b):
+    """The error-free transformations the double-double polynomial is built on:
+    the rounded result and its error add up to the exact sum and product."""
+    s, e = readable._two_sum(np.float64(a), np.float64(b))
+    assert Fraction(float(s)) + Fraction(float(e)) == Fraction(a) + Fraction(b)
+    if abs(a * b) < 1e290 and (a == 0 or b == 0 or abs(a * b) > 1e-290):
+        p, e = readable._two_product(np.float64(a), np.float64(b))
+        assert Fraction(float(p)) + Fraction(float(e)) == Fraction(a) * Fraction(b)
+
+
+# GELU's tanh form: u = 2*sqrt(2/pi)*(x + 0.044715*x**3), and a quadratic.
+POLYNOMIALS = [
+    [
+        0,
+        2 * mpmath.sqrt(2 / mpmath.pi),
+        0,
+        2 * mpmath.sqrt(2 / mpmath.pi) * mpmath.mpf("0.044715"),
+    ],
+    [mpmath.mpf("0.1"), -mpmath.sqrt(3), -mpmath.mpf(1) / 3],
+]
+
+
+def _table(coefficients):
+    """hi, lo pairs, lowest power first, as symgrad's rule builds them."""
+    table = []
+    for c in coefficients:
+        hi = float(c)
+        table += [hi, float(c - hi)]
+    return tuple(table)
+
+
+def _computed(x, coefficients):
+    """P(x) as a layer computes it: rounded constants, rounded operations."""
+    out = np.zeros_like(x)
+    for k, c in enumerate(coefficients):
+        out = out + x.dtype.type(float(c)) * x**k
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("coefficients", POLYNOMIALS, ids=["gelu_tanh", "quadratic"])
+def test_polynomial_error_recovers_the_rounding_of_u(coefficients, dtype):
+    """u + du is P(x) to far below an ulp of P's largest term: 2**-90 of it in
+    float64 (double-double), 2**-45 in float32 (float64)."""
+    x = np.linspace(-20, 20, 801).astype(dtype)
+    u = _computed(x, coefficients)
+    where = np.arange(x.size)
+    du = readable._polynomial_error(
+        u.astype(np.float64), x, _table(coefficients), where
+    )
+    with mpmath.workdps(60):
+        for xi, ui, di in zip(x.tolist(), u.tolist(), du.tolist(), strict=True):
+            exact = sum(c * mpmath.mpf(xi) ** k for k, c in enumerate(coefficients))
+            residual = abs(mpmath.mpf(ui) + mpmath.mpf(di) - exact)
+            terms = sum(
+                abs(c * mpmath.mpf(xi) ** k) for k, c in enumerate(coefficients)
+            )
+            allowed = 2.0 ** (-90 if dtype == np.float64 else -45) * terms
+            assert residual <= allowed + 1e-300, xi
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(
+    "helper, function, coefficients",
+    [
+        (readable._sigmoid_of_polynomial, sigmoid, POLYNOMIALS[0]),
+        (readable._exp_of_polynomial, mpmath.exp, POLYNOMIALS[1]),
+    ],
+    ids=["sigmoid", "exp"],
+)
+def test_exp_family_of_a_polynomial_is_within_two_ulps(
+    helper, function, coefficients, dtype
+):
+    """sigmoid(u) for GELU's tanh-form argument was 300 ulps off at x = -14
+    (float64); with u's rounding corrected everywhere (beyond=0), within 3 ulps
+    wherever the exact value is normal, and the uncorrected form is far over."""
+    x = np.linspace(-21, 7, 2801).astype(dtype)
+    u = _computed(x, coefficients)
+    with np.errstate(over="ignore"):
+        got = helper(u, x, _table(coefficients))
+        plain = (
+            readable._sigmoid(u)
+            if helper is readable._sigmoid_of_polynomial
+            else np.exp(u)
+        )
+    assert got.dtype == dtype
+    with mpmath.workdps(60):
+        truth = [
+            function(sum(c * mpmath.mpf(v) ** k for k, c in enumerate(coefficients)))
+            for v in x.tolist()
+        ]
+    finite = np.array([abs(t) <= float(np.finfo(dtype).max) for t in truth])
+    kept = [t for t, f in zip(truth, finite, strict=True) if f]
+    assert ulps(got[finite], kept, dtype).max() <= 3
+    assert ulps(plain[finite], kept, dtype).max() > 8

@@ -3,10 +3,20 @@
 import numpy as np
 import pytest
 import sympy
-from sympy import Max, Min, Piecewise, Rational, erf, exp, log, sqrt, tanh
+from sympy import Max, Min, Piecewise, Rational, erf, exp, log, sin, sqrt, tanh
 
-from symgrad.functions import blend, clip, erfc, sigmoid, softplus, tame
-from symgrad.model import X
+from symgrad.functions import (
+    blend,
+    clip,
+    erfc,
+    exp_of_polynomial,
+    sigmoid,
+    sigmoid_of_polynomial,
+    softplus,
+    tail_product,
+    tame,
+)
+from symgrad.model import X, Y
 from symgrad.rewrite import (
     clip_saturating,
     erfc_of_complement,
@@ -16,12 +26,14 @@ from symgrad.rewrite import (
     log_of_sigmoid,
     piecewise_as_extremum,
     rational_in_exp_as_sigmoid,
+    rounded_polynomial_arguments,
     select_as_blend,
     select_as_clamp,
     select_as_sum,
     sigmoid_complement,
     softplus_of_exp,
     stabilize,
+    tail_products,
 )
 from symgrad.targets.numpy_kernels import emit_kernel
 from symgrad.verify import evaluate_fixed
@@ -175,7 +187,9 @@ PRINTED = [
         "silu derivative",
         sympy.diff(X / (1 + exp(-X)), X),
         "c0 = _clip_into(x, lower=-750.0, upper=46.0, out=t0) | _sigmoid_into(c0, t1) | "
-        "np.subtract(1.0, t1, out=out) | out *= c0 | out *= t1 | out += t1",
+        "np.subtract(1.0, t1, out=t2) | np.multiply(c0, t2, out=t2) | "
+        "np.multiply(t1, t2, out=out) | _tail_product_into(t1, t2, c0, out=out) | "
+        "out += t1",
     ),
     ("softplus", log(1 + exp(X)), "_softplus_into(x, out, t0, t1)"),
     (
@@ -245,3 +259,104 @@ def test_printed_source_never_uses_slow_or_upcasting_forms():
         assert "**" not in source and "logaddexp" not in source
         assert "np.sqrt(2" not in source and "np.pi" not in source
         assert "] =" not in source
+
+
+beta = sympy.Symbol("beta", real=True)
+
+
+@pytest.mark.parametrize(
+    "expr, factor, scale",
+    [
+        (X * sigmoid(X), sigmoid(X), 1),  # SiLU
+        (X * tanh(softplus(X)), tanh(softplus(X)), 1),  # Mish: tanh(v) ~ v
+        (X * sigmoid(beta * X), sigmoid(beta * X), 1),  # a parameter, taken as 1
+        (X**2 * exp(3 * X), exp(3 * X), 1),
+        (X * erf(exp(X)), erf(exp(X)), 2 / sqrt(sympy.pi)),  # erf(v) ~ 2v/sqrt(pi)
+        (X * sigmoid(-X), sigmoid(-X), 1),  # its tail is at +inf
+    ],
+)
+def test_tail_products_finds_a_factor_that_is_exponential_in_its_tail(
+    expr, factor, scale
+):
+    result = tail_products(expr)
+    assert isinstance(result, tail_product)
+    assert result.args[0] == factor
+    assert sympy.simplify(result.args[3] - scale) == 0
+    assert sympy.simplify(result.as_product() - expr) == 0
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        sigmoid(X) * sigmoid(-X),  # the rest is at most 1: the product is no larger
+        4 * sigmoid(X),  # a constant rest
+        X * sin(exp(X)),  # sin is not monotonic: small does not mean in the tail
+        X * sigmoid(X**2),  # its argument never goes to -inf
+        X * exp(Y),  # a form in the output
+        X + sigmoid(X),  # not a product
+    ],
+)
+def test_tail_products_leaves_other_products_alone(expr):
+    assert tail_products(expr) is None
+
+
+def test_tail_products_run_last_and_print_as_the_helper():
+    """After clipping: the rest is the clipped x, the exponent too."""
+    text = printed(X * sigmoid(X))
+    assert "_tail_product_into(" in text
+    assert stabilize(X * sigmoid(X)).has(tail_product)
+
+
+@pytest.mark.parametrize(
+    "expr, degree",
+    [
+        # GELU's tanh form: irrational coefficients, a cube.
+        (sigmoid(2 * sqrt(2 / sympy.pi) * (X + Rational(8943, 200000) * X**3)), 3),
+        (exp(-(X**3) / 3 + X), 3),  # 1/3 does not round exactly
+        (sigmoid(Rational(1702, 1000) * X), 1),  # one rounded product
+        (exp(X**2 + 1), 2),
+        (sigmoid(clip(X, -22, 7) ** 3 / 10), 3),  # in a clipped x
+    ],
+)
+def test_rounded_polynomial_arguments_carry_exact_coefficients(expr, degree):
+    """hi + lo is each coefficient to 32 digits, lowest power first, and the
+    value is unchanged."""
+    result = rounded_polynomial_arguments(expr)
+    assert isinstance(result, (sigmoid_of_polynomial, exp_of_polynomial))
+    assert result.plain == expr
+    u, v = result.args[:2]
+    coefficients = result.coefficients
+    assert len(coefficients) == 2 * (degree + 1)
+    t = sympy.Dummy("t")
+    exact = sympy.Poly(sympy.expand(u.xreplace({v: t})), t).all_coeffs()[::-1]
+    for k, c in enumerate(exact):
+        hi, lo = coefficients[2 * k], coefficients[2 * k + 1]
+        assert abs(sympy.Float(hi, 40) + sympy.Float(lo, 40) - sympy.N(c, 40)) <= (
+            1e-31 * abs(sympy.N(c, 40)) + 1e-300
+        )
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        sigmoid(X),  # exact
+        exp(-X),
+        sigmoid(X / 4),  # a power of two: exact
+        exp(alpha * X),  # a parameter: its value is the layer's
+        sigmoid(sympy.sin(X)),  # not a polynomial
+        exp(X + exp(X)),
+        tanh(X**3 / 3),  # not exp or sigmoid
+    ],
+)
+def test_rounded_polynomial_arguments_leaves_exact_and_other_arguments(expr):
+    assert rounded_polynomial_arguments(expr) is None
+
+
+def test_the_correction_starts_where_the_terms_reach_two():
+    """GELU's tanh-form argument, sqrt(8/pi)*x + ...: its terms add up to 2 at
+    |x| = 1.17; the threshold is that rounded down to two digits."""
+    u = 2 * sqrt(2 / sympy.pi) * (X + Rational(8943, 200000) * X**3)
+    beyond = float(rounded_polynomial_arguments(sigmoid(u)).args[2])
+    terms = float(u.subs(X, beyond))
+    assert beyond == 1.1 and 1.5 < terms < 2
+    assert float(rounded_polynomial_arguments(exp(X**2 + 3)).args[2]) == 0.0

@@ -34,6 +34,10 @@ class FrameworkPrinter(ReadablePrinter):
         """The plain product: frameworks report no floating-point flags."""
         return self._print(expr.as_product())
 
+    def _print_tail_product(self, expr: sympy.Function) -> str:
+        """The plain product (the frameworks' own sigmoid and exp give its tail)."""
+        return self._print(expr.as_product())
+
     def _print_scaled_erfc(self, expr: sympy.Function) -> str:
         """The framework's erfc of the product (it has no scaled form)."""
         return self._print_framework_call(expr.as_erfc())

@@ -318,6 +318,181 @@ def _quotient(u, divisor):
     return u / divisor
 
 
+def _tail_product(factor, rest, exponent, scale=1.0):
+    """factor*rest, where factor = scale*exp(exponent) below the normal range.
+
+    There the factor has few bits left, or none (sigmoid(x) is 0 once exp(-x)
+    overflows), while the product can be normal: x*sigmoid(x) at x = -714 is
+    -4.2e-308.  See `_tail_product_into`.
+    """
+    return _tail_product_into(factor, rest, exponent, scale, out=factor * rest)
+
+
+def _tail_product_into(factor, rest, exponent, scale=1.0, *, out):
+    """Where scale*exp(exponent) is below the normal range, out = (rest*half)*half
+    *scale with half = exp(exponent/2), which is normal (in float64, rounded
+    once to a float32 out); elsewhere out is left as it is (the product).  The
+    factor's own elements there become half*half*scale too: a layer may cache
+    it, and SiLU's backward s + y*(1 - s) needs s where the sigmoid gave 0."""
+    for tail, exponents in _tails(exponent, out, scale):
+        _put_tail_product(factor, rest, tail, exponents, 0.0, scale, out)
+    return out
+
+
+def _tails(exponent, out, scale):
+    """(flat indices, exponents there in float64) where scale*exp(exponent) is
+    below out's normal range, in slices (`_chunks`); nothing, after one
+    ``min``, where no element is."""
+    exponent = np.asarray(exponent)
+    limit = _LOG_TINY[out.dtype]
+    if scale != 1.0:
+        limit -= np.log(abs(scale))
+    if not exponent.size or exponent.min() >= limit:  # cheaper than the indices
+        return
+    for tail in _chunks(np.flatnonzero(exponent < limit)):
+        yield tail, np.take(exponent, tail).astype(np.float64)
+
+
+def _put_tail_product(factor, rest, tail, exponents, error, scale, out):
+    """out = (rest*half)*half*scale*(1 + error) at the flat indices ``tail``, with
+    half = exp(exponents/2); the factor there half*half*scale*(1 + error)."""
+    half = np.exp(0.5 * exponents)
+    product = np.take(rest, tail) * half * half * scale
+    np.put(out, tail, product + product * error)
+    if isinstance(factor, np.ndarray) and factor.shape == np.shape(out):
+        alone = half * half * scale
+        np.put(factor, tail, alone + alone * error)
+
+
+#: The log of each dtype's smallest normal number: exp(u) is subnormal below it.
+_LOG_TINY = {
+    np.dtype(t): float(np.log(np.finfo(t).tiny))
+    for t in (np.float16, np.float32, np.float64)
+}
+
+
+def _chunks(indices, size=16384):
+    """indices in slices of at most ``size``: the corrections' float64
+    temporaries stay small whatever the array's size."""
+    for start in range(0, indices.size, size):
+        yield indices[start : start + size]
+
+
+def _tail_product_of_polynomial(factor, rest, exponent, v, coefficients, scale=1.0):
+    """`_tail_product`, for an exponent computed as P(v): its rounding, which
+    costs exp(P) |P| times as much, corrected (`_polynomial_error`)."""
+    out = factor * rest
+    return _tail_product_of_polynomial_into(
+        factor, rest, exponent, v, coefficients, scale, out=out
+    )
+
+
+def _tail_product_of_polynomial_into(
+    factor, rest, exponent, v, coefficients, scale=1.0, *, out
+):
+    """`_tail_product_into`, with the rounding of the exponent P(v) corrected."""
+    for tail, exponents in _tails(exponent, out, scale):
+        error = _polynomial_error(exponents, v, coefficients, tail)
+        _put_tail_product(factor, rest, tail, exponents, error, scale, out)
+    return out
+
+
+def _sigmoid_of_polynomial(u, v, coefficients, beyond=0.0):
+    """sigmoid(u) for u = P(v) as the layer computed it, corrected for u's
+    rounding where |v| > beyond (`_sigmoid_of_polynomial_into`)."""
+    return _sigmoid_of_polynomial_into(u, v, coefficients, beyond, out=_sigmoid(u))
+
+
+def _sigmoid_of_polynomial_into(u, v, coefficients, beyond=0.0, *, out):
+    """Where |v| > beyond and u < 2, out = sigmoid(P(v)) = 1/(1 + exp(-u)*(1 -
+    du)) with du = P(v) - u from `_polynomial_error` (in float64, rounded
+    once); elsewhere out is left as it is (sigmoid(u)).  u is off by about an
+    ulp of P's largest term, and sigmoid(u) by that times sigmoid(-u): 300 ulps
+    at u = -150, an eighth of it or less from u = 2 on."""
+    u = np.asarray(u)
+    for where in _chunks(np.flatnonzero((np.abs(v) > beyond) & (u < 2.0))):
+        w = np.take(u, where).astype(np.float64)
+        du = _polynomial_error(w, v, coefficients, where)
+        with np.errstate(over="ignore"):  # exp(-w) = inf: the sigmoid is 0
+            np.put(out, where, 1.0 / (1.0 + np.exp(-w) * (1.0 - du)))
+    return out
+
+
+def _exp_of_polynomial(u, v, coefficients, beyond=0.0):
+    """exp(u) for u = P(v) as the layer computed it, corrected for u's rounding
+    where |v| > beyond (`_exp_of_polynomial_into`)."""
+    return _exp_of_polynomial_into(u, v, coefficients, beyond, out=np.exp(u))
+
+
+def _exp_of_polynomial_into(u, v, coefficients, beyond=0.0, *, out):
+    """Where |v| > beyond, out = exp(P(v)) = exp(u)*(1 + du), du = P(v) - u from
+    `_polynomial_error` (in float64, rounded once); elsewhere out is left as it
+    is (exp(u))."""
+    u = np.asarray(u)
+    for where in _chunks(np.flatnonzero(np.abs(v) > beyond)):
+        w = np.take(u, where).astype(np.float64)
+        with np.errstate(over="ignore"):  # exp(P) beyond the dtype: inf is right
+            e = np.exp(w)
+            np.put(out, where, e + e * _polynomial_error(w, v, coefficients, where))
+    return out
+
+
+@np.errstate(over="ignore", invalid="ignore")
+def _polynomial_error(u, v, coefficients, where):
+    """P(v) - u at the flat indices ``where`` of v, for u (float64, those
+    elements) = P(v) as the layer computed it, with its constants and every
+    operation rounded.  P comes from exact coefficients (hi, lo pairs, lowest
+    power first): in float64 for a float32 v, in double-double arithmetic for
+    float64 (Dekker's exact products; NumPy has no fused multiply-add).  0
+    where u or v is not finite."""
+    highs, lows = coefficients[0::2], coefficients[1::2]
+    v = np.asarray(v)
+    at = np.take(v, where).astype(np.float64)
+    if v.dtype != np.float64:
+        error = _horner(at, highs) - u  # float64 holds a float32 P's error
+    else:
+        halves = _split(at)
+        value, error = np.full_like(at, highs[-1]), np.full_like(at, lows[-1])
+        for high, low in zip(reversed(highs[:-1]), reversed(lows[:-1]), strict=True):
+            value, product_error = _two_product(value, at, halves)
+            error *= at
+            error += product_error
+            if high:  # GELU's odd polynomial skips its zero coefficients' sums
+                value, sum_error = _two_sum(value, high)
+                error += sum_error
+            if low:
+                error += low
+        error += value - u
+    return np.where(np.isfinite(error), error, 0.0)
+
+
+def _two_sum(first, second):
+    """(total, error): the rounded sum and what it lost, exactly (Knuth)."""
+    total = first + second
+    second_part = total - first
+    return total, (first - (total - second_part)) + (second - second_part)
+
+
+def _two_product(first, second, second_halves=None):
+    """(product, error): the rounded product and what it lost, exactly
+    (Dekker); second's halves may be given (`_split`), for one used again."""
+    product = first * second
+    first_high, first_low = _split(first)
+    second_high, second_low = second_halves or _split(second)
+    error = first_high * second_high - product
+    error += first_high * second_low
+    error += first_low * second_high
+    error += first_low * second_low
+    return product, error
+
+
+def _split(value):
+    """(high, low): value = high + low, each of at most 26 bits (Veltkamp)."""
+    scaled = 134217729.0 * value  # 2**27 + 1
+    high = scaled - (scaled - value)
+    return high, value - high
+
+
 def _near_zero(far, u, switch, order, coefficients):
     """far, except where |u| < switch: there u**order * P(2u^2/switch^2 - 1),
     the polynomial symgrad fitted where the terms of far cancel (x - tanh(x) is

@@ -505,6 +505,57 @@ class _Emitter:
         self.release(inner, keep=out)
         return self._result(dest, out)
 
+    def _tail_product(self, expr, dest) -> _Operand:
+        """factor*rest, then the elements where the factor is subnormal again
+        from exp(exponent/2) (functions.tail_product, `_tail_product_into`)."""
+        factor, rest, exponent, scale = expr.args[:4]
+        others = self.value(rest)
+        small = self.value(factor)
+        out = dest if dest is not None else self.pools["f"].take()
+        self.call("np.multiply", [small.text, others.text], out)
+        tail = self.value(exponent)
+        operands = [small, others, tail]
+        helper = "_tail_product_into"
+        if expr.polynomial is not None:  # its rounding corrected from P's table
+            v, coefficients = expr.polynomial
+            operands.append(self.value(v))
+            helper = "_tail_product_of_polynomial_into"
+        arguments = [operand.text for operand in operands]
+        if expr.polynomial is not None:
+            table = table_name(self.tables, expr.polynomial[1], "_POLYNOMIAL")
+            arguments.append(f"self.{table}")
+        if scale != 1:
+            arguments.append(self.scalar(sympy.Float(scale)))
+        self.helpers.add(helper)
+        self.emit(f"{helper}({', '.join(arguments)}, out={out})")
+        self.release(*operands, keep=out)
+        return self._result(dest, out)
+
+    def _sigmoid_of_polynomial(self, expr, dest) -> _Operand:
+        """f(u), then the elements where |v| > beyond corrected for u's rounding
+        from P's exact coefficients (`_sigmoid_of_polynomial_into`, ...)."""
+        u, v, beyond = expr.args[:3]
+        name = type(expr).__name__
+        helper = f"_{name}_into"
+        self.helpers.add(helper)
+        argument = self.value(u)
+        out = dest if dest is not None else self.pools["f"].take()
+        if name == "sigmoid_of_polynomial":
+            self.helpers.add("_sigmoid_into")
+            self.emit(f"_sigmoid_into({argument.text}, {out})")
+        else:
+            self.call("np.exp", [argument.text], out)
+        variable = self.value(v)
+        table = table_name(self.tables, expr.coefficients, "_POLYNOMIAL")
+        arguments = [argument.text, variable.text, f"self.{table}"]
+        if beyond != 0:
+            arguments.append(f"beyond={self.scalar(beyond)}")
+        self.emit(f"{helper}({', '.join(arguments)}, out={out})")
+        self.release(argument, variable, keep=out)
+        return self._result(dest, out)
+
+    _exp_of_polynomial = _sigmoid_of_polynomial
+
     def _nearest(self, expr, dest) -> _Operand:
         """u to the nearest multiple of a power-of-2 step: rint(u/step)*step."""
         u, step = expr.args
@@ -534,7 +585,7 @@ class _Emitter:
         """The sum everywhere, then the polynomial on the elements near 0 only
         (`_near_zero_into`), its coefficients a class attribute."""
         far, u, switch, order = expr.args[:4]
-        table = table_name(self.tables, expr.coefficients)
+        table = table_name(self.tables, expr.coefficients, "_NEAR_ZERO")
         self.helpers.add("_near_zero_into")
         value = self.value(far, dest)
         out = self.destination(dest, [value])

@@ -28,7 +28,19 @@ from sympy.codegen.cfunctions import expm1 as Expm1
 from sympy.codegen.cfunctions import log1p as Log1p
 from sympy.core.relational import Relational
 
-from ..functions import blend, clip, erfc, finite, near_zero, sigmoid, softplus, tame
+from ..functions import (
+    blend,
+    clip,
+    erfc,
+    exp_of_polynomial,
+    finite,
+    near_zero,
+    sigmoid,
+    sigmoid_of_polynomial,
+    softplus,
+    tail_product,
+    tame,
+)
 from ..layer import DOUT, LayerFormulas, comment_lines, local_name, text
 from ..model import MASK, X, Y
 from ..printing import (
@@ -51,6 +63,8 @@ RESERVED = frozenset(
 #: A short name for a temporary, by what computes it.
 _MNEMONICS = {
     sigmoid: "sig",
+    sigmoid_of_polynomial: "sig",
+    exp_of_polynomial: "e",
     softplus: "sp",
     erfc: "ec",
     sympy.erf: "ef",
@@ -106,10 +120,41 @@ class ReadablePrinter(LayerPrinter):
 
     def _print_near_zero(self, expr: near_zero) -> str:
         far, u, switch, order = expr.args[:4]
-        table = table_name(self.table_names, expr.coefficients)
+        table = table_name(self.table_names, expr.coefficients, "_NEAR_ZERO")
         self.helpers.add("_near_zero")
         arguments = [self._print(a) for a in (far, u, switch)] + [str(int(order))]
         return f"_near_zero({', '.join(arguments)}, self.{table})"
+
+    def _print_sigmoid_of_polynomial(self, expr: sympy.Function) -> str:
+        """f(u) for u = P(v), by the helper that corrects u's rounding from P's
+        exact coefficients (a class attribute); a framework prints f(u)."""
+        if not self.tables:
+            return self._print(expr.plain)
+        u, v, beyond = expr.args[:3]
+        helper = f"_{type(expr).__name__}"
+        self.helpers.add(helper)
+        table = table_name(self.table_names, expr.coefficients, "_POLYNOMIAL")
+        arguments = [self._print(u), self._print(v), f"self.{table}"]
+        if beyond != 0:
+            arguments.append(f"beyond={self._print(beyond)}")
+        return f"{helper}({', '.join(arguments)})"
+
+    _print_exp_of_polynomial = _print_sigmoid_of_polynomial
+
+    def _print_tail_product(self, expr: sympy.Function) -> str:
+        """The helper; for a polynomial exponent, the one that corrects its
+        rounding, with its variable and coefficients."""
+        if expr.polynomial is None:
+            return super()._print_tail_product(expr)
+        factor, rest, exponent, scale = expr.args[:4]
+        v, coefficients = expr.polynomial
+        self.helpers.add("_tail_product_of_polynomial")
+        table = table_name(self.table_names, coefficients, "_POLYNOMIAL")
+        arguments = [self._print(a) for a in (factor, rest, exponent, v)]
+        arguments.append(f"self.{table}")
+        if scale != 1:
+            arguments.append(self._print(sympy.Float(scale)))
+        return f"_tail_product_of_polynomial({', '.join(arguments)})"
 
     def _print_tame(self, expr: tame) -> str:
         self.helpers.add("_tame")
@@ -550,11 +595,12 @@ def layer_source(formulas: LayerFormulas) -> ReadableLayer:
     )
 
 
-def table_name(tables: dict[tuple[float, ...], str], coefficients) -> str:
-    """The class attribute holding these coefficients: _NEAR_ZERO, _NEAR_ZERO_2..."""
+def table_name(tables: dict[tuple[float, ...], str], coefficients, prefix: str) -> str:
+    """The class attribute holding these coefficients: _NEAR_ZERO, _NEAR_ZERO_2,
+    _POLYNOMIAL..."""
     if coefficients not in tables:
-        count = len(tables)
-        tables[coefficients] = "_NEAR_ZERO" + (f"_{count + 1}" if count else "")
+        count = sum(name.rstrip("_0123456789") == prefix for name in tables.values())
+        tables[coefficients] = prefix + (f"_{count + 1}" if count else "")
     return tables[coefficients]
 
 
@@ -562,22 +608,48 @@ def class_tables(
     tables: Mapping[tuple[float, ...], str], formulas: LayerFormulas
 ) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
     """Each coefficient table as (attribute, comment, literals), with the
-    comment saying which sum the polynomial stands for, and where."""
+    comment saying what the coefficients stand for."""
     found = {}
     for _, expr in (*formulas.forward, *formulas.backward):
-        for node in expr.atoms(near_zero):
+        for node in expr.atoms(near_zero, sigmoid_of_polynomial, exp_of_polynomial):
             found[node.coefficients] = node
+        for node in expr.atoms(tail_product):
+            if node.polynomial is not None:
+                found.setdefault(node.polynomial[1], node)
     rows = []
     for coefficients, attribute in tables.items():
-        far, u, switch, order = found[coefficients].args[:4]
+        comment = _table_comment(found[coefficients], formulas)
+        lines = tuple(textwrap.wrap(comment, width=76, break_on_hyphens=False))
+        rows.append((attribute, lines, tuple(repr(c) for c in coefficients)))
+    return tuple(rows)
+
+
+def _table_comment(node: sympy.Function, formulas: LayerFormulas) -> str:
+    if isinstance(node, near_zero):
+        far, u, switch, order = node.args[:4]
         if formulas.shared is not None:  # as the definition writes it, not via s
             far = far.xreplace({S: formulas.shared.part})
         v, c = text(u), repr(float(switch))
-        comment = (
+        return (
             f"Where |{v}| < {c}, {text(far)} cancels; there it is "
             f"{v}**{int(order)} * P(2*{v}**2/{c}**2 - 1), and these are P's "
             "coefficients, lowest power first, fitted by symgrad in 40 digits."
         )
-        lines = tuple(textwrap.wrap(comment, width=76, break_on_hyphens=False))
-        rows.append((attribute, lines, tuple(repr(c) for c in coefficients)))
-    return tuple(rows)
+    if isinstance(node, tail_product):
+        p, v = node.args[2], node.polynomial[0]
+    else:
+        p, v = node.args[:2]
+    return (
+        f"u = {text(_as_defined(p))} as a polynomial in {text(_as_defined(v))}: each "
+        "coefficient, lowest power first, as two floats whose sum is exact to "
+        "about 32 digits, from which the helpers correct the rounding of the "
+        "computed u where its terms add up to 2 or more (exp(u) is off by as "
+        "much as u is)."
+    )
+
+
+def _as_defined(expr: sympy.Expr) -> sympy.Expr:
+    """expr with x for each clamp of x, as the definition writes it."""
+    return expr.replace(
+        lambda e: isinstance(e, (clip, finite, tame)), lambda e: e.args[0]
+    )
