@@ -23,7 +23,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import mpmath
 import numpy as np
@@ -63,6 +63,36 @@ class Errors:
     worst_x: float
 
 
+#: The contract a layer keeps for any formula: finite wherever the true value
+#: is finite in the dtype, and within this relative error wherever it is a
+#: normal float.
+CONTRACT = {"float64": 1e-6, "float32": 1e-3, "float16": 1e-2}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A stretch of the grid where one direction breaks the contract."""
+
+    direction: str  # "forward" or "backward"
+    low: float
+    high: float
+    #: What goes wrong: NaN or inf where the true value is finite, or the
+    #: worst relative error.
+    reason: str
+    #: Why, where it is known and stated: near a root of f', or where the
+    #: memory policy's form loses (empty otherwise).
+    known: str = ""
+
+    def __str__(self) -> str:
+        where = (
+            f"at x = {self.low:.6g}"
+            if self.low == self.high
+            else f"for x in [{self.low:.6g}, {self.high:.6g}]"
+        )
+        known = f" ({self.known})" if self.known else ""
+        return f"{self.direction} is {self.reason} {where}{known}"
+
+
 @dataclass(frozen=True)
 class AuditResult:
     """What `audit` found for one activation, policy and dtype."""
@@ -82,6 +112,8 @@ class AuditResult:
     x: np.ndarray = field(repr=False, compare=False)
     forward_ulps: np.ndarray = field(repr=False, compare=False)
     backward_ulps: np.ndarray = field(repr=False, compare=False)
+    #: Where the contract (`CONTRACT`) does not hold, grid stretch by stretch.
+    failures: tuple[Failure, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -173,7 +205,65 @@ def _audit_one(act: Activation, dtype: np.dtype, oracle: _Oracle, fast: bool):
         x=x,
         forward_ulps=forward,
         backward_ulps=backward,
+        failures=(
+            *contract_failures(x, np.asarray(y), exact_y, dtype, "forward"),
+            *(
+                _explained(failure, roots, lossy, act.prefer)
+                for failure in contract_failures(
+                    x, np.asarray(dx), exact_dy, dtype, "backward"
+                )
+            ),
+        ),
     )
+
+
+def _explained(failure: Failure, roots, lossy, prefer: str) -> Failure:
+    """The failure, with its known cause where it lies within a quarter of a
+    root of f' (`NEAR_ROOT`) or within the range where the cached form loses."""
+    ends = np.array([failure.low, failure.high])
+    if _near(ends, roots).all():
+        return replace(failure, known="near a root of f'")
+    if _inside(ends, lossy).all():
+        return replace(failure, known=f"where prefer={prefer!r}'s form loses")
+    return failure
+
+
+def contract_failures(
+    x: np.ndarray,
+    actual: np.ndarray,
+    exact: tuple[np.ndarray, np.ndarray],
+    dtype: np.dtype,
+    direction: str,
+) -> list[Failure]:
+    """The stretches of the (sorted) grid x where ``actual`` is NaN or inf and
+    the true value (float64 head + tail) is finite in ``dtype``, or where it
+    is off by more than `CONTRACT` relative and the true value is normal: one
+    `Failure` per run of consecutive points that fail the same way."""
+    head, tail = exact
+    info = np.finfo(dtype)
+    a = actual.astype(np.float64)
+    with np.errstate(all="ignore"):
+        holds = np.isfinite(head) & (np.abs(head) <= info.max)
+        relative = np.abs((a - head) - tail) / np.abs(head)
+    normal = holds & (np.abs(head) >= info.tiny)
+    kinds = np.zeros(x.shape, dtype=np.int8)  # 0 fine, 1 NaN, 2 inf, 3 off
+    kinds[normal & np.isfinite(a) & (relative > CONTRACT[dtype.name])] = 3
+    kinds[holds & np.isinf(a)] = 2
+    kinds[holds & np.isnan(a)] = 1
+    failures = []
+    starts = np.flatnonzero(np.diff(kinds, prepend=0) != 0)
+    ends = [*starts[1:], kinds.size] if starts.size else []
+    for start, end in zip(starts, ends, strict=True):
+        kind = int(kinds[start])
+        if kind == 0:
+            continue
+        if kind == 3:
+            reason = f"off by up to {relative[start:end].max():.2g} relative"
+        else:
+            value = "NaN" if kind == 1 else "inf"
+            reason = f"{value} where the true value is finite"
+        failures.append(Failure(direction, float(x[start]), float(x[end - 1]), reason))
+    return failures
 
 
 def grid(
@@ -278,7 +368,7 @@ class _Oracle:
     def __init__(self, act: Activation) -> None:
         derivation = derive(act)
         self.functions = [
-            sympy.lambdify(X, _for_mpmath(e.subs(act.values)), "mpmath")
+            sympy.lambdify(X, _for_mpmath(e.subs(act.values)), [_FAR, "mpmath"])
             for e in (derivation.forward, derivation.derivative)
         ]
         self.cache: dict[float, tuple[mpmath.mpf | None, mpmath.mpf | None]] = {}
@@ -310,6 +400,34 @@ class _Oracle:
         return found
 
 
+#: Beyond this |u|, exp(u), cosh(u), sinh(u) and tanh(u) are taken as their
+#: limits (0, +-1 or +-inf): mpmath reduces u to full precision first, which at the digits
+#: the oracle may need costs 0.2 s for u = 1e1000 and seconds beyond (x*exp(-
+#: exp(x)) took minutes to audit).  No float comes near exp(1e100); what is
+#: lost is a true value such as log(cosh(x)) beyond x = 1e100, then taken as
+#: infinite, so that a failure there goes unreported.
+_FAR_ARGUMENT = mpmath.mpf("1e100")
+
+
+def _far(function, below, above=mpmath.inf):
+    def bounded(u):
+        if u > _FAR_ARGUMENT:
+            return above
+        if u < -_FAR_ARGUMENT:
+            return below
+        return function(u)
+
+    return bounded
+
+
+_FAR = {
+    "exp": _far(mpmath.exp, mpmath.mpf(0)),
+    "cosh": _far(mpmath.cosh, mpmath.inf),
+    "sinh": _far(mpmath.sinh, -mpmath.inf),
+    "tanh": _far(mpmath.tanh, mpmath.mpf(-1), mpmath.mpf(1)),
+}
+
+
 def _settled(function, x: float):
     """function(x), its digits settled: evaluated at d, 2d, 4d... digits until
     two agree (a cancellation needs more), or None if not real.
@@ -325,6 +443,8 @@ def _settled(function, x: float):
             try:
                 value = function(mpmath.mpf(x))
             except (ZeroDivisionError, ValueError, OverflowError, TypeError):
+                return None
+            except MemoryError:  # mpmath on an argument of astronomical size
                 return None
             if isinstance(value, mpmath.mpc):
                 if abs(value.imag) > 1e-30 * max(1, abs(value.real)):
@@ -388,7 +508,32 @@ def report(results: Sequence[AuditResult]) -> str:
         f"{r.bytes_per_element:g} | {r.verdict} |"
         for r in results
     ]
-    return "\n".join([header, *rows]) + "\n"
+    broken = failure_lines(results)
+    notes = (
+        [
+            "",
+            "Where the contract (finite where the truth is; 1e-6 relative in "
+            "float64, 1e-3 in float32) does not hold:",
+            *broken,
+        ]
+        if broken
+        else []
+    )
+    return "\n".join([header, *rows, *notes]) + "\n"
+
+
+def unexplained(results: Sequence[AuditResult]) -> list[Failure]:
+    """The failures no stated loss explains."""
+    return [f for r in results for f in r.failures if not f.known]
+
+
+def failure_lines(results: Sequence[AuditResult]) -> list[str]:
+    """One line per `Failure`, saying which layer, policy and dtype."""
+    return [
+        f"- {r.name} ({r.prefer}, {r.dtype}): {failure}"
+        for r in results
+        for failure in r.failures
+    ]
 
 
 def plot(results: Sequence[AuditResult], path: str) -> None:

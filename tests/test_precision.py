@@ -9,7 +9,7 @@ import pytest
 import sympy
 
 import symgrad
-from symgrad.auditing import audit, ulps
+from symgrad.auditing import audit, contract_failures, ulps
 from symgrad.cli import main
 from symgrad.conditioning import describe, lossy_ranges
 from symgrad.model import PREFERENCES, X, Y
@@ -279,3 +279,110 @@ def test_symgrad_audit_is_the_function_whatever_was_imported_first():
 
     (result,) = symgrad.audit("relu", prefer=["memory"], dtypes=["float64"])
     assert isinstance(result, symgrad.AuditResult) and result.passed
+
+
+# -- the contract for any formula: where it does not hold, named -----------------
+
+
+def _exact(values):
+    """float64 head and tail arrays, as the oracle gives them."""
+    head = np.array(values, dtype=np.float64)
+    return head, np.zeros_like(head)
+
+
+def test_contract_failures_are_runs_of_one_kind():
+    """NaN or inf where the truth is finite, or over 1e-6 relative where it is
+    normal, one `Failure` per run; an overflowing truth, or a subnormal one
+    computed finitely, is no failure."""
+    x = np.arange(10.0)
+    truth = [1.0, 1.0, 1.0, 1.0, 1.0, 1e-310, 1e-310, 1e309, 1.0, 1.0]
+    actual = np.array(
+        [1.0, np.nan, np.nan, np.inf, 1.0 + 1e-5, 0.0, np.nan, np.inf, 1.0, 1.0 + 1e-7]
+    )
+    found = contract_failures(x, actual, _exact(truth), np.dtype(np.float64), "forward")
+    assert [(f.low, f.high, f.reason) for f in found] == [
+        (1.0, 2.0, "NaN where the true value is finite"),
+        (3.0, 3.0, "inf where the true value is finite"),
+        (4.0, 4.0, "off by up to 1e-05 relative"),
+        (6.0, 6.0, "NaN where the true value is finite"),
+    ]
+    assert (
+        str(found[0]) == "forward is NaN where the true value is finite for x in [1, 2]"
+    )
+    assert str(found[1]) == "forward is inf where the true value is finite at x = 3"
+    float32 = contract_failures(
+        x, actual, _exact(truth), np.dtype(np.float32), "forward"
+    )
+    assert "off by" not in " ".join(f.reason for f in float32)  # 1e-5 < 1e-3
+
+
+@pytest.mark.parametrize(
+    "formula, direction, reason, inside, known",
+    [
+        # log(cosh(x) + 1) overflows in cosh, the truth is about |x| - log(2).
+        ("log(cosh(x) + 1)", "forward", "inf where the true value is finite", 1e3, ""),
+        (
+            "log(cosh(x) + 1)",
+            "backward",
+            "NaN where the true value is finite",
+            -1e3,
+            "",
+        ),
+        # inf * 0 in the slope: the truth is pi/2.
+        ("x*atan(exp(x))", "backward", "NaN where the true value is finite", 1e3, ""),
+        # 1 - cos(x) is 0 below 1e-8, where the truth is x**2/2: f' has its
+        # root at 0, and the audit says so.
+        (
+            "x - sin(x)",
+            "backward",
+            "off by up to 1 relative",
+            1e-9,
+            "near a root of f'",
+        ),
+    ],
+)
+def test_the_audit_names_where_a_formula_breaks_the_contract(
+    formula, direction, reason, inside, known
+):
+    act = symgrad.parse(formula, name="f")
+    (result,) = audit(act, prefer=["accuracy"], dtypes=["float64"])
+    assert any(
+        f.direction == direction
+        and f.reason == reason
+        and f.low <= inside <= f.high
+        and f.known == known
+        for f in result.failures
+    ), result.failures
+
+
+def test_catalog_failures_are_only_the_stated_ones():
+    """Where a catalog layer breaks the contract, the cause is stated: sigmoid's
+    memory form y*(1 - y) beyond its loss range, SiLU's slope at its root."""
+    results = audit(["sigmoid", "silu"], dtypes=["float64"])
+    assert all(f.known for r in results for f in r.failures)
+    sigmoid_memory = next(
+        r for r in results if r.name == "sigmoid" and r.prefer == "memory"
+    )
+    assert any("'memory'" in f.known for f in sigmoid_memory.failures)
+    silu = [f for r in results if r.name == "silu" for f in r.failures]
+    assert silu and all(f.known == "near a root of f'" for f in silu)
+
+
+def test_check_names_the_ranges_and_fails_on_an_unexplained_one(capsys):
+    assert main(["check", "--formula", "log(cosh(x) + 1)", "--name", "f"]) == 1
+    out = capsys.readouterr().out
+    assert "f (memory, float64): forward is inf where the true value is finite" in out
+    assert main(["check", "silu"]) == 0
+    assert "(near a root of f')" in capsys.readouterr().out
+
+
+def test_the_oracle_takes_astronomical_exponents_as_their_limits():
+    """exp(-exp(x)) at x = 1e5 would take mpmath minutes a digit; the audit
+    of x*exp(-exp(x)) takes seconds."""
+    import time
+
+    act = symgrad.parse("x*exp(-exp(x))", name="f")
+    start = time.perf_counter()
+    (result,) = audit(act, prefer=["memory"], dtypes=["float64"])
+    assert time.perf_counter() - start < 60
+    assert any(f.direction == "backward" and f.low > 700 for f in result.failures)
