@@ -168,15 +168,15 @@ def test_check_reports_a_row_per_activation_and_passes(capsys):
             "relu",
             "gelu",
             "--formula",
-            "x*log(1 + sigmoid(x))",
+            "x*tanh(softplus(x))",
             "--name",
-            "Logish",
+            "MyMish",
         ]
     )
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     assert out[0].split() == ["name", "caches", "gradcheck", "vs", "mpmath", "result"]
-    assert [line.split()[0] for line in out[1:4]] == ["relu", "gelu", "Logish"]
+    assert [line.split()[0] for line in out[1:4]] == ["relu", "gelu", "MyMish"]
     assert all(line.split()[-1] == "ok" for line in out[1:4])
 
 
