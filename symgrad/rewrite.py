@@ -187,6 +187,10 @@ def _explosive(expr: sympy.Expr, v: sympy.Symbol) -> bool:
 # A clip bound must be representable in every dtype a layer accepts.
 _FLOAT16_MAX = 65504.0
 _PROBES = [10.0**k for k in (1, 2, 4, 8, 16, 32, 64, 128)]
+#: A probe that is no multiple of a power-of-2 step (`nearest`'s), where the
+#: rounding error x - nearest(x) is not 0: exp(q*(x - h)*(x + h)) equals 1 at
+#: every probe above, and looked saturated from x = 0.32.
+_OFF_GRID = 1000.0 + 1.0 / 3.0
 
 
 def _overflows_toward(expr, v, side) -> bool:
@@ -252,6 +256,8 @@ def _search_saturation_bound(expr, v, side):
     limit = values[-1]
     if not all(_saturated(value, limit) for value in values[-3:]):
         return None
+    if expr.has(nearest) and not _saturated(_value(expr, {v: side * _OFF_GRID}), limit):
+        return None  # the probes are multiples of nearest's step: x - h = 0 there
     unsaturated = [
         p for p, y in zip(_PROBES, values, strict=True) if not _saturated(y, limit)
     ]
@@ -833,13 +839,15 @@ def _large_in_tail(rest: sympy.Expr, exponent: sympy.Expr) -> bool:
 
 def scaled_arguments(expr: sympy.Basic) -> sympy.Basic | None:
     """p*u or u/p as the argument of a function or a side of a comparison ->
-    scaled(u, p, ...) (`symgrad.functions.scaled`), for a parameter p and an
-    array expression u: where the product overflows, +-inf is its rounding and
+    scaled(u, p, ...) (`symgrad.functions.scaled`), for a parameter p (or a
+    number, where p*u leaves float64 at x = +-max) and an array expression u: where the product overflows, +-inf is its rounding and
     the function's limit the true result, so the overflow is not an error."""
     if isinstance(expr, (clip, finite, tame, nearest, scaled, near_zero)):
         return None
     if isinstance(expr, (sigmoid_of_polynomial, exp_of_polynomial)):
-        return None  # its polynomial has no parameters
+        u, *rest = expr.args  # the rest are its variable and its coefficients
+        scaled_u = _as_scaled(u)
+        return expr.func(scaled_u, *rest) if scaled_u != u else None
     if isinstance(expr, sympy.Piecewise):  # its conditions are not expressions
         pieces = [
             (value, cond.replace(
@@ -865,11 +873,21 @@ def _as_scaled(arg):
     if not isinstance(arg, sympy.Mul):
         return arg
     fixed, varying = arg.as_independent(X, Y, as_Add=False)
-    if not varying.has(X, Y) or not (fixed.free_symbols - {X, Y}):
+    if not varying.has(X, Y):
         return arg
+    if not (fixed.free_symbols - {X, Y}) and not _overflows_at_the_ends(arg):
+        return arg  # a number times an input that stays in range: plain
     if fixed.is_Pow and fixed.exp == -1:
         return scaled(varying, fixed.base, 1)
     return scaled(varying, fixed, 0)
+
+
+def _overflows_at_the_ends(arg) -> bool:
+    """Whether a number times the input leaves float64 at x = +-max (2*x in
+    sigmoid(2*x) does; 2*clip(x, -22, 7.5) does not)."""
+    if arg.has(Y):
+        return False
+    return any(_value(arg, {X: side * 1.7e308}) is None for side in (-1, 1))
 
 
 #: Passes in order: sigmoid forms first (they remove most exp), then the local

@@ -360,3 +360,32 @@ def test_the_correction_starts_where_the_terms_reach_two():
     terms = float(u.subs(X, beyond))
     assert beyond == 1.1 and 1.5 < terms < 2
     assert float(rounded_polynomial_arguments(exp(X**2 + 3)).args[2]) == 0.0
+
+
+def test_a_rounded_square_part_is_not_clipped_where_it_only_looks_saturated():
+    """exp(q*(x - h)*(x + h)) is 1 wherever x is a multiple of 1/16, as every
+    saturation probe is: it was clipped at |x| = 0.32, and x*exp(-0.3*x**2) came
+    out wrong (gradcheck 1.0)."""
+    import symgrad
+
+    layer = symgrad.compile(symgrad.parse("x*exp(-0.3*x**2)", name="f"))()
+    x = np.linspace(-5, 5, 41) + 0.0123
+    y = layer.forward(x)
+    dx = layer.backward(np.ones_like(x))
+    np.testing.assert_allclose(y, x * np.exp(-0.3 * x**2), rtol=1e-13)
+    np.testing.assert_allclose(dx, (1 - 0.6 * x**2) * np.exp(-0.3 * x**2), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_number_times_the_input_overflows_quietly(dtype):
+    """sigmoid(2*x) at x = +-max: 2*x is +-inf, its right rounding, and the
+    sigmoid's limit the true result; no overflow is reported."""
+    import symgrad
+
+    layer = symgrad.compile(symgrad.parse("x*sigmoid(2*x)", name="f"))()
+    largest = np.finfo(dtype).max
+    x = np.array([-largest, largest], dtype)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        y = layer.forward(x)
+        dx = layer.backward(np.ones_like(x))
+    assert y.tolist() == [0.0, float(largest)] and dx.tolist() == [0.0, 1.0]
