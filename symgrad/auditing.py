@@ -69,6 +69,12 @@ class Errors:
 CONTRACT = {"float64": 1e-6, "float32": 1e-3, "float16": 1e-2}
 
 
+def contract_terms() -> str:
+    """The contract's relative bounds, as the reports state them."""
+    bounds = {dtype: f"{CONTRACT[dtype]:g}".replace("e-0", "e-") for dtype in CONTRACT}
+    return f"{bounds['float64']} (float64) or {bounds['float32']} (float32)"
+
+
 @dataclass(frozen=True)
 class Failure:
     """A stretch of the grid where one direction breaks the contract."""
@@ -512,8 +518,8 @@ def report(results: Sequence[AuditResult]) -> str:
     notes = (
         [
             "",
-            "Where the contract (finite where the truth is; 1e-6 relative in "
-            "float64, 1e-3 in float32) does not hold:",
+            "Where the layer is not finite, or not within "
+            f"{contract_terms()} relative, while the true value is:",
             *broken,
         ]
         if broken

@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from . import __version__
 from .auditing import DEFAULT_DTYPES as DEFAULT_AUDIT_DTYPES
 from .auditing import DTYPES as AUDIT_DTYPES
-from .auditing import audit, failure_lines, stderr_progress, unexplained
+from .auditing import (
+    audit,
+    contract_terms,
+    failure_lines,
+    stderr_progress,
+    unexplained,
+)
 from .auditing import plot as save_plot
 from .auditing import report as audit_report
 from .budgets import budget, parse_seconds, parse_size
@@ -450,8 +456,8 @@ def _check(args: argparse.Namespace) -> int:
         broken = failure_lines(audited)
         if broken:
             print()
-            print("where the layer is not finite, or not within 1e-6 (float64) or")
-            print("1e-3 (float32) relative, while the true value is:")
+            print(f"where the layer is not finite, or not within {contract_terms()}")
+            print("relative, while the true value is:")
             print("\n".join(broken))
         clean = all(r.passed for r in results) and not unexplained(audited)
         return 0 if clean else 1
