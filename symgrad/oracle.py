@@ -1,0 +1,149 @@
+"""The exact values symgrad measures against: a formula in mpmath, settled.
+
+The audit (`symgrad.auditing`) and the regime search (`symgrad.regimes`) both
+compare what a layer computes with the SymPy definition evaluated in mpmath, at
+a precision raised until two evaluations agree, and count the difference in
+ulps of the exact value.  Both read these helpers, so that the contract they
+hold a layer to is one contract.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import mpmath
+import numpy as np
+import sympy
+from sympy.codegen.cfunctions import log1p as Log1p
+
+from .functions import erfc, sigmoid, softplus
+from .model import X
+
+#: The contract a layer keeps for any formula: finite wherever the true value
+#: is finite in the dtype, and within this relative error wherever it is a
+#: normal float.
+CONTRACT = {"float64": 1e-6, "float32": 1e-3, "float16": 1e-2}
+
+
+def mpmath_function(expr: sympy.Expr) -> Callable[[mpmath.mpf], mpmath.mpf]:
+    """``expr`` (in x alone) as an mpmath function, symgrad's own functions in
+    terms mpmath knows and exp, cosh, sinh, tanh bounded far out (`_FAR`)."""
+    return sympy.lambdify(X, _for_mpmath(expr), [_FAR, "mpmath"])
+
+
+def exact(function: Callable, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """function at xs, settled (`settled`), as float64 head and tail arrays."""
+    return split([settled(function, float(x)) for x in np.asarray(xs, np.float64)])
+
+
+#: Beyond this |u|, exp(u), cosh(u), sinh(u) and tanh(u) are taken as their
+#: limits (0, +-1 or +-inf): mpmath reduces u to full precision first, which at the digits
+#: the oracle may need costs 0.2 s for u = 1e1000 and seconds beyond (x*exp(-
+#: exp(x)) took minutes to audit).  No float comes near exp(1e100); what is
+#: lost is a true value such as log(cosh(x)) beyond x = 1e100, then taken as
+#: infinite, so that a failure there goes unreported.
+_FAR_ARGUMENT = mpmath.mpf("1e100")
+
+
+def _far(function, below, above=mpmath.inf):
+    def bounded(u):
+        if u > _FAR_ARGUMENT:
+            return above
+        if u < -_FAR_ARGUMENT:
+            return below
+        return function(u)
+
+    return bounded
+
+
+_FAR = {
+    "exp": _far(mpmath.exp, mpmath.mpf(0)),
+    "cosh": _far(mpmath.cosh, mpmath.inf),
+    "sinh": _far(mpmath.sinh, -mpmath.inf),
+    "tanh": _far(mpmath.tanh, mpmath.mpf(-1), mpmath.mpf(1)),
+}
+
+
+def settled(function, x: float):
+    """function(x), its digits settled: evaluated at d, 2d, 4d... digits until
+    two agree (a cancellation needs more), or None if not real.
+
+    d starts at 50 plus, for |x| <= 800, the decimal exponent of exp(|x|): 1 +
+    exp(-413) is 1 to 100 digits, so two low precisions would agree on a value
+    that has lost its smallest term (log(1 + sigmoid(x)) at x = -413).  Beyond
+    800, exp(-|x|) is below every float64, and such a term cannot matter."""
+    previous = None
+    digits = 50 + (int(abs(x) * 0.4343) if abs(x) <= 800 else 0)
+    while digits <= 8000:
+        with mpmath.workdps(digits):
+            try:
+                value = function(mpmath.mpf(x))
+            except (ZeroDivisionError, ValueError, OverflowError, TypeError):
+                return None
+            except MemoryError:  # mpmath on an argument of astronomical size
+                return None
+            if isinstance(value, mpmath.mpc):
+                if abs(value.imag) > 1e-30 * max(1, abs(value.real)):
+                    return None
+                value = value.real
+            value = mpmath.mpf(value)
+            if not mpmath.isfinite(value):
+                return value
+            if previous is not None and (
+                value == previous
+                or abs(value - previous) <= mpmath.mpf(10) ** -40 * abs(value)
+            ):
+                return value
+        previous = value
+        digits *= 2
+    return previous
+
+
+def split(values) -> tuple[np.ndarray, np.ndarray]:
+    """mpmath values as float64 head + tail (head + tail = value to 106 bits)."""
+    head = np.empty(len(values))
+    tail = np.zeros(len(values))
+    for i, value in enumerate(values):
+        if value is None:
+            head[i] = np.nan
+            continue
+        with mpmath.workdps(60):
+            h = float(value) if abs(value) < 1e309 else math.copysign(math.inf, value)
+            head[i] = h
+            if math.isfinite(h):
+                tail[i] = float(value - h)
+    return head, tail
+
+
+def _for_mpmath(expr: sympy.Expr) -> sympy.Expr:
+    """symgrad's own functions in terms mpmath knows: softplus as log1p(exp(u)),
+    whose small values no precision rescues from log(1 + exp(u)) (mish's
+    tanh(softplus(-413)) is 1e-180; 1 + 1e-180 is 1 to 100 digits)."""
+    return (
+        expr.replace(
+            lambda e: isinstance(e, softplus),
+            lambda e: Log1p(sympy.exp(e.args[0])),
+        )
+        .replace(lambda e: isinstance(e, sigmoid), lambda e: e.rewrite(sympy.exp))
+        .replace(lambda e: isinstance(e, erfc), lambda e: sympy.erfc(e.args[0]))
+    )
+
+
+def ulps(
+    actual: np.ndarray, exact: tuple[np.ndarray, np.ndarray], dtype: np.dtype
+) -> np.ndarray:
+    """|actual - exact| in ulps of exact (given as float64 head + tail), 0 where
+    exact is not a normal float of ``dtype`` (or is NaN), inf where actual is not
+    finite but exact is."""
+    head, tail = exact
+    info = np.finfo(dtype)
+    a = actual.astype(np.float64)
+    with np.errstate(all="ignore"):
+        normal = (
+            np.isfinite(head) & (np.abs(head) >= info.tiny) & (np.abs(head) <= info.max)
+        )
+        spacing = 2.0 ** (np.floor(np.log2(np.abs(head))) - info.nmant)
+        error = np.abs((a - head) - tail) / spacing
+    error = np.where(np.isfinite(a), error, np.inf)
+    return np.where(normal, error, 0.0)
