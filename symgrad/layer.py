@@ -25,6 +25,7 @@ from .notation import latex as _full_latex
 from .notation import text as _full_text
 from .plan import kink_values
 from .printing import Times
+from .regimes import layer_regimes
 from .rewrite import stabilize
 from .sharing import S, Shared, shared_intermediate
 
@@ -74,8 +75,13 @@ class LayerFormulas:
 def layer_formulas(derivation: Derivation) -> LayerFormulas:
     """The forward and backward assignments of one derivation's layer."""
     act, plan = derivation.activation, derivation.plan
-    forward_expr = stabilize(act.expr, act.prefer)
-    local_grad = stabilize(plan.local_grad, act.prefer)
+    regimes = layer_regimes(derivation)
+    forward_expr = regimes.forward.expr
+    local_grad = (
+        regimes.backward.expr
+        if regimes.backward is not None
+        else stabilize(plan.local_grad, act.prefer)
+    )
     forward: list[tuple[str, sympy.Basic]] = []
     shared = shared_part(derivation)
     if shared is not None:
@@ -148,8 +154,8 @@ def shared_part(derivation: Derivation) -> Shared | None:
     """The part forward caches for backward besides x (`symgrad.sharing`), if any.
     Memoised, like the derivation it comes from."""
     plan = derivation.plan
-    if plan.saves != "input" or plan.param_grads:
-        return None
+    if plan.saves != "input" or plan.param_grads or layer_regimes(derivation).chosen:
+        return None  # a regime's select does not share its parts
     act = derivation.activation
     return shared_intermediate(
         stabilize(act.expr, act.prefer),

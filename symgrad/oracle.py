@@ -38,31 +38,45 @@ def exact(function: Callable, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 #: Beyond this |u|, exp(u), cosh(u), sinh(u) and tanh(u) are taken as their
-#: limits (0, +-1 or +-inf): mpmath reduces u to full precision first, which at the digits
-#: the oracle may need costs 0.2 s for u = 1e1000 and seconds beyond (x*exp(-
-#: exp(x)) took minutes to audit).  No float comes near exp(1e100); what is
-#: lost is a true value such as log(cosh(x)) beyond x = 1e100, then taken as
-#: infinite, so that a failure there goes unreported.
-_FAR_ARGUMENT = mpmath.mpf("1e100")
+#: limits (0, +-1 or +-inf).  exp(-1e1000) is far below any float, and
+#: exp(1e1000) far above, so only an argument that is itself astronomical
+#: (exp(exp(exp(x)))) is affected, and with it a true value such as
+#: log(exp(exp(exp(x)))) there, then taken as infinite.
+_FAR_ARGUMENT = mpmath.mpf("1e1000")
+#: From this |u| on, exp reduces its argument itself (`_exp`).
+_REDUCED = mpmath.mpf("1e4")
 
 
-def _far(function, below, above=mpmath.inf):
-    def bounded(u):
-        if u > _FAR_ARGUMENT:
-            return above
-        if u < -_FAR_ARGUMENT:
-            return below
-        return function(u)
+def _exp(u):
+    """exp(u), accurate to the working precision for any |u| up to
+    `_FAR_ARGUMENT`: u = k*log(2) + r with k computed in as many more digits
+    as u has before the point, then exp(r) * 2**k.  mpmath's own exp keeps only
+    the working precision in that reduction, so its exp(1e308) at 50 digits has
+    a wrong mantissa, and raising the precision enough costs 0.05 s a call."""
+    if abs(u) <= _REDUCED:
+        return mpmath.exp(u)
+    if abs(u) > _FAR_ARGUMENT:
+        return mpmath.inf if u > 0 else mpmath.mpf(0)
+    with mpmath.extradps(int(mpmath.log10(abs(u))) + 10):
+        k = mpmath.floor(u / mpmath.ln2)
+        r = u - k * mpmath.ln2
+    return mpmath.ldexp(mpmath.exp(r), int(k))
 
-    return bounded
+
+def _cosh(u):
+    return (_exp(u) + _exp(-u)) / 2 if abs(u) > _REDUCED else mpmath.cosh(u)
 
 
-_FAR = {
-    "exp": _far(mpmath.exp, mpmath.mpf(0)),
-    "cosh": _far(mpmath.cosh, mpmath.inf),
-    "sinh": _far(mpmath.sinh, -mpmath.inf),
-    "tanh": _far(mpmath.tanh, mpmath.mpf(-1), mpmath.mpf(1)),
-}
+def _sinh(u):
+    return (_exp(u) - _exp(-u)) / 2 if abs(u) > _REDUCED else mpmath.sinh(u)
+
+
+def _tanh(u):
+    """tanh(u): +-1 beyond `_REDUCED`, where 1 - |tanh(u)| < 1e-8000."""
+    return mpmath.sign(u) if abs(u) > _REDUCED else mpmath.tanh(u)
+
+
+_FAR = {"exp": _exp, "cosh": _cosh, "sinh": _sinh, "tanh": _tanh}
 
 
 def settled(function, x: float):
@@ -88,6 +102,8 @@ def settled(function, x: float):
                     return None
                 value = value.real
             value = mpmath.mpf(value)
+            if mpmath.isnan(value):  # inf/inf where exp is taken as its limit (_FAR)
+                return None
             if not mpmath.isfinite(value):
                 return value
             if previous is not None and (

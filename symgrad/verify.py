@@ -284,8 +284,12 @@ def _walk(expr, env):
     name = type(expr).__name__
     if name in ("finite", "tame"):  # identities on finite numbers
         return _walk(expr.args[0], env)
-    if name == "clip":
-        return _walk(expr.rewrite(sympy.Max), env)
+    if name == "clip":  # max(lower, min(u, upper)), an infinite bound left out
+        u, lower, upper = expr.args
+        value = _walk(u, env)
+        if upper != sympy.oo:
+            value = min(value, _walk(upper, env))
+        return value if lower == -sympy.oo else max(value, _walk(lower, env))
     if name in ("blend", "near_zero"):
         return _walk(expr.as_piecewise(), env)
     if name == "scaled_erfc":

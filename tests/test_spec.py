@@ -181,9 +181,17 @@ def test_check_reports_a_row_per_activation_and_passes(capsys):
 
 
 def test_check_fails_where_a_layer_overflows_and_exits_1(capsys):
-    """log(1 + x**2) is finite everywhere, but x*x overflows past 1e154: check says
-    where, and exits 1."""
-    assert main(["check", "--formula", "log(1 + x**2)", "--name", "LogCosh"]) == 1
+    """log(1 + a*x**2) is finite everywhere, but x*x overflows past 1e154; with
+    a parameter, no regime is searched: check says where, and exits 1."""
+    argv = ["check", "--formula", "log(1 + a*x**2)", "--param", "a=1", "--name", "L"]
+    assert main(argv) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out
-    assert "LogCosh: float64 x=1e+300: overflow encountered in" in out
+    assert "L: float64 x=1e+300: overflow encountered in" in out
+
+
+def test_check_passes_where_a_regime_takes_over(capsys):
+    """Without the parameter, log(1 + x**2) is 2*log(x) + 1/x**2 beyond a
+    switch point: nothing overflows and check passes."""
+    assert main(["check", "--formula", "log(1 + x**2)", "--name", "L"]) == 0
+    assert "overflow" not in capsys.readouterr().out

@@ -1,0 +1,548 @@
+"""Regimes: an asymptotic form beyond a switch point, where the stable form fails.
+
+The rewrite rules (`symgrad.rewrite`) know patterns; a user's formula can still
+give NaN, inf or a flushed 0 far out where the true value is an ordinary number:
+x*atan(exp(x)) has the slope atan(exp(x)) + x*exp(x)/(exp(2x) + 1), which is
+inf*0 = NaN beyond x = 710; log(cosh(x) + 1) is inf beyond 711.  This stage
+finds such failures by measurement and repairs them, for any formula in x:
+
+1. **Measure.** The stable form, printed for NumPy, is run on a grid log-spaced
+   from 1 to each dtype's largest number (both signs, dense where exp(|x|)
+   leaves float32 and float64) in float64 and float32, and compared with the
+   formula in mpmath (`symgrad.oracle`) by the layer contract: finite where the
+   truth is finite, within `CONTRACT` relative where it is a normal float.
+2. **Expand.** On a side where it fails, the formula is written in exp, every
+   exp(a*x + b) whose argument grows becomes exp(b)*t**(-a*side) with t =
+   exp(-|x|), and SymPy expands it in t at 0 with x held fixed: sum c_k(x)
+   t**k (log(t) is -|x|).  A formula with no such exponential is expanded in
+   w = 1/|x| instead.  The first n terms, n = 1, 2, ..., are the candidates;
+   an expansion that is 0 to every order (x*exp(-exp(x))) is the candidate 0.
+3. **Switch.** A candidate holds from the smallest grid point from which it is
+   within `_FORM_ULPS` of the truth in both dtypes; the switch is the first
+   point from there where it meets the stable form within 1 ulp in both (or
+   that point itself), rounded up to two digits.  A term c_k(x) t**k reads x
+   clipped where the term has left float64 for good, so that no x**2 * 0
+   becomes inf*0 at 1e300.
+4. **Verify.** The formula becomes Piecewise((form(max(x, s)), x > s),
+   (stable(min(x, s)), True)) (mirrored for the other side): each branch reads
+   an input clamped to its range, as the rules' clamps do, so no branch warns
+   outside it.  It is measured again on the whole grid, and kept only if it
+   fails nowhere the stable form passed and fails less.  The candidate with
+   the fewest failures left wins, the fewer terms on a tie.
+
+The NumPy target's readable printer is the reference evaluator; the other
+targets print the same expression, clamps and select with their own functions.
+Catalog layers are audited (`symgrad audit`) and meet the contract by their
+rules, so `layer_regimes` searches only formulas outside the catalog, and only
+those whose derivative is in x alone with no parameters (a parameter's value
+can change after generation, and with it the switch).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import mpmath
+import numpy as np
+import sympy
+from sympy.codegen.cfunctions import expm1 as Expm1
+from sympy.codegen.cfunctions import log1p as Log1p
+
+from .budgets import attempt
+from .catalog import is_builtin
+from .functions import clip, sigmoid, softplus
+from .model import Derivation, X
+from .oracle import CONTRACT, exact, mpmath_function, ulps
+from .rewrite import stabilize
+
+#: The dtypes a regime must serve (float16 is computed in float32).
+DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+#: How close to the truth a candidate form must be, in ulps, from its switch on.
+_FORM_ULPS = 2.0
+#: The most terms of an expansion tried.
+_MAX_TERMS = 6
+#: The highest power of the expansion variable asked of SymPy's series.
+_MAX_ORDER = 12
+#: Beyond this |x| a term c_k(x)*t**k is below float64's smallest subnormal
+#: (checked per term: `_silent_from`).
+_SILENT = 2.0**-1100
+
+
+@dataclass(frozen=True)
+class Regime:
+    """``form`` (in x) used where side*x > switch, instead of the stable form."""
+
+    side: int
+    switch: float
+    form: sympy.Expr
+    terms: int
+    #: Per dtype name, the worst error beyond the switch, in ulps (verified).
+    worst: tuple[tuple[str, float], ...]
+
+    def describe(self) -> str:
+        """One line: where, what, and how accurate."""
+        where = f"x > {self.switch:g}" if self.side > 0 else f"x < {-self.switch:g}"
+        errors = ", ".join(f"{name} {_ulps_text(u)}" for name, u in self.worst)
+        return f"{where}: {_text(self.form)} (worst {errors})"
+
+
+@dataclass(frozen=True)
+class Regimes:
+    """An expression with its regimes (a Piecewise) or as it was, the regimes
+    chosen, and the failures that are left (one line each)."""
+
+    expr: sympy.Basic
+    chosen: tuple[Regime, ...] = ()
+    left: tuple[str, ...] = ()
+
+
+def with_regimes(stable: sympy.Basic, truth: sympy.Expr) -> Regimes:
+    """``stable`` (``truth`` after the rewrite rules) with an asymptotic regime
+    on each side where it fails the contract, if one is found and verified."""
+    if truth.free_symbols != {X} or stable.free_symbols != {X}:
+        return Regimes(stable)
+    return attempt(
+        "searching regimes where the stable form fails",
+        lambda: _Search(stable, truth).run(),
+        lambda: Regimes(stable, left=("the regime search ran out of time",)),
+        share=0.5,
+    )
+
+
+class _Search:
+    """One expression's search: its grid, truth and failures, side by side."""
+
+    def __init__(self, stable: sympy.Basic, truth: sympy.Expr) -> None:
+        self.stable, self.truth = stable, truth
+        self.points = {dtype: _grid(dtype) for dtype in DTYPES}
+        function = mpmath_function(truth)
+        self.exact = {dtype: exact(function, x) for dtype, x in self.points.items()}
+
+    def run(self) -> Regimes:
+        before = self.failing(self.stable)
+        if not any(f.any() for f in before.values()):
+            return Regimes(self.stable)
+        expr, chosen = self.stable, []
+        for side in (1, -1):
+            if not any(
+                (f & (side * x > 0)).any()
+                for f, x in zip(before.values(), self.points.values(), strict=True)
+            ):
+                continue
+            best = self.best_regime(expr, side, before)
+            if best is not None:
+                regime, expr, before = best
+                chosen.append(regime)
+        left = tuple(
+            _failure_text(dtype, self.points[dtype], failing)
+            for dtype, failing in before.items()
+            if failing.any()
+        )
+        return Regimes(expr, tuple(chosen), left)
+
+    def failing(self, expr) -> dict[np.dtype, np.ndarray]:
+        """Per dtype, where ``expr`` breaks the contract on the grid."""
+        evaluate = numpy_function(expr)
+        return {
+            dtype: _breaks(evaluate(x.copy()), self.exact[dtype], dtype)
+            for dtype, x in self.points.items()
+        }
+
+    def best_regime(self, expr, side, before):
+        """(regime, expression with it, its failures) for the candidate that
+        leaves the fewest failures on ``side``, or None if none helps."""
+        count = _on_side(before, self.points, side)
+        best = None
+        for terms, form in enumerate(_candidates(self.truth, side), start=1):
+            found = self.regime(expr, side, form, terms, before)
+            if found is None:
+                continue
+            left = _on_side(found[2], self.points, side)
+            if left < count:
+                best, count = found, left
+            if count == 0:
+                break
+        return best
+
+    def regime(self, expr, side, form, terms, before):
+        switch = self.switch(expr, side, form)
+        if switch is None:
+            return None
+        printed = _clamped_terms(form, side, switch)
+        combined = _joined(expr, side, switch, printed)
+        after = self.failing(combined)
+        if any(
+            (a & ~b).any() for a, b in zip(after.values(), before.values(), strict=True)
+        ):
+            return None
+        worst = []
+        evaluate = numpy_function(printed)
+        for dtype, x in self.points.items():
+            beyond = side * x > switch
+            errors = ulps(
+                evaluate(x[beyond].copy()), _at(self.exact[dtype], beyond), dtype
+            )
+            worst.append((dtype.name, float(errors.max(initial=0.0))))
+        regime = Regime(side, switch, form, terms, tuple(worst))
+        return regime, combined, after
+
+    def switch(self, expr, side, form) -> float | None:
+        """The switch point for ``form`` on ``side`` (module docstring, step 3):
+        per dtype, where the form starts to hold, or where it first meets the
+        stable form from there if that is within a factor of 2; the larger of
+        the two dtypes', rounded up to two digits."""
+        form_values = numpy_function(_clamped_terms(form, side, 0.0))
+        stable_values = numpy_function(expr)
+        switches = []
+        for dtype, x in self.points.items():
+            mine = np.flatnonzero(side * x > 0)
+            mine = mine[np.argsort(np.abs(x[mine]))]
+            xs = x[mine]
+            values = form_values(xs.copy())
+            start = _holds_from(_close(values, _at(self.exact[dtype], mine), dtype))
+            if start is None:
+                return None
+            held = float(abs(xs[start]))
+            meets = _within_ulp(values[start:], stable_values(xs[start:].copy()), dtype)
+            meeting = float(abs(xs[start:][meets][0])) if meets.any() else held
+            switches.append(meeting if meeting <= 2 * held else held)
+        return _round_up(max(switches))
+
+
+@dataclass(frozen=True)
+class LayerRegimes:
+    """A layer's regimes: forward's, and backward's where it reads only x."""
+
+    forward: Regimes
+    backward: Regimes | None = None
+    #: Why no search was made, if none was.
+    skipped: str = ""
+
+    @property
+    def chosen(self) -> tuple[tuple[str, Regime], ...]:
+        """(direction, regime) for each regime chosen."""
+        found = [("forward", r) for r in self.forward.chosen]
+        if self.backward is not None:
+            found += [("backward", r) for r in self.backward.chosen]
+        return tuple(found)
+
+    def lines(self) -> list[str]:
+        """One line per regime chosen and per failure left."""
+        lines = [f"{direction}, {r.describe()}" for direction, r in self.chosen]
+        for direction, regimes in (
+            ("forward", self.forward),
+            ("backward", self.backward),
+        ):
+            if regimes is not None:
+                lines += [f"{direction}, {left}" for left in regimes.left]
+        return lines
+
+
+@functools.lru_cache(maxsize=256)
+def layer_regimes(derivation: Derivation) -> LayerRegimes:
+    """The regimes of a derivation's layer: searched for forward, and for
+    backward where its plan reads only x; memoised with the derivation."""
+    act, plan = derivation.activation, derivation.plan
+    forward = stabilize(act.expr, act.prefer)
+    if is_builtin(act):
+        return LayerRegimes(Regimes(forward), skipped="a catalog layer, audited")
+    if act.expr.free_symbols != {X}:
+        names = ", ".join(sorted(p.name for p in act.params))
+        return LayerRegimes(
+            Regimes(forward),
+            skipped=f"the formula has parameters ({names}), whose values can change",
+        )
+    backward = None
+    if plan.saves == "input" and not plan.param_grads:
+        backward = with_regimes(stabilize(plan.local_grad, act.prefer), plan.local_grad)
+    return LayerRegimes(with_regimes(forward, act.expr), backward)
+
+
+def _grid(dtype: np.dtype) -> np.ndarray:
+    """Both signs: log-spaced from 1 to the dtype's largest number, and dense
+    on [0.5, 2000], where exp(|x|) leaves float32 and float64 and where a
+    switch point is usually found."""
+    top = float(np.finfo(dtype).max)
+    magnitudes = np.concatenate(
+        [np.geomspace(1.0, top / 2, 99), [top], np.geomspace(0.5, 2000.0, 300)]
+    )
+    x = np.concatenate([magnitudes, -magnitudes]).astype(dtype)
+    return np.unique(x[np.isfinite(x)])
+
+
+def _breaks(actual, truth, dtype) -> np.ndarray:
+    """Where ``actual`` breaks the contract (`symgrad.oracle.CONTRACT`)."""
+    head, tail = truth
+    info = np.finfo(dtype)
+    a = np.asarray(actual, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(head) & (np.abs(head) <= info.max)
+        normal = finite & (np.abs(head) >= info.tiny)
+        relative = np.abs((a - head) - tail) / np.abs(head)
+    return (finite & ~np.isfinite(a)) | (normal & (relative > CONTRACT[dtype.name]))
+
+
+def _close(values, truth, dtype) -> np.ndarray:
+    """Where ``values`` are within `_FORM_ULPS` of the truth, or round as it
+    does where it is not a normal float (0 for a subnormal is close enough)."""
+    head, _ = truth
+    info = np.finfo(dtype)
+    a = np.asarray(values, dtype=np.float64)
+    error = ulps(a, truth, dtype)
+    with np.errstate(all="ignore"):
+        normal = (
+            np.isfinite(head) & (np.abs(head) >= info.tiny) & (np.abs(head) <= info.max)
+        )
+        tiny = np.isfinite(head) & (np.abs(head) < info.tiny)
+        huge = ~np.isfinite(head) | (np.abs(head) > info.max)
+        small_ok = tiny & np.isfinite(a) & (np.abs(a) < info.tiny)
+        huge_ok = huge & ((np.abs(a) > info.max) | np.isnan(head))
+    return (normal & (error <= _FORM_ULPS)) | small_ok | huge_ok
+
+
+def _within_ulp(a, b, dtype) -> np.ndarray:
+    """Where two results of the dtype differ by at most an ulp of the larger."""
+    a = np.asarray(a, dtype=dtype)
+    b = np.asarray(b, dtype=dtype)
+    with np.errstate(all="ignore"):
+        spacing = np.spacing(np.maximum(np.abs(a), np.abs(b)))
+        return np.isfinite(a) & np.isfinite(b) & (np.abs(a - b) <= spacing)
+
+
+def _holds_from(close: np.ndarray) -> int | None:
+    """The first index from which every element is true, or None."""
+    if close.size == 0 or not close[-1]:
+        return None
+    failing = np.flatnonzero(~close)
+    return int(failing[-1]) + 1 if failing.size else 0
+
+
+def _on_side(failing, points, side) -> int:
+    return sum(
+        int((f & (side * x > 0)).sum())
+        for f, x in zip(failing.values(), points.values(), strict=True)
+    )
+
+
+def _at(truth, where):
+    return truth[0][where], truth[1][where]
+
+
+def _round_up(number: float) -> float:
+    """number rounded up to two significant digits, for a readable literal."""
+    if number <= 0:
+        return 0.0
+    unit = 10.0 ** (math.floor(math.log10(number)) - 1)
+    return math.ceil(number / unit - 1e-9) * unit
+
+
+# --- step 2: expansions ---------------------------------------------------------
+
+
+def _candidates(truth: sympy.Expr, side: int) -> Iterator[sympy.Expr]:
+    """Partial sums of ``truth``'s expansion at side*oo (module docstring, step
+    2), in x, one term more each; at most `_MAX_TERMS`."""
+    t = sympy.Dummy("t", positive=True)
+    written = _in_exponentials(truth)
+    in_t = _exponentials_in(written, side, t)
+    if in_t.has(t):
+        variable, back = t, {t: sympy.exp(-side * X)}
+        log_back = -side * X
+    else:
+        variable = sympy.Dummy("w", positive=True)
+        in_t = written.subs(X, side / variable)
+        back, log_back = {variable: side / X}, -sympy.log(side * X)
+    terms = _terms(in_t, variable)
+    if terms is None:
+        return
+    if not terms:
+        yield sympy.S.Zero
+        return
+    total = sympy.S.Zero
+    for term in terms:
+        term = term.subs(sympy.log(variable), log_back).xreplace(back)
+        total += term
+        yield total
+
+
+def _terms(expr, variable) -> list[sympy.Expr] | None:
+    """The first `_MAX_TERMS` terms of expr's series in ``variable`` at 0+,
+    lowest power first, [] where it is 0 to every order tried (exp(-1/t)), None
+    where SymPy cannot expand it.  The order asked for grows, up to
+    `_MAX_ORDER`: SymPy's lazy series would search forever for the next term
+    of a function that is 0 to every order."""
+    by_power: dict[sympy.Expr, sympy.Expr] = {}
+    for order in (2, 4, 8, _MAX_ORDER):
+        try:
+            series = expr.series(variable, 0, order).removeO()
+        except (
+            ValueError,
+            NotImplementedError,
+            TypeError,
+            ZeroDivisionError,
+            RecursionError,
+            AttributeError,
+            sympy.PoleError,
+        ):
+            return None
+        by_power = {}
+        for term in sympy.Add.make_args(sympy.expand(series)):
+            coefficient, power = term.as_coeff_exponent(variable)
+            if coefficient.has(variable) and not _only_logs(coefficient, variable):
+                return None
+            by_power[power] = by_power.get(power, 0) + coefficient * variable**power
+        if len(by_power) >= _MAX_TERMS:
+            break
+    powers = sorted(by_power, key=float)
+    return [by_power[p] for p in powers if by_power[p] != 0][:_MAX_TERMS]
+
+
+def _only_logs(coefficient, variable) -> bool:
+    """Whether ``variable`` appears in ``coefficient`` only as log(variable)."""
+    log = sympy.log(variable)
+    return not coefficient.xreplace({log: sympy.Dummy()}).has(variable)
+
+
+def _in_exponentials(expr: sympy.Expr) -> sympy.Expr:
+    """expr with symgrad's functions, log1p, expm1 and the hyperbolic functions
+    written in exp and log, so that their growth is visible to the expansion."""
+    return (
+        expr.replace(
+            lambda e: isinstance(e, sigmoid), lambda e: 1 / (1 + sympy.exp(-e.args[0]))
+        )
+        .replace(
+            lambda e: isinstance(e, softplus),
+            lambda e: sympy.log(1 + sympy.exp(e.args[0])),
+        )
+        .replace(lambda e: isinstance(e, Log1p), lambda e: sympy.log(1 + e.args[0]))
+        .replace(lambda e: isinstance(e, Expm1), lambda e: sympy.exp(e.args[0]) - 1)
+        .rewrite(sympy.tanh, sympy.exp)
+        .rewrite(sympy.cosh, sympy.exp)
+        .rewrite(sympy.sinh, sympy.exp)
+    )
+
+
+def _exponentials_in(expr, side, t):
+    """exp(a*x + b) -> exp(b) * t**(-a*side), for t = exp(-side*x)."""
+
+    def substitute(e):
+        argument = sympy.expand(e.args[0])
+        if not argument.is_polynomial(X):
+            return e
+        poly = sympy.Poly(argument, X)
+        if poly.degree() != 1:
+            return e
+        a, b = poly.all_coeffs()
+        return sympy.exp(b) * t ** (-a * side)
+
+    return expr.replace(lambda e: isinstance(e, sympy.exp), substitute)
+
+
+# --- step 3 and 4: the printed form -------------------------------------------------
+
+
+def _clamped_terms(form: sympy.Expr, side: int, switch: float) -> sympy.Expr:
+    """``form``, after the rewrite rules, reading x clamped to side*x >= switch;
+    each term that decays exponentially reads x clamped also where it has left
+    float64 for good."""
+    near = clip(X, switch, sympy.oo) if side > 0 else clip(X, -sympy.oo, -switch)
+    total = sympy.S.Zero
+    for term in sympy.Add.make_args(sympy.expand(form)):
+        far = _silent_from(term, side, switch)
+        if far is not None:
+            near_term = clip(X, switch, far) if side > 0 else clip(X, -far, -switch)
+        else:
+            near_term = near
+        total += _fold_clips(stabilize(term).xreplace({X: near_term}))
+    return total
+
+
+def _silent_from(term, side, switch) -> float | None:
+    """The magnitude beyond which ``term`` is below `_SILENT` for good (an
+    exponential decay), or None if it is not such a term."""
+    if not term.has(sympy.exp):
+        return None
+    function = mpmath_function(term)
+    with mpmath.workdps(30):
+        for far in (750.0, 1500.0, 3000.0, 12000.0, 1e5):
+            if far <= switch:
+                continue
+            try:
+                values = [abs(function(mpmath.mpf(side * far * k))) for k in (1, 2, 10)]
+            except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+                return None
+            if all(v < _SILENT for v in values):
+                return far
+    return None
+
+
+def _joined(expr, side, switch, form) -> sympy.Piecewise:
+    """Piecewise: ``form`` beyond the switch, ``expr`` (on x clamped) within."""
+    if side > 0:
+        inner = expr.xreplace({X: clip(X, -sympy.oo, switch)})
+        condition = X > switch
+    else:
+        inner = expr.xreplace({X: clip(X, -switch, sympy.oo)})
+        condition = X < -switch
+    return sympy.Piecewise((form, condition), (_fold_clips(inner), True))
+
+
+def _fold_clips(expr):
+    """clip(clip(u, a, b), c, d) -> clip(u, max(a, c), min(b, d))."""
+
+    def fold(e):
+        inner = e.args[0]
+        if not isinstance(inner, clip):
+            return e
+        u, a, b = inner.args
+        _, c, d = e.args
+        return clip(u, sympy.Max(a, c), sympy.Min(b, d))
+
+    return expr.replace(lambda e: isinstance(e, clip), fold)
+
+
+# --- evaluation ---------------------------------------------------------------------
+
+
+def numpy_function(expr: sympy.Basic) -> Callable[[np.ndarray], np.ndarray]:
+    """``expr`` (in x) as the NumPy readable target prints it, as a function of
+    an array x; its helpers come from `symgrad.targets.numpy_helpers`."""
+    from .targets import numpy_helpers
+    from .targets.numpy_readable import ReadablePrinter
+
+    printer = ReadablePrinter({X: "x"}, [X])
+    text = printer.doprint(expr)
+    tables = SimpleNamespace(
+        **{name: coefficients for coefficients, name in printer.table_names.items()}
+    )
+    namespace = {**vars(numpy_helpers), "np": np, "self": tables}
+    # The text is symgrad's own printing of a SymPy expression, never user text.
+    function = eval(compile(f"lambda x: {text}", "<symgrad regime>", "eval"), namespace)
+
+    def evaluate(x: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.asarray(function(x), dtype=x.dtype) * np.ones_like(x)
+
+    return evaluate
+
+
+def _failure_text(dtype, x, failing) -> str:
+    where = x[failing]
+    return (
+        f"{dtype.name}: {int(failing.sum())} of {x.size} grid points still break "
+        f"the contract, from x = {float(where.min()):g} to {float(where.max()):g}"
+    )
+
+
+def _ulps_text(count: float) -> str:
+    return f"{count:.2g} ulp" + ("" if count == 1 else "s")
+
+
+def _text(expr: sympy.Expr) -> str:
+    from .notation import text
+
+    return text(expr)
