@@ -453,6 +453,12 @@ def _check(args: argparse.Namespace) -> int:
                 for r in audited
             ],
         )  # fmt: skip
+        chosen = _regime_lines(acts, [args.prefer] if args.prefer else PREFERENCES)
+        if chosen:
+            print()
+            print("regimes: beyond a switch point, an asymptotic form (verified worst")
+            print("error beyond it):")
+            print("\n".join(chosen))
         broken = failure_lines(audited)
         if broken:
             print()
@@ -462,6 +468,20 @@ def _check(args: argparse.Namespace) -> int:
         clean = all(r.passed for r in results) and not unexplained(audited)
         return 0 if clean else 1
     return 0 if all(r.passed for r in results) else 1
+
+
+def _regime_lines(acts: list[Activation], policies) -> list[str]:
+    """Each layer's regimes under each policy (`symgrad.regimes`), one per line,
+    and any failure a regime search left."""
+    lines = []
+    for act in acts:
+        for policy in policies:
+            regimes = derive(act, prefer=policy).regimes
+            if regimes is not None:
+                lines += [
+                    f"- {act.name} ({policy}): {line}" for line in regimes.lines()
+                ]
+    return lines
 
 
 def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

@@ -22,6 +22,7 @@ from .errors import SYMPY_FAILURES, FormulaError
 from .model import Activation, Derivation, Prefer, X, Y
 from .output_form import find_output_form
 from .plan import plan_backward
+from .regimes import layer_regimes
 from .verify import proven_equal
 
 _KINKED = (sympy.Abs, sympy.Max, sympy.Min, sympy.sign, sympy.Heaviside)
@@ -139,4 +140,5 @@ def _derive_uncached(act: Activation) -> Derivation:
             reason=f"dy/dx in y loses accuracy for {describe(lossy)}, "
             "so under prefer='accuracy' backward reads the input",
         )
-    return Derivation(act, forward, derivative, output_form, plan, lossy)
+    regimes = layer_regimes(act, plan)
+    return Derivation(act, forward, derivative, output_form, plan, lossy, regimes)

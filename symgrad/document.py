@@ -325,6 +325,8 @@ def text(steps: Steps) -> str:
         )
     cached = {"mask": f"mask = {plain(d.plan.mask)}", "output": "out (y)", "input": "x"}
     out.append(f"  caches: {cached.get(d.plan.saves, 'nothing')} ({d.plan.reason})")
+    if d.regimes is not None and d.regimes.chosen:
+        out.append(f"  regimes: {d.regimes.summary()}")
     out.append("  every step verified")
     return "\n".join(out) + "\n"
 

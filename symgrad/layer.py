@@ -25,7 +25,6 @@ from .notation import latex as _full_latex
 from .notation import text as _full_text
 from .plan import kink_values
 from .printing import Times
-from .regimes import layer_regimes
 from .rewrite import stabilize
 from .sharing import S, Shared, shared_intermediate
 
@@ -75,13 +74,7 @@ class LayerFormulas:
 def layer_formulas(derivation: Derivation) -> LayerFormulas:
     """The forward and backward assignments of one derivation's layer."""
     act, plan = derivation.activation, derivation.plan
-    regimes = layer_regimes(derivation)
-    forward_expr = regimes.forward.expr
-    local_grad = (
-        regimes.backward.expr
-        if regimes.backward is not None
-        else stabilize(plan.local_grad, act.prefer)
-    )
+    forward_expr, local_grad = _with_regimes(derivation)
     forward: list[tuple[str, sympy.Basic]] = []
     shared = shared_part(derivation)
     if shared is not None:
@@ -120,6 +113,19 @@ def layer_formulas(derivation: Derivation) -> LayerFormulas:
     )
 
 
+def _with_regimes(derivation: Derivation) -> tuple[sympy.Basic, sympy.Basic]:
+    """The stable forward and local gradient, each with its regimes, if any
+    (`symgrad.regimes`)."""
+    act, regimes = derivation.activation, derivation.regimes
+    forward = stabilize(act.expr, act.prefer)
+    local_grad = stabilize(derivation.plan.local_grad, act.prefer)
+    if regimes is None:
+        return forward, local_grad
+    if regimes.backward is not None:
+        local_grad = regimes.backward.expr
+    return regimes.forward.expr, local_grad
+
+
 def comment_lines(comments: tuple[str, ...], indent: int) -> tuple[str, ...]:
     """The comments as lines of at most 88 columns, each continuation indented
     under the text after its ``=`` (a long derivative reads as a formula)."""
@@ -154,7 +160,8 @@ def shared_part(derivation: Derivation) -> Shared | None:
     """The part forward caches for backward besides x (`symgrad.sharing`), if any.
     Memoised, like the derivation it comes from."""
     plan = derivation.plan
-    if plan.saves != "input" or plan.param_grads or layer_regimes(derivation).chosen:
+    regimes = derivation.regimes
+    if plan.saves != "input" or plan.param_grads or (regimes and regimes.chosen):
         return None  # a regime's select does not share its parts
     act = derivation.activation
     return shared_intermediate(
@@ -209,12 +216,34 @@ def docstring(derivation: Derivation) -> str:
         )
     wrapped = textwrap.wrap(" ".join(prose), width=80, break_on_hyphens=False)
     lines += [line.replace(_NO_BREAK, " ") for line in wrapped]
+    lines += _regime_lines(derivation)
     lines += ["", ".. math::", ""]
     lines.append(f"    y = {latex(derivation.forward)}")
     lines.append("")
     final = derivation.output_form if plan.saves == "output" else derivation.derivative
     lines.append(rf"    \frac{{dy}}{{dx}} = {latex(final)}")
     return "\n".join(lines)
+
+
+def _regime_lines(derivation: Derivation) -> list[str]:
+    """A paragraph listing the regimes (`symgrad.regimes`), if there are any:
+    where each holds, its form, and its verified worst error."""
+    regimes = derivation.regimes
+    if regimes is None or not regimes.chosen:
+        return []
+    lines = [
+        "",
+        "Where the formula as written fails (NaN, inf or lost digits far out), "
+        "an asymptotic form takes over, found and verified on a grid by symgrad:",
+    ]
+    for direction, regime in regimes.chosen:
+        lines += textwrap.wrap(
+            f"- {direction}, {regime.describe()}",
+            width=80,
+            subsequent_indent="  ",
+            break_on_hyphens=False,
+        )
+    return [lines[0], *textwrap.wrap(lines[1], width=80), "", *lines[2:]]
 
 
 #: Joins the words of a range (x >= 1.61) so that wrapping keeps them on a line.

@@ -13,7 +13,7 @@ import keyword
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import sympy
 
@@ -245,6 +245,10 @@ class Derivation:
     #: Intervals (low, high) of x where the output form, computed from the
     #: rounded output, loses more than a few ulps (`symgrad.conditioning`).
     lossy: tuple[tuple[float, float], ...] = ()
+    #: Where an asymptotic form takes over from the stable one
+    #: (`symgrad.regimes.LayerRegimes`), searched once with the derivation;
+    #: None where none was searched.
+    regimes: Any = field(default=None, compare=False)
 
     @property
     def saves(self) -> Saves:

@@ -40,7 +40,6 @@ can change after generation, and with it the switch).
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -55,7 +54,7 @@ from sympy.codegen.cfunctions import log1p as Log1p
 from .budgets import attempt
 from .catalog import is_builtin
 from .functions import clip, sigmoid, softplus
-from .model import Derivation, X
+from .model import Activation, BackwardPlan, X
 from .oracle import CONTRACT, exact, mpmath_function, ulps
 from .rewrite import stabilize
 
@@ -83,11 +82,14 @@ class Regime:
     #: Per dtype name, the worst error beyond the switch, in ulps (verified).
     worst: tuple[tuple[str, float], ...]
 
+    def where(self) -> str:
+        """Where it holds: x > 34 or x < -34."""
+        return f"x > {self.switch:g}" if self.side > 0 else f"x < {-self.switch:g}"
+
     def describe(self) -> str:
         """One line: where, what, and how accurate."""
-        where = f"x > {self.switch:g}" if self.side > 0 else f"x < {-self.switch:g}"
         errors = ", ".join(f"{name} {_ulps_text(u)}" for name, u in self.worst)
-        return f"{where}: {_text(self.form)} (worst {errors})"
+        return f"{self.where()}: {_text(self.form)} (worst {errors})"
 
 
 @dataclass(frozen=True)
@@ -126,17 +128,18 @@ class _Search:
         before = self.failing(self.stable)
         if not any(f.any() for f in before.values()):
             return Regimes(self.stable)
-        expr, chosen = self.stable, []
+        expr, chosen, pieces = self.stable, [], []
         for side in (1, -1):
             if not any(
                 (f & (side * x > 0)).any()
                 for f, x in zip(before.values(), self.points.values(), strict=True)
             ):
                 continue
-            best = self.best_regime(expr, side, before)
+            best = self.best_regime(pieces, side, before)
             if best is not None:
-                regime, expr, before = best
+                regime, piece, expr, before = best
                 chosen.append(regime)
+                pieces.append(piece)
         left = tuple(
             _failure_text(dtype, self.points[dtype], failing)
             for dtype, failing in before.items()
@@ -152,28 +155,31 @@ class _Search:
             for dtype, x in self.points.items()
         }
 
-    def best_regime(self, expr, side, before):
+    def best_regime(self, pieces, side, before):
         """(regime, expression with it, its failures) for the candidate that
         leaves the fewest failures on ``side``, or None if none helps."""
         count = _on_side(before, self.points, side)
         best = None
         for terms, form in enumerate(_candidates(self.truth, side), start=1):
-            found = self.regime(expr, side, form, terms, before)
+            found = self.regime(pieces, side, form, terms, before)
             if found is None:
                 continue
-            left = _on_side(found[2], self.points, side)
+            left = _on_side(found[3], self.points, side)
             if left < count:
                 best, count = found, left
             if count == 0:
                 break
         return best
 
-    def regime(self, expr, side, form, terms, before):
-        switch = self.switch(expr, side, form)
+    def regime(self, pieces, side, form, terms, before):
+        """(regime, its piece, the expression with it, its failures) for one
+        candidate, or None if it has no switch or fails anywhere new."""
+        switch = self.switch(side, form)
         if switch is None:
             return None
         printed = _clamped_terms(form, side, switch)
-        combined = _joined(expr, side, switch, printed)
+        piece = (side, switch, printed)
+        combined = _assembled(self.stable, [*pieces, piece])
         after = self.failing(combined)
         if any(
             (a & ~b).any() for a, b in zip(after.values(), before.values(), strict=True)
@@ -188,15 +194,15 @@ class _Search:
             )
             worst.append((dtype.name, float(errors.max(initial=0.0))))
         regime = Regime(side, switch, form, terms, tuple(worst))
-        return regime, combined, after
+        return regime, piece, combined, after
 
-    def switch(self, expr, side, form) -> float | None:
+    def switch(self, side, form) -> float | None:
         """The switch point for ``form`` on ``side`` (module docstring, step 3):
         per dtype, where the form starts to hold, or where it first meets the
         stable form from there if that is within a factor of 2; the larger of
         the two dtypes', rounded up to two digits."""
         form_values = numpy_function(_clamped_terms(form, side, 0.0))
-        stable_values = numpy_function(expr)
+        stable_values = numpy_function(self.stable)
         switches = []
         for dtype, x in self.points.items():
             mine = np.flatnonzero(side * x > 0)
@@ -230,6 +236,17 @@ class LayerRegimes:
             found += [("backward", r) for r in self.backward.chosen]
         return tuple(found)
 
+    def summary(self) -> str:
+        """Where the regimes hold, in one line, or "" if there are none."""
+        parts = []
+        for direction in ("forward", "backward"):
+            ranges = [r.where() for d, r in self.chosen if d == direction]
+            if ranges:
+                parts.append(f"{direction} {', '.join(ranges)}")
+        if not parts:
+            return ""
+        return "; ".join(parts) + " (asymptotic forms; symgrad check lists them)"
+
     def lines(self) -> list[str]:
         """One line per regime chosen and per failure left."""
         lines = [f"{direction}, {r.describe()}" for direction, r in self.chosen]
@@ -242,11 +259,10 @@ class LayerRegimes:
         return lines
 
 
-@functools.lru_cache(maxsize=256)
-def layer_regimes(derivation: Derivation) -> LayerRegimes:
-    """The regimes of a derivation's layer: searched for forward, and for
-    backward where its plan reads only x; memoised with the derivation."""
-    act, plan = derivation.activation, derivation.plan
+def layer_regimes(act: Activation, plan: BackwardPlan) -> LayerRegimes:
+    """The regimes of an activation's layer: searched for forward, and for
+    backward where its plan reads only x.  `symgrad.derivation` asks once and
+    keeps the answer in the `Derivation`."""
     forward = stabilize(act.expr, act.prefer)
     if is_builtin(act):
         return LayerRegimes(Regimes(forward), skipped="a catalog layer, audited")
@@ -480,15 +496,20 @@ def _silent_from(term, side, switch) -> float | None:
     return None
 
 
-def _joined(expr, side, switch, form) -> sympy.Piecewise:
-    """Piecewise: ``form`` beyond the switch, ``expr`` (on x clamped) within."""
-    if side > 0:
-        inner = expr.xreplace({X: clip(X, -sympy.oo, switch)})
-        condition = X > switch
-    else:
-        inner = expr.xreplace({X: clip(X, -switch, sympy.oo)})
-        condition = X < -switch
-    return sympy.Piecewise((form, condition), (_fold_clips(inner), True))
+def _assembled(stable, pieces) -> sympy.Piecewise:
+    """One select: each piece's form beyond its switch (pieces are (side,
+    switch, form)), ``stable`` on x clamped between the switches elsewhere."""
+    low, high = -sympy.oo, sympy.oo
+    branches = []
+    for side, switch, form in pieces:
+        if side > 0:
+            high = sympy.Float(switch)
+            branches.append((form, X > high))
+        else:
+            low = sympy.Float(-switch)
+            branches.append((form, X < low))
+    inner = _fold_clips(stable.xreplace({X: clip(X, low, high)}))
+    return sympy.Piecewise(*branches, (inner, True))
 
 
 def _fold_clips(expr):
@@ -539,6 +560,8 @@ def _failure_text(dtype, x, failing) -> str:
 
 
 def _ulps_text(count: float) -> str:
+    if count < 0.01:
+        return "< 0.01 ulps"
     return f"{count:.2g} ulp" + ("" if count == 1 else "s")
 
 
