@@ -10,7 +10,8 @@ returns None where it does not apply.  No rule knows which activation it serves;
   tends to a finite limit, such as tanh(x + x**3) or x*exp(-x**2), is evaluated
   on an input clipped where it has reached that limit, so x**3 cannot overflow);
 - bottom-up, at every node: `softplus_of_exp`, `log_of_sigmoid`, `log1p`,
-  `expm1`, `erfc_of_complement`, `tanh_complement`, `sech_squared`,
+  `expm1`, `erfc_of_complement`, `tanh_complement`, `cos_complement`,
+  `sech_squared`,
   `piecewise_as_extremum`, `guard_branches`, `erfc_of_scaled`, `exp_of_square`;
   under the `accuracy` policy also `sigmoid_complement`, which spends a pass to
   keep the tails;
@@ -370,6 +371,24 @@ def tanh_complement(expr: sympy.Expr) -> sympy.Expr | None:
         return None
     term, c, sign, u = found
     return expr - term - c + 2 * c * sigmoid(sign * 2 * u)
+
+
+def cos_complement(expr: sympy.Expr) -> sympy.Expr | None:
+    """c - c*cos(u) -> 2c*sin(u/2)**2 (and c*cos(u) - c -> -2c*sin(u/2)**2).
+
+    Wherever cos(u) is 1 to working precision (u near 0, and near every
+    multiple of 2*pi) the difference cancels: 1 - cos(x) is 0 at x = 1e-9,
+    where the truth is 5e-19.  The half-angle form has no difference at all.
+    """
+    if not isinstance(expr, sympy.Add):
+        return None
+    constant, rest = expr.as_coeff_Add()
+    for term in sympy.Add.make_args(rest):
+        coeff, factor = term.as_coeff_Mul()
+        if isinstance(factor, sympy.cos) and constant == -coeff and coeff != 0:
+            half = sympy.sin(factor.args[0] / 2)
+            return expr - term - constant + 2 * constant * half**2
+    return None
 
 
 def sigmoid_complement(expr: sympy.Expr) -> sympy.Expr | None:
@@ -904,6 +923,7 @@ BOTTOM_UP: tuple[Rule, ...] = (
     erfc_of_scaled,
     exp_of_square,
     tanh_complement,
+    cos_complement,
     sech_squared,
     piecewise_as_extremum,
     guard_branches,

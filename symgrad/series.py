@@ -44,7 +44,9 @@ def series_near_zero(expr: sympy.Expr) -> sympy.Expr | None:
     if not isinstance(expr, sympy.Add) or len(expr.free_symbols) != 1:
         return None
     (v,) = expr.free_symbols
-    if v not in (X, Y) or expr.has(sympy.Piecewise, clip, blend, near_zero):
+    if v not in (X, Y) or expr.has(sympy.Piecewise, blend, near_zero):
+        return None
+    if not all(_open_around_zero(c) for c in expr.atoms(clip)):
         return None
     return attempt(
         "fitting a polynomial where terms cancel",
@@ -54,10 +56,17 @@ def series_near_zero(expr: sympy.Expr) -> sympy.Expr | None:
     )
 
 
+def _open_around_zero(c: clip) -> bool:
+    """Whether a clip leaves its argument alone around 0 (x clipped to [-750,
+    inf) is x there)."""
+    _, lower, upper = c.args
+    return bool(lower.is_number and upper.is_number and lower < 0 < upper)
+
+
 def _series_near_zero(expr, v):
     at = functools.partial(_cancellation, expr, v)
     zero = evaluate_fixed(expr, {v: 0.0})
-    if zero is None or zero != 0 or at(1e-4) is None or at(1e-4) < 1e6:
+    if zero is None or zero != 0 or not _cancels_at_zero(at):
         return None
     order = _order_at_zero(expr, v)
     parity = _parity(expr, v)
@@ -72,6 +81,16 @@ def _series_near_zero(expr, v):
     return near_zero(
         expr, v, sympy.Float(switch), order, *map(sympy.Float, coefficients)
     )
+
+
+def _cancels_at_zero(cancellation) -> bool:
+    """Whether the terms cancel without bound toward 0: by a factor of a
+    million at 1e-4 (x - tanh(x), of order 3), or by one that keeps growing to
+    a million at 1e-8 (1 - 2*sigmoid(-x), of order 1, cancels by 4/|x|)."""
+    near, nearer = cancellation(1e-4), cancellation(1e-8)
+    if near is None or nearer is None:
+        return False
+    return near >= 1e6 or (nearer >= 1e6 and nearer >= 1e3 * near)
 
 
 def _cancellation(expr, v, at: float):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import sympy
-from sympy import Max, Min, Piecewise, Rational, erf, exp, log, sin, sqrt, tanh
+from sympy import Max, Min, Piecewise, Rational, cos, erf, exp, log, sin, sqrt, tanh
 
 from symgrad.functions import (
     blend,
@@ -19,6 +19,7 @@ from symgrad.functions import (
 from symgrad.model import X, Y
 from symgrad.rewrite import (
     clip_saturating,
+    cos_complement,
     erfc_of_complement,
     expm1,
     guard_branches,
@@ -81,6 +82,8 @@ RULES = [
     (expm1, 1 - exp(X), -sympy.codegen.cfunctions.expm1(X), 1 + exp(X)),
     (erfc_of_complement, 1 + erf(X), erfc(-X), 2 + erf(X)),
     (sigmoid_complement, 1 - sigmoid(X), sigmoid(-X), 1 + sigmoid(X)),
+    (cos_complement, 1 - cos(X), 2 * sin(X / 2) ** 2, 2 - cos(X)),
+    (cos_complement, 3 * cos(2 * X) - 3 + X, X - 6 * sin(X) ** 2, 1 + cos(X)),
     (
         sigmoid_complement,
         3 * sigmoid(2 * X) - 3 + X,
