@@ -30,6 +30,9 @@ LIMIT = 4.0
 #: Where the search looks: +-10**-3 ... +-10**3 and 0; a range that reaches the
 #: end of the grid is taken to go on to infinity.
 _EXPONENTS = [k / 10 for k in range(-30, 31)]
+#: Beyond it, where a value read can overflow while the slope does not (y =
+#: 2.5*x**3 is inf from x = 4.2e102, its slope 7.5*x**2 is finite to 4.9e153).
+_FAR = [10.0**e for e in range(4, 309, 8)]
 _GRID = sorted(
     [0.0] + [s * 10.0**e for e in _EXPONENTS for s in (-1.0, 1.0)],
 )
@@ -65,7 +68,29 @@ def lossy_ranges(
         if not check.changes_sign(max(low, _GRID[0]), min(high, _GRID[-1])):
             ranges.append((low, high))
         i = j + 1
-    return tuple(ranges)
+    for side in (-1.0, 1.0):
+        far = _overflowing_from(check, side)
+        if far is not None and not any(low <= far <= high for low, high in ranges):
+            ranges.append((-math.inf, far) if side < 0 else (far, math.inf))
+    return tuple(sorted(ranges))
+
+
+def _overflowing_from(check: _Conditioning, side: float) -> float | None:
+    """Where, beyond the grid, a value read overflows while the true slope is a
+    normal float: the edge (three digits), signed, or None."""
+    previous = _GRID[-1]
+    for magnitude in _FAR:
+        if check.overflows(side * magnitude):
+            low, high = previous, magnitude
+            for _ in range(60):  # bisect in log space
+                middle = math.sqrt(low * high)
+                if check.overflows(side * middle):
+                    high = middle
+                else:
+                    low = middle
+            return side * float(f"{high:.3g}")
+        previous = magnitude
+    return None
 
 
 def _outward_filled(states: list[bool | None]) -> list[bool]:
@@ -113,6 +138,9 @@ def _edge(good: float, bad: float, check: _Conditioning) -> float:
     return float(f"{bad:.3g}")
 
 
+_FLOAT64_MAX = float.fromhex("0x1.fffffffffffffp+1023")
+
+
 class _Conditioning:
     """cond(x) of one form, evaluated in 30 digits."""
 
@@ -130,6 +158,16 @@ class _Conditioning:
         ]
         return None not in ends and ends[0] * ends[1] <= 0
 
+    def overflows(self, x: float) -> bool:
+        """Whether a value read is beyond float64 at x where the true value
+        is a normal float (the form would read inf)."""
+        point = {**self.env, X: mpmath.mpf(x)}
+        truth = evaluate_fixed(self.truth, point)
+        if truth is None or not 1e-300 <= abs(truth) <= 1e300:
+            return False
+        values = [evaluate_fixed(expr, point) for expr in self.reads.values()]
+        return any(v is not None and abs(v) > _FLOAT64_MAX for v in values)
+
     def lossy(self, x: float) -> bool | None:
         """Whether the form loses at x; None where the true value is not a
         normal float64 (nothing to lose)."""
@@ -141,6 +179,8 @@ class _Conditioning:
             value = evaluate_fixed(expr, point)
             if value is None:
                 return False
+            if abs(value) > _FLOAT64_MAX:  # cached as inf
+                return True
             point[symbol] = value
         g = evaluate_fixed(self.form, point)
         if g is None or abs(g) < 1e-300:
