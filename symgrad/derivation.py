@@ -22,7 +22,7 @@ from .errors import SYMPY_FAILURES, FormulaError
 from .model import Activation, Derivation, Prefer, X, Y
 from .output_form import find_output_form
 from .plan import plan_backward
-from .regimes import layer_regimes
+from .regimes import layer_regimes, output_form_breaks
 from .verify import proven_equal
 
 _KINKED = (sympy.Abs, sympy.Max, sympy.Min, sympy.sign, sympy.Heaviside)
@@ -131,10 +131,22 @@ def _derive_uncached(act: Activation) -> Derivation:
             lambda: EVERYWHERE,
             share=0.2,
         )
+    broken = output_form is not None and attempt(
+        "checking the output form out to the float limits",
+        lambda: output_form_breaks(output_form, act, derivative),
+        lambda: False,
+        share=0.2,
+    )
     with stage("planning backward"):
-        usable = None if lossy and act.prefer == "accuracy" else output_form
+        usable = None if (lossy and act.prefer == "accuracy") or broken else output_form
         plan = plan_backward(derivative, usable, param_grads)
-    if usable is None and output_form is not None and plan.saves == "input":
+    if broken and plan.saves == "input":
+        plan = replace(
+            plan,
+            reason=f"dy/dx in y, {output_form}, is NaN or inf far out where the "
+            "slope is finite, so backward reads the input",
+        )
+    elif usable is None and output_form is not None and plan.saves == "input":
         plan = replace(
             plan,
             reason=f"dy/dx in y loses accuracy for {describe(lossy)}, "

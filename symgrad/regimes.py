@@ -40,6 +40,7 @@ can change after generation, and with it the switch).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,10 +54,11 @@ from sympy.codegen.cfunctions import log1p as Log1p
 
 from .budgets import attempt
 from .catalog import is_builtin
-from .functions import clip, sigmoid, softplus
-from .model import Activation, BackwardPlan, X
+from .functions import clip, near_zero, sigmoid, softplus
+from .model import Activation, BackwardPlan, X, Y
 from .oracle import CONTRACT, exact, mpmath_function, ulps
 from .rewrite import stabilize
+from .series import near_zero_series
 
 #: The dtypes a regime must serve (float16 is computed in float32).
 DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
@@ -73,7 +75,9 @@ _SILENT = 2.0**-1100
 
 @dataclass(frozen=True)
 class Regime:
-    """``form`` (in x) used where side*x > switch, instead of the stable form."""
+    """``form`` (in x) used where side*x > switch, instead of the stable form;
+    side 0 is a polynomial about 0 where |x| < switch (``form`` is then x**k,
+    times a fitted polynomial of ``terms`` coefficients)."""
 
     side: int
     switch: float
@@ -83,13 +87,22 @@ class Regime:
     worst: tuple[tuple[str, float], ...]
 
     def where(self) -> str:
-        """Where it holds: x > 34 or x < -34."""
+        """Where it holds: x > 34, x < -34, or |x| < 0.5 (side 0: about 0)."""
+        if self.side == 0:
+            return f"|x| < {self.switch:g}"
         return f"x > {self.switch:g}" if self.side > 0 else f"x < {-self.switch:g}"
 
     def describe(self) -> str:
         """One line: where, what, and how accurate."""
         errors = ", ".join(f"{name} {_ulps_text(u)}" for name, u in self.worst)
-        return f"{self.where()}: {_text(self.form)} (worst {errors})"
+        form = _text(self.form)
+        if self.side == 0:  # form is x**order
+            c = f"{self.switch:g}"
+            form = (
+                f"{form}*P(2*x**2/{c}**2 - 1), P of degree {self.terms - 1} "
+                "fitted in 40 digits"
+            )
+        return f"{self.where()}: {form} (worst {errors})"
 
 
 @dataclass(frozen=True)
@@ -121,8 +134,7 @@ class _Search:
     def __init__(self, stable: sympy.Basic, truth: sympy.Expr) -> None:
         self.stable, self.truth = stable, truth
         self.points = {dtype: _grid(dtype) for dtype in DTYPES}
-        function = mpmath_function(truth)
-        self.exact = {dtype: exact(function, x) for dtype, x in self.points.items()}
+        self.exact = {dtype: _truth(truth, dtype) for dtype in DTYPES}
 
     def run(self) -> Regimes:
         before = self.failing(self.stable)
@@ -140,6 +152,10 @@ class _Search:
                 regime, piece, expr, before = best
                 chosen.append(regime)
                 pieces.append(piece)
+        small = self.near_zero(expr, before)
+        if small is not None:
+            regime, expr, before = small
+            chosen.append(regime)
         left = tuple(
             _failure_text(dtype, self.points[dtype], failing)
             for dtype, failing in before.items()
@@ -147,13 +163,71 @@ class _Search:
         )
         return Regimes(expr, tuple(chosen), left)
 
-    def failing(self, expr) -> dict[np.dtype, np.ndarray]:
-        """Per dtype, where ``expr`` breaks the contract on the grid."""
+    def near_zero(self, expr, before):
+        """(regime, expression with it, its failures) for a polynomial about 0
+        where the formula fails below |x| = 1 (log(cosh(x)) is 0 below 1e-8,
+        where the truth is x**2/2), or None.  The switch is twice the largest
+        such |x|, rounded up; the polynomial is `symgrad.series`' Chebyshev fit
+        of the formula itself, x**order * P(2*x**2/c**2 - 1), for a formula odd
+        or even about 0 that vanishes there."""
+        largest = max(
+            (float(np.abs(x[f & (np.abs(x) < 1)]).max(initial=0.0))
+             for f, x in zip(before.values(), self.points.values(), strict=True)),
+            default=0.0,
+        )  # fmt: skip
+        if largest == 0.0:
+            return None
+        # Up to where the formula is more than a few ulps off below |x| = 2,
+        # else (if no polynomial fits that far) twice its largest failure.
         evaluate = numpy_function(expr)
-        return {
-            dtype: _breaks(evaluate(x.copy()), self.exact[dtype], dtype)
-            for dtype, x in self.points.items()
-        }
+        lossy = 0.0
+        for dtype, x in self.points.items():
+            small = np.abs(x) < 2
+            error = ulps(
+                evaluate(x[small].copy()), _at(self.exact[dtype], small), dtype
+            )
+            lossy = max(lossy, float(np.abs(x[small][error > 4]).max(initial=0.0)))
+        found = None
+        for switch in dict.fromkeys([_round_up(1.2 * lossy), _round_up(2 * largest)]):
+            found = found or (switch > 0 and near_zero_series(self.truth, switch))
+        if not found:
+            return None
+        switch, order, coefficients = found
+        combined = near_zero(expr, X, sympy.Float(switch), order, *coefficients)
+        after = self.failing(combined)
+        if any(
+            (a & ~b).any() for a, b in zip(after.values(), before.values(), strict=True)
+        ):
+            return None
+        if sum(int(a.sum()) for a in after.values()) >= sum(
+            int(b.sum()) for b in before.values()
+        ):
+            return None
+        worst = []
+        evaluate = numpy_function(combined)
+        for dtype, x in self.points.items():
+            inside = np.abs(x) < switch
+            errors = ulps(
+                evaluate(x[inside].copy()), _at(self.exact[dtype], inside), dtype
+            )
+            worst.append((dtype.name, float(errors.max(initial=0.0))))
+        regime = Regime(0, switch, X**order, len(coefficients), tuple(worst))
+        return regime, combined, after
+
+    def failing(self, expr) -> dict[np.dtype, np.ndarray]:
+        """Per dtype, where ``expr`` breaks the contract on the grid: a wrong
+        value, or an overflow, invalid or divide warning where the true value
+        is finite (atan(exp(x)) is pi/2 at 1e300, but exp warns first)."""
+        evaluate = numpy_function(expr)
+        loud = numpy_function(expr, quiet=False)
+        failing = {}
+        for dtype, x in self.points.items():
+            head = self.exact[dtype][0]
+            with np.errstate(invalid="ignore"):
+                finite = np.isfinite(head) & (np.abs(head) <= np.finfo(dtype).max)
+            broken = _breaks(evaluate(x.copy()), self.exact[dtype], dtype)
+            failing[dtype] = broken | (_warns(loud, x) & finite)
+        return failing
 
     def best_regime(self, pieces, side, before):
         """(regime, expression with it, its failures) for the candidate that
@@ -259,6 +333,36 @@ class LayerRegimes:
         return lines
 
 
+def output_form_breaks(form: sympy.Expr, act: Activation, truth: sympy.Expr) -> bool:
+    """Whether the output form g(y), reading the stable forward's output
+    rounded to the dtype, is NaN or inf on the grid where the true slope
+    (``truth``, in x) is finite: log(exp(x) + exp(2*x)) has g(y) = (4*exp(y) +
+    1 - sqrt(4*exp(y) + 1))*exp(-y)/2, which is 0*inf below x = -709.  Such a
+    form is not a trade of digits for memory but a broken backward; only
+    formulas in x alone outside the catalog are measured."""
+    if is_builtin(act) or act.expr.free_symbols != {X}:
+        return False
+    forward = numpy_function(stabilize(act.expr, act.prefer))
+    slope = numpy_function(stabilize(form, act.prefer).xreplace({Y: X}))
+    for dtype in DTYPES:
+        x = _grid(dtype)
+        with np.errstate(all="ignore"):
+            g = slope(forward(x.copy()))
+        head, _ = _truth(truth, dtype)
+        with np.errstate(invalid="ignore"):
+            finite = np.isfinite(head) & (np.abs(head) <= np.finfo(dtype).max)
+        if (finite & ~np.isfinite(g)).any():
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=64)
+def _truth(expr: sympy.Expr, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """expr in mpmath on the grid of dtype (`_grid`), settled: the output-form
+    check and the regime search of one derivative ask once."""
+    return exact(mpmath_function(expr), _grid(dtype))
+
+
 def layer_regimes(act: Activation, plan: BackwardPlan) -> LayerRegimes:
     """The regimes of an activation's layer: searched for forward, and for
     backward where its plan reads only x.  `symgrad.derivation` asks once and
@@ -282,9 +386,15 @@ def _grid(dtype: np.dtype) -> np.ndarray:
     """Both signs: log-spaced from 1 to the dtype's largest number, and dense
     on [0.5, 2000], where exp(|x|) leaves float32 and float64 and where a
     switch point is usually found."""
-    top = float(np.finfo(dtype).max)
+    info = np.finfo(dtype)
+    top = float(info.max)
     magnitudes = np.concatenate(
-        [np.geomspace(1.0, top / 2, 99), [top], np.geomspace(0.5, 2000.0, 300)]
+        [
+            np.geomspace(1.0, top / 2, 99),
+            [top],
+            np.geomspace(0.5, 2000.0, 300),
+            np.geomspace(float(info.tiny), 0.5, 60),
+        ]
     )
     x = np.concatenate([magnitudes, -magnitudes]).astype(dtype)
     return np.unique(x[np.isfinite(x)])
@@ -353,7 +463,7 @@ def _round_up(number: float) -> float:
     if number <= 0:
         return 0.0
     unit = 10.0 ** (math.floor(math.log10(number)) - 1)
-    return math.ceil(number / unit - 1e-9) * unit
+    return float(f"{math.ceil(number / unit - 1e-9) * unit:.2g}")
 
 
 # --- step 2: expansions ---------------------------------------------------------
@@ -372,6 +482,9 @@ def _candidates(truth: sympy.Expr, side: int) -> Iterator[sympy.Expr]:
         variable = sympy.Dummy("w", positive=True)
         in_t = written.subs(X, side / variable)
         back, log_back = {variable: side / X}, -sympy.log(side * X)
+    in_t = _without_flat_exponentials(in_t, variable)
+    if in_t is None:
+        return
     terms = _terms(in_t, variable)
     if terms is None:
         return
@@ -440,6 +553,34 @@ def _in_exponentials(expr: sympy.Expr) -> sympy.Expr:
         .rewrite(sympy.cosh, sympy.exp)
         .rewrite(sympy.sinh, sympy.exp)
     )
+
+
+def _without_flat_exponentials(expr, variable) -> sympy.Expr | None:
+    """expr with each exp(g) whose argument tends to -oo or +oo as the variable
+    tends to 0+ (exp(-1/t), exp(2/t): exp(-exp(x)) and tanh(exp(x)) far out)
+    written as F or 1/F for F = exp(-|g|), smaller than any power of the
+    variable, and F then taken to 0: SymPy cannot expand exp(2/t) at 0, but
+    (1/F - F)/(1/F + F) tends to 1.  None if that limit is not finite."""
+    flat = sympy.Dummy("F", positive=True)
+    replacements = {}
+    for e in expr.atoms(sympy.exp):
+        try:
+            end = sympy.limit(e.args[0], variable, 0, "+")
+        except (NotImplementedError, ValueError, TypeError, sympy.PoleError):
+            return None
+        if end == -sympy.oo:
+            replacements[e] = flat
+        elif end == sympy.oo:
+            replacements[e] = 1 / flat
+    if not replacements:
+        return expr
+    try:  # every such exp alike: each is beyond all orders of the variable
+        limit = sympy.limit(expr.xreplace(replacements), flat, 0, "+")
+    except (NotImplementedError, ValueError, TypeError, sympy.PoleError):
+        return None
+    if limit.has(sympy.oo, -sympy.oo, sympy.zoo, sympy.nan, flat, sympy.Limit):
+        return None
+    return limit
 
 
 def _exponentials_in(expr, side, t):
@@ -529,9 +670,13 @@ def _fold_clips(expr):
 # --- evaluation ---------------------------------------------------------------------
 
 
-def numpy_function(expr: sympy.Basic) -> Callable[[np.ndarray], np.ndarray]:
+def numpy_function(
+    expr: sympy.Basic, quiet: bool = True
+) -> Callable[[np.ndarray], np.ndarray]:
     """``expr`` (in x) as the NumPy readable target prints it, as a function of
-    an array x; its helpers come from `symgrad.targets.numpy_helpers`."""
+    an array x; its helpers come from `symgrad.targets.numpy_helpers`.  Unless
+    ``quiet``, overflow, invalid and divide warnings raise FloatingPointError
+    (the helpers' own deliberate `np.errstate` still holds inside them)."""
     from .targets import numpy_helpers
     from .targets.numpy_readable import ReadablePrinter
 
@@ -545,10 +690,30 @@ def numpy_function(expr: sympy.Basic) -> Callable[[np.ndarray], np.ndarray]:
     function = eval(compile(f"lambda x: {text}", "<symgrad regime>", "eval"), namespace)
 
     def evaluate(x: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
+        if quiet:
+            with np.errstate(all="ignore"):
+                return np.asarray(function(x), dtype=x.dtype) * np.ones_like(x)
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
             return np.asarray(function(x), dtype=x.dtype) * np.ones_like(x)
 
     return evaluate
+
+
+def _warns(loud: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Where evaluating at x raises a floating-point warning: all of x at
+    once, and element by element only if that warns."""
+    try:
+        loud(x.copy())
+        return np.zeros(x.shape, dtype=bool)
+    except FloatingPointError:
+        pass
+    warned = np.zeros(x.shape, dtype=bool)
+    for i in range(x.size):
+        try:
+            loud(x[i : i + 1].copy())
+        except FloatingPointError:
+            warned[i] = True
+    return warned
 
 
 def _failure_text(dtype, x, failing) -> str:

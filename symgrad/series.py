@@ -63,6 +63,30 @@ def _open_around_zero(c: clip) -> bool:
     return bool(lower.is_number and upper.is_number and lower < 0 < upper)
 
 
+def near_zero_series(
+    expr: sympy.Expr, switch: float
+) -> tuple[float, int, tuple[sympy.Float, ...]] | None:
+    """(switch, order, coefficients) of expr (in x) about 0 as
+    `symgrad.functions.near_zero` takes them, fitted on |x| <= switch; None
+    if expr is not 0 at 0, odd or even, or of a measurable order there, or
+    no polynomial up to `_MAX_DEGREE` reaches `_FIT_ERROR`.  The regime search
+    (`symgrad.regimes`) asks for it where a formula fails near 0."""
+    if evaluate_fixed(expr, {X: 0.0}) != 0:
+        return None
+    order, parity = _order_at_zero(expr, X), _parity(expr, X)
+    if (
+        order is None
+        or parity is None
+        or order < 1
+        or (order % 2 == 0) != (parity == 1)
+    ):
+        return None
+    coefficients = _fitted(expr, X, order, switch)
+    if coefficients is None:
+        return None
+    return switch, order, tuple(map(sympy.Float, coefficients))
+
+
 def _series_near_zero(expr, v):
     at = functools.partial(_cancellation, expr, v)
     zero = evaluate_fixed(expr, {v: 0.0})
@@ -153,7 +177,11 @@ def _fitted(expr, v, order, switch):
         x = mpmath.sqrt((u + 1) / 2) * switch
         if x == 0:
             x = mpmath.mpf(switch) * mpmath.mpf(10) ** -12
-        return evaluate_fixed(expr, {v: x}, digits=40) / x**order
+        # A value of order x**order computed from terms of order 1 (log(cosh(x)),
+        # 1 - cos(x)) or x (x - atan(x)) loses about order*log10(1/x) digits.
+        lost = (order + 1) * max(0, int(-mpmath.log10(x)) + 1)
+        value = evaluate_fixed(expr, {v: x}, digits=40 + lost)
+        return mpmath.mpf(value) / x**order
 
     with mpmath.workdps(40):
         checks = [mpmath.mpf(k) / 100 - 1 for k in range(201)]
