@@ -57,7 +57,7 @@ from .catalog import is_builtin
 from .functions import clip, near_zero, sigmoid, softplus
 from .model import Activation, BackwardPlan, X, Y
 from .oracle import CONTRACT, exact, mpmath_function, ulps
-from .rewrite import stabilize
+from .rewrite import stabilize, tail_products
 from .series import near_zero_series
 
 #: The dtypes a regime must serve (float16 is computed in float32).
@@ -70,7 +70,7 @@ _MAX_TERMS = 6
 _MAX_ORDER = 12
 #: Beyond this |x| a term c_k(x)*t**k is below float64's smallest subnormal
 #: (checked per term: `_silent_from`).
-_SILENT = 2.0**-1100
+_SILENT = mpmath.mpf(2) ** -1100
 
 
 @dataclass(frozen=True)
@@ -356,11 +356,21 @@ def output_form_breaks(form: sympy.Expr, act: Activation, truth: sympy.Expr) -> 
     return False
 
 
-@functools.lru_cache(maxsize=64)
 def _truth(expr: sympy.Expr, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """expr in mpmath on the grid of dtype (`_grid`), settled: the output-form
-    check and the regime search of one derivative ask once."""
-    return exact(mpmath_function(expr), _grid(dtype))
+    """expr in mpmath on the grid of dtype (`_grid`), settled: computed once
+    on float64's grid, which holds float32's."""
+    head, tail = _truth_on_float64_grid(expr)
+    where = np.searchsorted(
+        _grid(np.dtype(np.float64)), _grid(dtype).astype(np.float64)
+    )
+    return head[where], tail[where]
+
+
+@functools.lru_cache(maxsize=64)
+def _truth_on_float64_grid(expr: sympy.Expr) -> tuple[np.ndarray, np.ndarray]:
+    """The output-form check and the regime search of one derivative ask
+    once."""
+    return exact(mpmath_function(expr), _grid(np.dtype(np.float64)))
 
 
 def layer_regimes(act: Activation, plan: BackwardPlan) -> LayerRegimes:
@@ -382,18 +392,26 @@ def layer_regimes(act: Activation, plan: BackwardPlan) -> LayerRegimes:
     return LayerRegimes(with_regimes(forward, act.expr), backward)
 
 
+@functools.lru_cache(maxsize=4)
 def _grid(dtype: np.dtype) -> np.ndarray:
-    """Both signs: log-spaced from 1 to the dtype's largest number, and dense
-    on [0.5, 2000], where exp(|x|) leaves float32 and float64 and where a
-    switch point is usually found."""
+    """Both signs: log-spaced from the dtype's smallest normal number to its
+    largest, and dense on [0.5, 2000], where exp(|x|) leaves float32 and
+    float64 and where a switch point is usually found.  float64's grid is
+    float32's (every float32 is a float64) plus the points beyond float32's
+    range, so that the truth is computed once for both."""
+    if dtype == np.float64:
+        far = np.geomspace(3.5e38, 1.7e308, 40)
+        tiny = np.geomspace(2.3e-308, 1e-38, 40)
+        extra = np.concatenate([far, [np.finfo(np.float64).max], tiny])
+        x = np.concatenate([_grid(np.dtype(np.float32)), extra, -extra])
+        return np.unique(x.astype(np.float64))
     info = np.finfo(dtype)
-    top = float(info.max)
     magnitudes = np.concatenate(
         [
-            np.geomspace(1.0, top / 2, 99),
-            [top],
-            np.geomspace(0.5, 2000.0, 300),
-            np.geomspace(float(info.tiny), 0.5, 60),
+            np.geomspace(1.0, float(info.max) / 2, 40),
+            [float(info.max)],
+            np.geomspace(0.5, 2000.0, 200),
+            np.geomspace(float(info.tiny), 0.5, 30),
         ]
     )
     x = np.concatenate([magnitudes, -magnitudes]).astype(dtype)
@@ -603,18 +621,24 @@ def _exponentials_in(expr, side, t):
 
 
 def _clamped_terms(form: sympy.Expr, side: int, switch: float) -> sympy.Expr:
-    """``form``, after the rewrite rules, reading x clamped to side*x >= switch;
-    each term that decays exponentially reads x clamped also where it has left
-    float64 for good."""
+    """``form`` reading x clamped to side*x >= switch.  Each term that decays
+    exponentially, c(x)*exp(-k*|x|), reads x clamped also where it has left
+    float64 for good, and is printed as it is: the rewrite rules would clip
+    it where it is below the normal range, which is not where it is small
+    beside the other terms (exp(2x) clipped at x = -370 is 4e-322, 10 ulps of
+    exp(x) at x = -705); only `tail_products` applies (x*exp(x) at -91 in
+    float32, where exp(x) is subnormal).  The other terms go through the
+    rules."""
     near = clip(X, switch, sympy.oo) if side > 0 else clip(X, -sympy.oo, -switch)
     total = sympy.S.Zero
     for term in sympy.Add.make_args(sympy.expand(form)):
         far = _silent_from(term, side, switch)
         if far is not None:
-            near_term = clip(X, switch, far) if side > 0 else clip(X, -far, -switch)
+            bounded = clip(X, switch, far) if side > 0 else clip(X, -far, -switch)
+            term = tail_products(term) or term
+            total += term.xreplace({X: bounded})
         else:
-            near_term = near
-        total += _fold_clips(stabilize(term).xreplace({X: near_term}))
+            total += _fold_clips(stabilize(term).xreplace({X: near}))
     return total
 
 

@@ -197,7 +197,7 @@ def test_regimes_reach_the_docstring_show_and_check(capsys):
     assert "- forward, x > 34: x - log(2) (worst float64" in source
     assert main(["show", "--formula", "log(cosh(x) + 1)", "--name", "F"]) == 0
     out = capsys.readouterr().out
-    assert "regimes: forward x > 34, x < -34; backward x > 37, x < -37" in out
+    assert "regimes: forward x > 34, x < -34; backward x > 39, x < -39" in out
     assert main(["check", "--formula", "log(cosh(x) + 1)", "--name", "F"]) == 0
     out = capsys.readouterr().out
     assert "- F (memory): forward, x > 34: x - log(2)" in out
