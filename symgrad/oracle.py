@@ -26,6 +26,22 @@ from .model import X
 CONTRACT = {"float64": 1e-6, "float32": 1e-3, "float16": 1e-2}
 
 
+def breaks_contract(
+    actual: np.ndarray, truth: tuple[np.ndarray, np.ndarray], dtype: np.dtype
+) -> np.ndarray:
+    """Where ``actual`` breaks the contract (`CONTRACT`) against the true values
+    (float64 head + tail): not finite where the truth is finite in the dtype,
+    or too far off where it is a normal float."""
+    head, tail = truth
+    info = np.finfo(dtype)
+    a = np.asarray(actual, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(head) & (np.abs(head) <= info.max)
+        normal = finite & (np.abs(head) >= info.tiny)
+        relative = np.abs((a - head) - tail) / np.abs(head)
+    return (finite & ~np.isfinite(a)) | (normal & (relative > CONTRACT[dtype.name]))
+
+
 def mpmath_function(expr: sympy.Expr) -> Callable[[mpmath.mpf], mpmath.mpf]:
     """``expr`` (in x alone) as an mpmath function, symgrad's own functions in
     terms mpmath knows and exp, cosh, sinh, tanh bounded far out (`_FAR`)."""

@@ -224,21 +224,27 @@ UNARY = [
 ]
 
 
-def formulas(depth):
-    leaf = st.sampled_from(["x", "x", "2.5", "0.5", "a"])
+def formulas(depth, leaves=("x", "x", "2.5", "0.5", "a"), selects=True):
+    """Random formulas of the parser's language, ``depth`` levels deep; with
+    ``selects``, where() and max() too.  The fuzz generator of several tests."""
+    leaf = st.sampled_from(list(leaves))
     if depth == 0:
         return leaf
-    sub = formulas(depth - 1)
-    return st.one_of(
+    sub = formulas(depth - 1, leaves, selects)
+    parts = [
         leaf,
         st.builds(lambda f, u: f"{f}({u})", st.sampled_from(UNARY), sub),
         st.builds(
             lambda u, op, v: f"({u} {op} {v})", sub, st.sampled_from("+-*/"), sub
         ),
         st.builds(lambda u: f"({u})**2", sub),
-        st.builds(lambda u, v: f"where(x > 0, {u}, {v})", sub, sub),
-        st.builds(lambda u, v: f"max({u}, {v})", sub, sub),
-    )
+    ]
+    if selects:
+        parts += [
+            st.builds(lambda u, v: f"where(x > 0, {u}, {v})", sub, sub),
+            st.builds(lambda u, v: f"max({u}, {v})", sub, sub),
+        ]
+    return st.one_of(*parts)
 
 
 @pytest.mark.slow

@@ -15,14 +15,13 @@ import numpy as np
 import pytest
 import sympy
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import symgrad
 from symgrad.model import X
-from symgrad.oracle import CONTRACT, exact, mpmath_function
+from symgrad.oracle import breaks_contract, exact, mpmath_function
 from symgrad.regimes import Regimes, numpy_function, with_regimes
 from symgrad.rewrite import stabilize
-from tests.test_formula import UNARY
+from tests.test_formula import formulas
 
 # (formula, direction, x): there the rewrite rules alone fail the contract.
 FORMULAS = [
@@ -83,17 +82,6 @@ def _roots(derivative, x: np.ndarray) -> np.ndarray:
     return near
 
 
-def _breaks(actual, truth, dtype) -> np.ndarray:
-    head, tail = truth
-    info = np.finfo(dtype)
-    a = np.asarray(actual, dtype=np.float64)
-    with np.errstate(all="ignore"):
-        finite = np.isfinite(head) & (np.abs(head) <= info.max)
-        normal = finite & (np.abs(head) >= info.tiny)
-        relative = np.abs((a - head) - tail) / np.abs(head)
-    return (finite & ~np.isfinite(a)) | (normal & (relative > CONTRACT[dtype.name]))
-
-
 @pytest.fixture(scope="module")
 def layers():
     made = {}
@@ -134,7 +122,7 @@ def test_a_formula_keeps_the_contract_out_to_the_float_limits(formula, layers):
         for name, truth, actual in zip(
             ("forward", "backward"), truths, (y, dx), strict=True
         ):
-            broken = _breaks(actual, truth, dtype)
+            broken = breaks_contract(actual, truth, dtype)
             if name == "backward":
                 broken &= ~near_root
             assert not broken.any(), (formula, name, dtype.name, x[broken][:5])
@@ -157,7 +145,9 @@ def test_the_rules_alone_fail_where_the_table_says(formula, direction, x, layers
         with np.errstate(over="ignore"):  # 1e300 is inf in float32
             point = np.array([x], dtype=dtype)
         got = numpy_function(stable)(point.copy())
-        broken |= bool(_breaks(got, exact(mpmath_function(truth), point), dtype)[0])
+        broken |= bool(
+            breaks_contract(got, exact(mpmath_function(truth), point), dtype)[0]
+        )
     assert broken
 
 
@@ -228,21 +218,6 @@ def test_every_target_prints_the_regimes(target):
 # -- property: random formulas -----------------------------------------------------
 
 
-def _formulas(depth):
-    leaf = st.sampled_from(["x", "x", "2.5", "0.5"])
-    if depth == 0:
-        return leaf
-    sub = _formulas(depth - 1)
-    return st.one_of(
-        leaf,
-        st.builds(lambda f, u: f"{f}({u})", st.sampled_from(UNARY), sub),
-        st.builds(
-            lambda u, op, v: f"({u} {op} {v})", sub, st.sampled_from("+-*/"), sub
-        ),
-        st.builds(lambda u: f"({u})**2", sub),
-    )
-
-
 _FAR = np.concatenate([np.geomspace(1.0, 1e300, 30), np.geomspace(20.0, 1000.0, 15)])
 
 
@@ -251,7 +226,7 @@ _FAR = np.concatenate([np.geomspace(1.0, 1e300, 30), np.geomspace(20.0, 1000.0, 
     max_examples=25, deadline=None, derandomize=True, database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )  # fmt: skip
-@given(_formulas(2))
+@given(formulas(2, leaves=("x", "x", "2.5", "0.5"), selects=False))
 def test_random_formulas_are_finite_wherever_the_truth_is(formula):
     """For formulas from the fuzz generator: no NaN or inf from forward or
     backward, in float64 or float32, where mpmath's value is finite, out to
