@@ -62,7 +62,7 @@ DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 def _grid(dtype: np.dtype, extra: float) -> np.ndarray:
     top = float(np.finfo(dtype).max)
     magnitudes = np.concatenate(
-        [np.geomspace(1e-9, top / 2, 160), np.geomspace(10.0, 1000.0, 60), [top]]
+        [np.geomspace(1e-9, top / 2, 70), np.geomspace(10.0, 1000.0, 30), [top]]
     )
     with np.errstate(over="ignore"):
         x = np.concatenate([magnitudes, -magnitudes, [extra]]).astype(dtype)
@@ -74,7 +74,7 @@ def _roots(derivative, x: np.ndarray) -> np.ndarray:
     form loses relative accuracy, and the audit says so (`test_precision`)."""
     function = mpmath_function(derivative)
     near = np.zeros(x.shape, dtype=bool)
-    points = np.linspace(-50.0, 50.0, 2001)
+    points = np.linspace(-50.0, 50.0, 401)
     values = [function(mpmath.mpf(float(p))) for p in points]
     for a, fa, fb in zip(points, values, values[1:], strict=False):
         if fa == 0 or fa * fb < 0:
@@ -131,12 +131,12 @@ def test_a_formula_keeps_the_contract_out_to_the_float_limits(formula, layers):
 @pytest.mark.parametrize(
     "formula, direction, x", FORMULAS, ids=[f"{f}-{d}-{x:g}" for f, d, x in FORMULAS]
 )
-def test_the_rules_alone_fail_where_the_table_says(formula, direction, x, layers):
+def test_the_rules_alone_fail_where_the_table_says(formula, direction, x):
     """The table's inputs are failures the regimes (or the near-point rules)
     repair, not inputs that any form gets right: the rewrite rules alone,
     without regimes, break the contract there in float64 or float32."""
-    act, _, derivation = layers(formula)
-    truth = act.expr if direction == "forward" else derivation.derivative
+    act = symgrad.parse(formula, name="F")
+    truth = act.expr if direction == "forward" else sympy.diff(act.expr, X)
     stable = stabilize(truth)
     if stable.has(symgrad.functions.near_zero) or "cos" in formula:
         pytest.skip("repaired by a rule: the series near 0, or the half angle")
@@ -223,7 +223,7 @@ _FAR = np.concatenate([np.geomspace(1.0, 1e300, 30), np.geomspace(20.0, 1000.0, 
 
 @pytest.mark.slow
 @settings(
-    max_examples=25, deadline=None, derandomize=True, database=None,
+    max_examples=15, deadline=None, derandomize=True, database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )  # fmt: skip
 @given(formulas(2, leaves=("x", "x", "2.5", "0.5"), selects=False))
