@@ -119,7 +119,7 @@ def _with_regimes(derivation: Derivation) -> tuple[sympy.Basic, sympy.Basic]:
     act, regimes = derivation.activation, derivation.regimes
     forward = stabilize(act.expr, act.prefer)
     local_grad = stabilize(derivation.plan.local_grad, act.prefer)
-    if regimes is None:
+    if regimes is None or regimes.forward is None:
         return forward, local_grad
     if regimes.backward is not None:
         local_grad = regimes.backward.expr

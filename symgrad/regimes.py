@@ -329,9 +329,10 @@ class _Search:
 
 @dataclass(frozen=True)
 class LayerRegimes:
-    """A layer's regimes: forward's, and backward's where it reads only x."""
+    """A layer's regimes: forward's, and backward's where it reads only x;
+    neither where no search was made (``skipped`` says why)."""
 
-    forward: Regimes
+    forward: Regimes | None
     backward: Regimes | None = None
     #: Why no search was made, if none was.
     skipped: str = ""
@@ -339,7 +340,9 @@ class LayerRegimes:
     @property
     def chosen(self) -> tuple[tuple[str, Regime], ...]:
         """(direction, regime) for each regime chosen."""
-        found = [("forward", r) for r in self.forward.chosen]
+        found = []
+        if self.forward is not None:
+            found += [("forward", r) for r in self.forward.chosen]
         if self.backward is not None:
             found += [("backward", r) for r in self.backward.chosen]
         return tuple(found)
@@ -413,15 +416,15 @@ def layer_regimes(act: Activation, plan: BackwardPlan) -> LayerRegimes:
     """The regimes of an activation's layer: searched for forward, and for
     backward where its plan reads only x.  `symgrad.derivation` asks once and
     keeps the answer in the `Derivation`."""
-    forward = stabilize(act.expr, act.prefer)
     if is_builtin(act):
-        return LayerRegimes(Regimes(forward), skipped="a catalog layer, audited")
+        return LayerRegimes(None, skipped="a catalog layer, audited")
     if act.expr.free_symbols != {X}:
         names = ", ".join(sorted(p.name for p in act.params))
         return LayerRegimes(
-            Regimes(forward),
+            None,
             skipped=f"the formula has parameters ({names}), whose values can change",
         )
+    forward = stabilize(act.expr, act.prefer)
     backward = None
     if plan.saves == "input" and not plan.param_grads:
         backward = with_regimes(stabilize(plan.local_grad, act.prefer), plan.local_grad)
