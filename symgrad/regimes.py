@@ -6,11 +6,14 @@ x*atan(exp(x)) has the slope atan(exp(x)) + x*exp(x)/(exp(2x) + 1), which is
 inf*0 = NaN beyond x = 710; log(cosh(x) + 1) is inf beyond 711.  This stage
 finds such failures by measurement and repairs them, for any formula in x:
 
-1. **Measure.** The stable form, printed for NumPy, is run on a grid log-spaced
-   from 1 to each dtype's largest number (both signs, dense where exp(|x|)
-   leaves float32 and float64) in float64 and float32, and compared with the
-   formula in mpmath (`symgrad.oracle`) by the layer contract: finite where the
-   truth is finite, within `CONTRACT` relative where it is a normal float.
+1. **Measure.** The stable form, printed for NumPy, is run on a grid
+   log-spaced from each dtype's smallest normal number to its largest (both
+   signs, dense on 0.5..2000, where exp(|x|) leaves float32 and float64) in
+   float64 and float32, and compared with the formula in mpmath
+   (`symgrad.oracle`) by the layer contract: finite where the truth is finite,
+   within `CONTRACT` relative where it is a normal float, and no overflow or
+   invalid warning there.  A cheap screen comes first (`_plainly_fine`): a
+   form with no sign of failing costs no mpmath.
 2. **Expand.** On a side where it fails, the formula is written in exp, every
    exp(a*x + b) whose argument grows becomes exp(b)*t**(-a*side) with t =
    exp(-|x|), and SymPy expands it in t at 0 with x held fixed: sum c_k(x)
@@ -29,6 +32,11 @@ finds such failures by measurement and repairs them, for any formula in x:
    outside it.  It is measured again on the whole grid, and kept only if it
    fails nowhere the stable form passed and fails less.  The candidate with
    the fewest failures left wins, the fewer terms on a tie.
+
+Where it fails near 0, a polynomial about 0 fitted to the whole formula
+(`symgrad.series.near_zero_series`) takes over up to where the formula is more
+than 4 ulps off.  An output form that is NaN or inf far out is refused
+(`output_form_breaks`).
 
 The NumPy target's readable printer is the reference evaluator; the other
 targets print the same expression, clamps and select with their own functions.
