@@ -456,8 +456,8 @@ def _check(args: argparse.Namespace) -> int:
         chosen = _regime_lines(acts, [args.prefer] if args.prefer else PREFERENCES)
         if chosen:
             print()
-            print("regimes: beyond a switch point, an asymptotic form (verified worst")
-            print("error beyond it):")
+            print("regimes: where the formula as written fails, another form (its")
+            print("verified worst error there):")
             print("\n".join(chosen))
         broken = failure_lines(audited)
         if broken:

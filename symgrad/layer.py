@@ -233,8 +233,9 @@ def _regime_lines(derivation: Derivation) -> list[str]:
         return []
     lines = [
         "",
-        "Where the formula as written fails (NaN, inf or lost digits far out), "
-        "an asymptotic form takes over, found and verified on a grid by symgrad:",
+        "Where the formula as written fails (NaN, inf or lost digits, far out or "
+        "near 0), another form takes over, found and verified on a grid by "
+        "symgrad:",
     ]
     for direction, regime in regimes.chosen:
         lines += textwrap.wrap(

@@ -364,7 +364,7 @@ class LayerRegimes:
                 parts.append(f"{direction} {', '.join(ranges)}")
         if not parts:
             return ""
-        return "; ".join(parts) + " (asymptotic forms; symgrad check lists them)"
+        return "; ".join(parts) + " (symgrad check lists the forms)"
 
     def lines(self) -> list[str]:
         """One line per regime chosen and per failure left."""
