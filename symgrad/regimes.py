@@ -245,16 +245,22 @@ class _Search:
             int(b.sum()) for b in before.values()
         ):
             return None
-        worst = []
-        evaluate = numpy_function(combined)
+        worst = self.worst(combined, lambda x: np.abs(x) < switch)
+        regime = Regime(0, switch, X**order, len(coefficients), worst)
+        return regime, combined, after
+
+    def worst(self, expr, where) -> tuple[tuple[str, float], ...]:
+        """Per dtype, ``expr``'s worst error in ulps on the grid points
+        ``where(x)`` selects: what a regime reports as verified."""
+        evaluate = numpy_function(expr)
+        found = []
         for dtype, x in self.points.items():
-            inside = np.abs(x) < switch
+            inside = where(x)
             errors = ulps(
                 evaluate(x[inside].copy()), _at(self.exact[dtype], inside), dtype
             )
-            worst.append((dtype.name, float(errors.max(initial=0.0))))
-        regime = Regime(0, switch, X**order, len(coefficients), tuple(worst))
-        return regime, combined, after
+            found.append((dtype.name, float(errors.max(initial=0.0))))
+        return tuple(found)
 
     def failing(self, expr) -> dict[np.dtype, np.ndarray]:
         """Per dtype, where ``expr`` breaks the contract on the grid: a wrong
@@ -301,15 +307,8 @@ class _Search:
             (a & ~b).any() for a, b in zip(after.values(), before.values(), strict=True)
         ):
             return None
-        worst = []
-        evaluate = numpy_function(printed)
-        for dtype, x in self.points.items():
-            beyond = side * x > switch
-            errors = ulps(
-                evaluate(x[beyond].copy()), _at(self.exact[dtype], beyond), dtype
-            )
-            worst.append((dtype.name, float(errors.max(initial=0.0))))
-        regime = Regime(side, switch, form, terms, tuple(worst))
+        worst = self.worst(printed, lambda x: side * x > switch)
+        regime = Regime(side, switch, form, terms, worst)
         return regime, piece, combined, after
 
     def switch(self, side, form) -> float | None:
