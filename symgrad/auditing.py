@@ -9,10 +9,11 @@ precision raised until two evaluations agree (x - tanh(x) at 1e-300 needs 600
 digits).  Errors are in ulps of the exact value, counted only where it is a
 normal float of the dtype; a non-finite result there counts as infinitely far.
 
-Near a root of f' every form loses relative accuracy to cancellation; those
-points are audited but reported apart (``near_roots``) and left out of the
-verdict, as is the range where the `memory` policy's output form loses
-(`symgrad.conditioning`), which the audit states instead.
+Near a root of f' a sum of terms loses relative accuracy to cancellation; the
+layers fit a polynomial about each root they find (`symgrad.series`), and the
+verdict counts those points too; their worst error is also shown apart
+(``near_roots``).  The range where the `memory` policy's output form loses
+(`symgrad.conditioning`) is left out of the verdict, and the audit states it.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ from .plan import kink_values
 #: rounded once, 1.
 BOUND, ERF_BOUND, FLOAT16_BOUND = 4.0, 64.0, 1.0
 #: Near a root r of f', within NEAR_ROOT * max(|r|, 1), the terms of f' cancel
-#: and every form loses relative accuracy (mish: 10 ulps at 0.2 from its root);
-#: those points are reported apart (``near_roots``), not in the verdict.
+#: (Mish's by 10x at 0.2 from its root); the worst error there is also
+#: reported apart (``near_roots``), and a failure there names its cause.
 NEAR_ROOT = 0.25
 #: The dtypes an audit can measure, and those it measures unless asked.
 DTYPES = ("float64", "float32", "float16")
@@ -197,7 +198,7 @@ def _audit_one(act: Activation, dtype: np.dtype, oracle: _Oracle, fast: bool):
         prefer=act.prefer,
         dtype=dtype.name,
         forward=_summary(x, forward),
-        backward=_summary(x[~(near | inside)], backward[~(near | inside)]),
+        backward=_summary(x[~inside], backward[~inside]),
         loss=describe(lossy),
         bytes_per_element=_bytes_cached(layer, dtype),
         bound=bound,

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import mpmath
 import sympy
 
+from .functions import near_root, near_zero
 from .model import X
 from .verify import evaluate_fixed
 
@@ -145,6 +146,10 @@ class _Conditioning:
     """cond(x) of one form, evaluated in 30 digits."""
 
     def __init__(self, form, reads, truth, values) -> None:
+        # A fitted polynomial reads x alone; as a select, SymPy differentiates it.
+        form = form.replace(
+            lambda e: isinstance(e, (near_root, near_zero)), lambda e: e.as_piecewise()
+        )
         self.form, self.reads, self.truth = form, dict(reads), truth
         self.partials = {v: sympy.diff(form, v) for v in reads}
         self.env = {s: mpmath.mpf(v) for s, v in values.items()}

@@ -321,6 +321,75 @@ class near_zero(sympy.Function):  # noqa: N801
         return _power(printer._print(self.args[0]), exp)
 
 
+class minus_root(sympy.Function):  # noqa: N801
+    """u - r for r = hi + mid + lo + rest, computed in that order.
+
+    hi has 11 bits, mid 24 and lo 53, so near r every subtraction but the
+    last is exact in float16, float32 and float64 alike (Sterbenz): u - r
+    keeps its relative precision where u is within an ulp of r, which u -
+    float(r) does not (r is needed to 1e-33 there).  SymPy would fold the
+    constants into one.
+    """
+
+    nargs = 5
+
+    def _eval_evalf(self, prec):
+        u, *parts = self.args
+        return (u - sympy.Add(*parts)).evalf(prec_to_dps(prec))
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _sympystr(self, printer):
+        root = sum(map(float, self.args[1:]))
+        sign = "-" if root >= 0 else "+"
+        return f"({printer._print(self.args[0])} {sign} {abs(root)!r})"
+
+
+class near_root(sympy.Function):  # noqa: N801
+    """far, except where lower < u < upper: (u - r)*P(s) there, with s = u
+    mapped onto [-1, 1] and r the sum's root in the window, in four parts.
+
+    `symgrad.series.series_near_root` builds it for a sum whose terms cancel
+    at a root (Mish's slope at -1.19); the arguments are (far, u, *the root's
+    parts (`minus_root`), lower, upper, *coefficients of P, lowest first).
+    The polynomial reads u clipped to the window, so it cannot overflow.
+    """
+
+    @property
+    def root(self) -> tuple[float, float, float, float]:
+        return tuple(float(c) for c in self.args[2:6])
+
+    @property
+    def window(self) -> tuple[float, float]:
+        return float(self.args[6]), float(self.args[7])
+
+    @property
+    def coefficients(self) -> tuple[float, ...]:
+        return tuple(float(c) for c in self.args[8:])
+
+    def as_piecewise(self) -> sympy.Piecewise:
+        far, u, hi, mid, lo, rest, lower, upper, *coefficients = self.args
+        near = clip(u, lower, upper)
+        s = near * (2 / (upper - lower)) - (upper + lower) / (upper - lower)
+        horner = sympy.S.Zero
+        for c in reversed(coefficients):
+            horner = c + s * horner
+        inside = sympy.And(u > lower, u < upper)
+        return sympy.Piecewise(
+            (minus_root(near, hi, mid, lo, rest) * horner, inside), (far, True)
+        )
+
+    def _eval_evalf(self, prec):
+        return self.as_piecewise()._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer, exp=None):
+        return _power(printer._print(self.args[0]), exp)
+
+
 class _OfPolynomial(sympy.Function):
     """f(P) for a polynomial P in v with exact coefficients: the arguments are
     (P, v, beyond, hi_0, lo_0, hi_1, lo_1, ...), each coefficient c_k = hi_k +

@@ -42,10 +42,11 @@ class Times(sympy.Function):
 
 
 def root_factored(expr: sympy.Expr) -> sympy.Mul | None:
-    """``c*u + b`` as ``(u + b/c)*c`` (unevaluated), where c > 0 and b/c is a whole
-    number: the sum is then exact near its root and rounds once after, where
+    """``c*u + b`` as ``(u + b/c)*c`` (unevaluated), where c > 0 and b/c is a
+    float: the sum is then exact near its root and rounds once after, where
     ``c*u + b`` cancels (Hardsigmoid's x/6 + 1/2 at x = -3 + 1e-15 lost 2e15
-    ulps; (x + 3)/6 keeps them).  None for any other expression."""
+    ulps; (x + 3)/6 keeps them; Hardswish's slope x/3 + 1/2 is (x + 1.5)/3).
+    None for any other expression."""
     if not isinstance(expr, sympy.Add) or len(expr.args) != 2:
         return None
     b, term = expr.as_coeff_Add()
@@ -53,7 +54,7 @@ def root_factored(expr: sympy.Expr) -> sympy.Mul | None:
     if not (b.is_Rational and b != 0 and c.is_Rational and c > 0 and c != 1):
         return None
     root = b / c
-    if not (root.is_Integer and abs(root) < 2**53) or isinstance(u, sympy.Add):
+    if sympy.Rational(float(root)) != root or isinstance(u, sympy.Add):
         return None
     return sympy.Mul(sympy.Add(u, root, evaluate=False), c, evaluate=False)
 
@@ -350,6 +351,17 @@ class LayerPrinter(NumPyPrinter):
         if scale != 1:
             arguments.append(self._print(sympy.Float(scale)))
         return f"_tail_product({', '.join(arguments)})"
+
+    def _print_minus_root(self, expr) -> str:
+        """u - r as ((u - hi) - mid) - lo, in that order (functions.minus_root)."""
+        u, *parts = expr.args
+        result = self._print(u)
+        for part in parts:
+            value = float(part)
+            if value != 0:
+                sign = "-" if value > 0 else "+"
+                result = f"({result} {sign} {_float_literal(abs(value))})"
+        return result
 
     def _print_nearest(self, expr) -> str:
         """u to the nearest multiple of a power-of-2 step, exactly."""

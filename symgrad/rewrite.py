@@ -18,8 +18,9 @@ returns None where it does not apply.  No rule knows which activation it serves;
 - last, `rounded_polynomial_arguments` (exp or sigmoid of a polynomial whose
   rounding the helpers correct, GELU's tanh form), `tail_products` (a product
   whose factor is subnormal where the product is not, such as x*sigmoid(x) at
-  x = -714), `symgrad.series.series_near_zero`
-  (a fitted polynomial where a sum's terms cancel at 0) and `scaled_arguments`
+  x = -714), `symgrad.series.series_near_zero` and `series_near_root`
+  (a fitted polynomial where a sum's terms cancel at 0 or at a root, as Mish's
+  slope does at -1.19) and `scaled_arguments`
   (a parameter times the input, as a function's argument, whose overflow to inf
   is its right rounding).
 
@@ -45,6 +46,7 @@ from .functions import (
     erfc,
     exp_of_polynomial,
     finite,
+    near_root,
     near_zero,
     nearest,
     scaled,
@@ -56,7 +58,7 @@ from .functions import (
     tame,
 )
 from .model import X, Y
-from .series import series_near_zero
+from .series import series_near_root, series_near_zero
 from .tidy import tidy
 from .verify import evaluate_fixed
 
@@ -861,7 +863,7 @@ def scaled_arguments(expr: sympy.Basic) -> sympy.Basic | None:
     scaled(u, p, ...) (`symgrad.functions.scaled`), for a parameter p (or a
     number, where p*u leaves float64 at x = +-max) and an array expression u: where the product overflows, +-inf is its rounding and
     the function's limit the true result, so the overflow is not an error."""
-    if isinstance(expr, (clip, finite, tame, nearest, scaled, near_zero)):
+    if isinstance(expr, (clip, finite, tame, nearest, scaled, near_zero, near_root)):
         return None
     if isinstance(expr, (sigmoid_of_polynomial, exp_of_polynomial)):
         u, *rest = expr.args  # the rest are its variable and its coefficients
@@ -949,8 +951,13 @@ def stabilize(expr: sympy.Basic, prefer: str = "memory") -> sympy.Basic:
         exact = _top_down(clipped, rounded_polynomial_arguments, descend=True)
         products = _top_down(exact, tail_products, descend=True)
         return _top_down(
-            _top_down(products, series_near_zero), scaled_arguments, descend=True
+            _top_down(products, _cancelling_sums), scaled_arguments, descend=True
         )
+
+
+def _cancelling_sums(expr: sympy.Expr) -> sympy.Expr | None:
+    """A sum whose terms cancel at 0, else one whose terms cancel at a root."""
+    return series_near_zero(expr) or series_near_root(expr)
 
 
 def _top_down(expr: sympy.Basic, rule: Rule, descend: bool = False) -> sympy.Basic:

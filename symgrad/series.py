@@ -1,4 +1,4 @@
-"""A polynomial where a sum's terms cancel at 0: the series regime.
+"""A polynomial where a sum's terms cancel at 0 or at a root: the series regimes.
 
 x - tanh(x) is x**3/3 to leading order but is computed as the difference of two
 numbers near x: it loses a digit per decade of x below 1 and is 0 below 1e-8.
@@ -9,18 +9,28 @@ order and parity at 0, picks the switch point where the terms cancel by at most
 digits, Chebyshev) to the smallest degree that reaches `_FIT_ERROR`.  The result
 is `symgrad.functions.near_zero`, which the printers compute only on the
 elements below the switch.  `symgrad.rewrite.stabilize` applies it last.
+
+A sum can also cancel where it crosses 0 away from 0: Mish's slope, tanh(sp)
++ x*sech(sp)**2*sigmoid(x), is 0 at x = -1.19 where each term is 0.3, and is
+off there by the terms' ulps over its own size (1e16 ulps at the root, 5 at
+-2).  `series_near_root` finds such roots by a sign change of the sum, takes
+the window where the terms cancel by more than 1.5 (or 2, 3 ...), and fits
+the sum there as (x - r)*P(s): r to 140 bits, so that x - r keeps its digits
+(`symgrad.functions.minus_root`), and P in Chebyshev points to what float64
+Horner evaluation keeps to two ulps.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import mpmath
 import sympy
 
 from .budgets import attempt
-from .functions import blend, clip, near_zero
+from .functions import blend, clip, near_root, near_zero
 from .model import X, Y
 from .verify import evaluate_fixed
 
@@ -44,7 +54,7 @@ def series_near_zero(expr: sympy.Expr) -> sympy.Expr | None:
     if not isinstance(expr, sympy.Add) or len(expr.free_symbols) != 1:
         return None
     (v,) = expr.free_symbols
-    if v not in (X, Y) or expr.has(sympy.Piecewise, blend, near_zero):
+    if v not in (X, Y) or expr.has(sympy.Piecewise, blend, near_zero, near_root):
         return None
     if not all(_open_around_zero(c) for c in expr.atoms(clip)):
         return None
@@ -203,3 +213,241 @@ def _horner_exact(coefficients, u):
     for c in reversed(coefficients):
         total = total * u + mpmath.mpf(c)
     return total
+
+
+#: The cancellations from which a sum about its root is fitted instead, the
+#: first whose window a polynomial fits: beyond 1.5 the terms' 2-3 ulps each
+#: would exceed the 4-ulp bound; a wide window can need more terms than fit.
+_ROOT_CANCELLATIONS = (1.5, 2.0, 3.0, 4.0, 8.0)
+#: Where roots are looked for (a sign change between neighbours), and the most
+#: a sum may have there (a periodic one has more: it is left as it is).
+_ROOT_SCAN, _ROOT_STEP, _MAX_ROOTS = 20.0, 0.25, 4
+#: Window ends are multiples of this, and at most this far from the root.
+_WINDOW_STEP, _WINDOW_REACH = 1 / 16, 8.0
+#: Chebyshev points of the fit, the largest degree kept, and the relative
+#: error float64 Horner evaluation of the rounded polynomial must keep.
+_ROOT_NODES, _ROOT_MAX_DEGREE, _ROOT_FIT_ERROR = 64, 40, 4.5e-16
+
+
+def series_near_root(expr: sympy.Expr) -> sympy.Expr | None:
+    """A sum in x whose terms cancel where it crosses 0 -> (x - r)*P there.
+
+    Mish's slope is the sum of two terms of 0.3 that cancel at x = -1.19, and
+    their few ulps each become 1e16 ulps of the sum at the root and 5 at -2.
+    Each root (a sign change on [-20, 20]) gets a `symgrad.functions.near_root`
+    on the window where the terms cancel by more than `_ROOT_CANCELLATIONS`.
+    A line is left to the printers, which factor it about its root.
+    """
+    if not isinstance(expr, sympy.Add) or expr.free_symbols != {X}:
+        return None
+    if expr.has(sympy.Piecewise, blend, near_zero, near_root):
+        return None
+    if _line(expr):
+        return None  # the printers factor it about its root (`root_factored`)
+    return attempt(
+        "fitting a polynomial about a root of a sum",
+        lambda: _series_near_roots(expr),
+        lambda: None,
+        share=0.2,
+    )
+
+
+def _line(expr) -> bool:
+    """Whether expr is a*x + b with numbers a and b."""
+    if not expr.is_polynomial(X):
+        return False
+    poly = sympy.Poly(expr, X)
+    return poly.degree() == 1 and all(c.is_number for c in poly.all_coeffs())
+
+
+def _series_near_roots(expr):
+    roots = _roots(expr)
+    if not roots or len(roots) > _MAX_ROOTS:
+        return None
+    result = expr
+    bounds = [-math.inf, *((a + b) / 2 for a, b in itertools.pairwise(roots)), math.inf]
+    for root, (left, right) in zip(roots, itertools.pairwise(bounds), strict=True):
+        fitted = _about_root(expr, root, left, right)
+        if fitted is not None:
+            parts, (lower, upper), coefficients = fitted
+            constants = map(sympy.Float, (*parts, lower, upper, *coefficients))
+            result = near_root(result, X, *constants)
+    return None if result is expr else result
+
+
+def _roots(expr) -> list[mpmath.mpf]:
+    """The sum's roots on [-_ROOT_SCAN, _ROOT_SCAN] where its terms cancel,
+    each found from a sign change and refined to 50 digits (bisection)."""
+    count = round(2 * _ROOT_SCAN / _ROOT_STEP)
+    points = [-_ROOT_SCAN + k * _ROOT_STEP for k in range(count + 1)]
+    values = [evaluate_fixed(expr, {X: p}, digits=20) for p in points]
+    roots = []
+    for (a, fa), (b, fb) in itertools.pairwise(zip(points, values, strict=True)):
+        if fa is None or fb is None:
+            continue
+        if fa == 0:
+            roots.append(mpmath.mpf(a))
+        elif fa * fb < 0:
+            roots.append(_bisected(expr, a, b, fa))
+        if len(roots) > _MAX_ROOTS:
+            break
+    return [r for r in roots if _cancels_at(expr, r)]
+
+
+def _bisected(expr, a: float, b: float, fa) -> mpmath.mpf:
+    with mpmath.workdps(50):
+        low, high, sign = mpmath.mpf(a), mpmath.mpf(b), mpmath.sign(fa)
+        for _ in range(170):  # 2**-170 of a step: below 50 digits
+            middle = (low + high) / 2
+            value = evaluate_fixed(expr, {X: middle}, digits=60)
+            if value is None or value == 0:
+                return middle
+            if mpmath.sign(value) == sign:
+                low = middle
+            else:
+                high = middle
+        return (low + high) / 2
+
+
+def _cancels_at(expr, root) -> bool:
+    """Whether the terms are not 0 themselves where the sum is (x*(x + 1)
+    expanded is x**2 + x: its terms vanish at 0, they do not cancel there)."""
+    nearby = _cancellation(expr, X, root + mpmath.mpf(10) ** -6)
+    return nearby is not None and nearby > 1e3
+
+
+def _about_root(expr, root, left, right):
+    """((root in four parts), (lower, upper), P's coefficients) for the window
+    about root inside (left, right), or None if no polynomial fits it.  A
+    window whose polynomial is too long or loses digits in Horner evaluation
+    is narrowed (a larger cancellation threshold) until one fits."""
+    for threshold in _ROOT_CANCELLATIONS:
+        window = _window(expr, root, threshold, left, right)
+        if window is None:
+            return None
+        coefficients = _fitted_about(expr, root, *window)
+        if coefficients is not None:
+            return _split_root(root), window, coefficients
+    return None
+
+
+def _window(expr, root, threshold, left, right):
+    """(lower, upper): multiples of `_WINDOW_STEP` beyond which the terms
+    cancel by at most threshold, within (left, right) and `_WINDOW_REACH`."""
+    ends = []
+    for direction in (-1, 1):
+        end = mpmath.mpf(round(float(root) / _WINDOW_STEP)) * _WINDOW_STEP
+        limit = left if direction < 0 else right
+        while abs(end - root) < _WINDOW_REACH:
+            end += direction * _WINDOW_STEP
+            if (end - limit) * direction >= 0:
+                end = mpmath.mpf(limit) - direction * _WINDOW_STEP
+                break
+            ratio = _cancellation(expr, X, end)
+            if ratio is not None and ratio <= threshold:
+                break
+        ends.append(float(end))
+    lower, upper = ends
+    return (lower, upper) if lower < float(root) < upper else None
+
+
+def _fitted_about(expr, root, lower: float, upper: float):
+    """Coefficients (lowest first) of P with expr = (x - root)*P(s), s = x
+    mapped from [lower, upper] onto [-1, 1], or None.  P interpolates in
+    `_ROOT_NODES` Chebyshev points (40 digits, more where x is near root) and
+    keeps the fewest terms whose tail is below 1e-17 of |P|; the rounded
+    coefficients must hold `_ROOT_FIT_ERROR` in float64 Horner evaluation."""
+    with mpmath.workdps(40):
+        centre = (mpmath.mpf(lower) + upper) / 2
+        half = (mpmath.mpf(upper) - lower) / 2
+
+        def quotient(s):
+            x = centre + half * s
+            distance = abs(x - root)
+            if distance < mpmath.mpf(10) ** -30:
+                x, distance = root + mpmath.mpf(10) ** -30, mpmath.mpf(10) ** -30
+            lost = max(0, int(-mpmath.log10(distance)) + 1)
+            value = evaluate_fixed(expr, {X: x}, digits=40 + lost)
+            return None if value is None else value / (x - root)
+
+        n = _ROOT_NODES
+        angles = [mpmath.pi * (k + mpmath.mpf(1) / 2) / n for k in range(n)]
+        values = [quotient(mpmath.cos(a)) for a in angles]
+        if None in values or 0 in values:
+            return None
+        series = [
+            2
+            * mpmath.fsum(
+                v * mpmath.cos(j * a) for v, a in zip(values, angles, strict=True)
+            )
+            / n
+            for j in range(n)
+        ]
+        series[0] /= 2
+        smallest = min(abs(v) for v in values)
+        degree = next(
+            (
+                k
+                for k in range(min(n - 1, _ROOT_MAX_DEGREE + 1))
+                if mpmath.fsum(abs(c) for c in series[k + 1 :]) < 1e-17 * smallest
+            ),
+            None,
+        )
+        if degree is None:
+            return None
+        coefficients = [float(c) for c in _monomial(series[: degree + 1])]
+        checks = [mpmath.mpf(k) / 100 - 1 for k in range(201)]
+        for s in checks:
+            exact = quotient(s)
+            if exact is None or abs(
+                _horner_float64(coefficients, float(s)) - exact
+            ) > _ROOT_FIT_ERROR * abs(exact):
+                return None
+    return coefficients
+
+
+def _monomial(series):
+    """Chebyshev coefficients -> monomial ones, lowest power first (mpmath)."""
+    previous, current = [mpmath.mpf(1)], [mpmath.mpf(0), mpmath.mpf(1)]
+    total = [series[0]] + [mpmath.mpf(0)] * (len(series) - 1)
+    for k, c in enumerate(series[1:], start=1):
+        if k > 1:
+            previous, current = (
+                current,
+                [
+                    2 * a - b
+                    for a, b in itertools.zip_longest(
+                        [mpmath.mpf(0), *current], previous, fillvalue=mpmath.mpf(0)
+                    )
+                ],
+            )
+        for i, t in enumerate(current):
+            total[i] += c * t
+    return total
+
+
+def _horner_float64(coefficients, s: float) -> mpmath.mpf:
+    """P(s) as float64 arithmetic computes it (each step rounded)."""
+    total = 0.0
+    for c in reversed(coefficients):
+        total = total * s + c
+    return mpmath.mpf(total)
+
+
+def _split_root(root) -> tuple[float, float, float, float]:
+    """root as hi + mid + lo + rest of 11, 24, 53 and 53 bits, so that x - hi,
+    - mid and - lo are exact near root in float16, float32 and float64 alike;
+    the x nearest a root can be 1e-17 from it, so r is needed to 1e-33."""
+    with mpmath.workdps(50):
+        parts, left = [], root
+        for bits in (11, 24, 53):
+            parts.append(_rounded_to_bits(left, bits))
+            left -= parts[-1]
+        return (*map(float, parts), float(left))
+
+
+def _rounded_to_bits(value, bits: int) -> mpmath.mpf:
+    if value == 0:
+        return mpmath.mpf(0)
+    exponent = int(mpmath.floor(mpmath.log(abs(value), 2))) - bits + 1
+    return mpmath.nint(value / mpmath.mpf(2) ** exponent) * mpmath.mpf(2) ** exponent

@@ -27,6 +27,8 @@ from .functions import (
     erfc,
     exp_of_polynomial,
     finite,
+    near_root,
+    near_zero,
     scaled_erfc,
     sigmoid,
     sigmoid_of_polynomial,
@@ -125,6 +127,10 @@ def _in_output_and_part(forward, derivative, part, values) -> sympy.Expr | None:
     needs no x; y is wrapped in `finite` so y = inf (x = inf) times 1 - s = 0 cannot
     make NaN."""
     plain_forward, plain_derivative = _unclipped(forward), _unclipped(derivative)
+    if plain_derivative.has(near_root, near_zero):
+        # Its polynomial reads x - r: x recomputed from y and s is an ulp or
+        # two off, and near r that is all of x - r.
+        return None
     try:
         solutions = sympy.solve(sympy.Eq(Y, plain_forward), X)
     except (NotImplementedError, ValueError, TypeError):

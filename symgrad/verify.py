@@ -290,8 +290,11 @@ def _walk(expr, env):
         if upper != sympy.oo:
             value = min(value, _walk(upper, env))
         return value if lower == -sympy.oo else max(value, _walk(lower, env))
-    if name in ("blend", "near_zero"):
+    if name in ("blend", "near_zero", "near_root"):
         return _walk(expr.as_piecewise(), env)
+    if name == "minus_root":  # u - (hi + mid + lo), exactly
+        u, *parts = (_walk(a, env) for a in expr.args)
+        return u - mpmath.fsum(parts)
     if name == "scaled_erfc":
         return _walk(expr.as_erfc(), env)
     if name in ("scaled", "tail_product"):

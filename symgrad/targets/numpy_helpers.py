@@ -517,6 +517,35 @@ def _near_zero_into(u, switch, order, coefficients, *, out):
     return out
 
 
+def _near_root(far, u, root, window, coefficients):
+    """far, except where window[0] < u < window[1]: there (u - r)*P(s), the
+    polynomial symgrad fitted where the terms of far cancel about their root r
+    (Mish's slope, two terms of 0.3 that cancel at u = -1.19)."""
+    out = np.array(far, dtype=np.result_type(far, u))
+    return _near_root_into(u, root, window, coefficients, out=out)
+
+
+def _near_root_into(u, root, window, coefficients, *, out):
+    """Where window[0] < u < window[1], out = (u - r)*P(s) with s = u mapped
+    onto [-1, 1]; elsewhere out is left as it is (the sum).  r is given in
+    parts of 11, 24, 53 and 53 bits: near r, subtracting them in turn is exact
+    in any float dtype but for the last, so u - r keeps its digits where u is
+    an ulp from r.  float32 elements are evaluated in float64 and rounded
+    once: P's terms would otherwise add a few float32 ulps."""
+    lower, upper = window
+    near = np.flatnonzero((u > lower) & (u < upper))
+    if near.size:
+        v = u.flat[near].astype(np.float64)
+        p = _horner(
+            v * (2.0 / (upper - lower)) - (upper + lower) / (upper - lower),
+            coefficients,
+        )
+        hi, mid, lo, rest = root
+        p *= (((v - hi) - mid) - lo) - rest
+        out.flat[near] = p
+    return out
+
+
 def _erf(u):
     """erf(u), to about 3e-15 relative (float64): u P(2u^2 - 1) for |u| <= 1
     (fitted by symgrad.approximations), sign(u) (1 - erfc(|u|)) beyond."""

@@ -581,6 +581,25 @@ class _Emitter:
         value, side = expr.args
         return self._clamp("_finite_into", value, [f"side={int(side)}"], dest)
 
+    def _near_root(self, expr, dest) -> _Operand:
+        """The sum everywhere, then (u - r)*P(s) on the elements in the
+        window only (`_near_root_into`), its coefficients a class attribute."""
+        far, u = expr.args[:2]
+        table = table_name(self.tables, expr.coefficients, "_NEAR_ROOT")
+        self.helpers.add("_near_root_into")
+        value = self.value(far, dest)
+        out = self.destination(dest, [value])
+        if value.text != out:
+            self.emit(f"np.copyto({out}, {value.text})")
+            self.release(value, keep=out)
+        near = self.value(u)
+        root = ", ".join(map(repr, expr.root))
+        window = ", ".join(map(repr, expr.window))
+        arguments = [near.text, f"({root})", f"({window})", f"self.{table}"]
+        self.emit(f"_near_root_into({', '.join(arguments)}, out={out})")
+        self.release(near)
+        return self._result(dest, out)
+
     def _near_zero(self, expr, dest) -> _Operand:
         """The sum everywhere, then the polynomial on the elements near 0 only
         (`_near_zero_into`), its coefficients a class attribute."""

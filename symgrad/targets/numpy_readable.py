@@ -34,6 +34,7 @@ from ..functions import (
     erfc,
     exp_of_polynomial,
     finite,
+    near_root,
     near_zero,
     sigmoid,
     sigmoid_of_polynomial,
@@ -124,6 +125,15 @@ class ReadablePrinter(LayerPrinter):
         self.helpers.add("_near_zero")
         arguments = [self._print(a) for a in (far, u, switch)] + [str(int(order))]
         return f"_near_zero({', '.join(arguments)}, self.{table})"
+
+    def _print_near_root(self, expr: near_root) -> str:
+        far, u = expr.args[:2]
+        table = table_name(self.table_names, expr.coefficients, "_NEAR_ROOT")
+        self.helpers.add("_near_root")
+        root = ", ".join(map(repr, expr.root))
+        window = ", ".join(map(repr, expr.window))
+        arguments = [self._print(far), self._print(u), f"({root})", f"({window})"]
+        return f"_near_root({', '.join(arguments)}, self.{table})"
 
     def _print_sigmoid_of_polynomial(self, expr: sympy.Function) -> str:
         """f(u) for u = P(v), by the helper that corrects u's rounding from P's
@@ -511,7 +521,8 @@ def _prepared(expr: sympy.Basic, varies, printer) -> sympy.Basic:
     expr = floats_for_constants(expr)
     if not printer.tables:
         expr = expr.replace(
-            lambda e: isinstance(e, near_zero), lambda e: e.as_piecewise()
+            lambda e: isinstance(e, (near_zero, near_root)),
+            lambda e: e.as_piecewise(),
         )
     expr = expr.replace(
         lambda r: isinstance(r, Relational) and r.rel_op not in ("==", "!="),
@@ -611,7 +622,9 @@ def class_tables(
     comment saying what the coefficients stand for."""
     found = {}
     for _, expr in (*formulas.forward, *formulas.backward):
-        for node in expr.atoms(near_zero, sigmoid_of_polynomial, exp_of_polynomial):
+        for node in expr.atoms(
+            near_zero, near_root, sigmoid_of_polynomial, exp_of_polynomial
+        ):
             found[node.coefficients] = node
         for node in expr.atoms(tail_product):
             if node.polynomial is not None:
@@ -633,6 +646,17 @@ def _table_comment(node: sympy.Function, formulas: LayerFormulas) -> str:
         return (
             f"Where |{v}| < {c}, {text(far)} cancels; there it is "
             f"{v}**{int(order)} * P(2*{v}**2/{c}**2 - 1), and these are P's "
+            "coefficients, lowest power first, fitted by symgrad in 40 digits."
+        )
+    if isinstance(node, near_root):
+        far, u = node.args[:2]
+        if formulas.shared is not None:
+            far = far.xreplace({S: formulas.shared.part})
+        v, (lower, upper) = text(u), node.window
+        return (
+            f"Where {lower!r} < {v} < {upper!r}, {text(_as_defined(far))} cancels "
+            f"about its root r = {sum(node.root)!r}; there it is ({v} - r) * "
+            f"P(s), with s = {v} mapped onto [-1, 1], and these are P's "
             "coefficients, lowest power first, fitted by symgrad in 40 digits."
         )
     if isinstance(node, tail_product):
