@@ -368,6 +368,12 @@ class near_root(sympy.Function):  # noqa: N801
     def coefficients(self) -> tuple[float, ...]:
         return tuple(float(c) for c in self.args[8:])
 
+    @property
+    def table(self) -> tuple[float, ...]:
+        """The root's parts, the window's ends and P's coefficients, in one
+        tuple: the class attribute the NumPy helpers read."""
+        return tuple(float(c) for c in self.args[2:])
+
     def as_piecewise(self) -> sympy.Piecewise:
         far, u, hi, mid, lo, rest, lower, upper, *coefficients = self.args
         near = clip(u, lower, upper)

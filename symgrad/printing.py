@@ -14,6 +14,7 @@ formula that depend on parameters only.
 from __future__ import annotations
 
 import ast
+import math
 import re
 from collections.abc import Mapping, Sequence
 
@@ -43,7 +44,8 @@ class Times(sympy.Function):
 
 def root_factored(expr: sympy.Expr) -> sympy.Mul | None:
     """``c*u + b`` as ``(u + b/c)*c`` (unevaluated), where c > 0 and b/c is a
-    float: the sum is then exact near its root and rounds once after, where
+    float (and c not a power of two, for which c*u + b is exact there already):
+    the sum is then exact near its root and rounds once after, where
     ``c*u + b`` cancels (Hardsigmoid's x/6 + 1/2 at x = -3 + 1e-15 lost 2e15
     ulps; (x + 3)/6 keeps them; Hardswish's slope x/3 + 1/2 is (x + 1.5)/3).
     None for any other expression."""
@@ -55,6 +57,8 @@ def root_factored(expr: sympy.Expr) -> sympy.Mul | None:
         return None
     root = b / c
     if sympy.Rational(float(root)) != root or isinstance(u, sympy.Add):
+        return None
+    if math.frexp(float(c))[0] == 0.5:  # c*u is exact: so is c*u + b near -b/c
         return None
     return sympy.Mul(sympy.Add(u, root, evaluate=False), c, evaluate=False)
 

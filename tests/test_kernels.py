@@ -35,6 +35,8 @@ LINE = re.compile(
     r"|_scaled_into\([\w., ]+(, divide=True)?, out=\w+\)"  # beta*x, overflow quiet
     # _near_zero_into(x, 1.55, 3, self._NEAR_ZERO, out=out): a subset, in place
     r"|_near_zero_into\(\w+, [\d.e-]+, \d+, self\._NEAR_ZERO\w*, out=\w+\)"
+    # _near_root_into(x, self._NEAR_ROOT, out=out): the window's elements
+    r"|_near_root_into\(\w+, self\._NEAR_ROOT\w*, out=\w+\)"
     # _tail_product_into(s, t0, x, out=out): the subnormal-factor elements again
     r"|_tail_product_into\([\w., ]+, out=\w+\)"
     r"|_tail_product_of_polynomial_into\([\w, ]+, self\._POLYNOMIAL\w*, out=\w+\)"

@@ -517,30 +517,28 @@ def _near_zero_into(u, switch, order, coefficients, *, out):
     return out
 
 
-def _near_root(far, u, root, window, coefficients):
-    """far, except where window[0] < u < window[1]: there (u - r)*P(s), the
+def _near_root(far, u, table):
+    """far, except where the table's window holds u: there (u - r)*P(s), the
     polynomial symgrad fitted where the terms of far cancel about their root r
     (Mish's slope, two terms of 0.3 that cancel at u = -1.19)."""
     out = np.array(far, dtype=np.result_type(far, u))
-    return _near_root_into(u, root, window, coefficients, out=out)
+    return _near_root_into(u, table, out=out)
 
 
-def _near_root_into(u, root, window, coefficients, *, out):
-    """Where window[0] < u < window[1], out = (u - r)*P(s) with s = u mapped
-    onto [-1, 1]; elsewhere out is left as it is (the sum).  r is given in
-    parts of 11, 24, 53 and 53 bits: near r, subtracting them in turn is exact
-    in any float dtype but for the last, so u - r keeps its digits where u is
-    an ulp from r.  float32 elements are evaluated in float64 and rounded
-    once: P's terms would otherwise add a few float32 ulps."""
-    lower, upper = window
+def _near_root_into(u, table, *, out):
+    """Where lower < u < upper, out = (u - r)*P(s) with s = u mapped onto
+    [-1, 1]; elsewhere out is left as it is (the sum).  The table is (r in
+    parts of 11, 24, 53 and 53 bits, lower, upper, P's coefficients): near r,
+    subtracting the parts in turn is exact in any float dtype but for the
+    last, so u - r keeps its digits where u is an ulp from r.  float32
+    elements are evaluated in float64 and rounded once: P's terms would
+    otherwise add a few float32 ulps."""
+    hi, mid, lo, rest, lower, upper, *coefficients = table
     near = np.flatnonzero((u > lower) & (u < upper))
     if near.size:
         v = u.flat[near].astype(np.float64)
-        p = _horner(
-            v * (2.0 / (upper - lower)) - (upper + lower) / (upper - lower),
-            coefficients,
-        )
-        hi, mid, lo, rest = root
+        scale, shift = 2.0 / (upper - lower), (upper + lower) / (upper - lower)
+        p = _horner(v * scale - shift, coefficients)
         p *= (((v - hi) - mid) - lo) - rest
         out.flat[near] = p
     return out

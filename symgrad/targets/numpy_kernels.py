@@ -585,7 +585,7 @@ class _Emitter:
         """The sum everywhere, then (u - r)*P(s) on the elements in the
         window only (`_near_root_into`), its coefficients a class attribute."""
         far, u = expr.args[:2]
-        table = table_name(self.tables, expr.coefficients, "_NEAR_ROOT")
+        table = table_name(self.tables, expr.table, "_NEAR_ROOT")
         self.helpers.add("_near_root_into")
         value = self.value(far, dest)
         out = self.destination(dest, [value])
@@ -593,10 +593,7 @@ class _Emitter:
             self.emit(f"np.copyto({out}, {value.text})")
             self.release(value, keep=out)
         near = self.value(u)
-        root = ", ".join(map(repr, expr.root))
-        window = ", ".join(map(repr, expr.window))
-        arguments = [near.text, f"({root})", f"({window})", f"self.{table}"]
-        self.emit(f"_near_root_into({', '.join(arguments)}, out={out})")
+        self.emit(f"_near_root_into({near.text}, self.{table}, out={out})")
         self.release(near)
         return self._result(dest, out)
 

@@ -128,12 +128,9 @@ class ReadablePrinter(LayerPrinter):
 
     def _print_near_root(self, expr: near_root) -> str:
         far, u = expr.args[:2]
-        table = table_name(self.table_names, expr.coefficients, "_NEAR_ROOT")
+        table = table_name(self.table_names, expr.table, "_NEAR_ROOT")
         self.helpers.add("_near_root")
-        root = ", ".join(map(repr, expr.root))
-        window = ", ".join(map(repr, expr.window))
-        arguments = [self._print(far), self._print(u), f"({root})", f"({window})"]
-        return f"_near_root({', '.join(arguments)}, self.{table})"
+        return f"_near_root({self._print(far)}, {self._print(u)}, self.{table})"
 
     def _print_sigmoid_of_polynomial(self, expr: sympy.Function) -> str:
         """f(u) for u = P(v), by the helper that corrects u's rounding from P's
@@ -622,10 +619,10 @@ def class_tables(
     comment saying what the coefficients stand for."""
     found = {}
     for _, expr in (*formulas.forward, *formulas.backward):
-        for node in expr.atoms(
-            near_zero, near_root, sigmoid_of_polynomial, exp_of_polynomial
-        ):
+        for node in expr.atoms(near_zero, sigmoid_of_polynomial, exp_of_polynomial):
             found[node.coefficients] = node
+        for node in expr.atoms(near_root):
+            found[node.table] = node
         for node in expr.atoms(tail_product):
             if node.polynomial is not None:
                 found.setdefault(node.polynomial[1], node)
@@ -656,8 +653,10 @@ def _table_comment(node: sympy.Function, formulas: LayerFormulas) -> str:
         return (
             f"Where {lower!r} < {v} < {upper!r}, {text(_as_defined(far))} cancels "
             f"about its root r = {sum(node.root)!r}; there it is ({v} - r) * "
-            f"P(s), with s = {v} mapped onto [-1, 1], and these are P's "
-            "coefficients, lowest power first, fitted by symgrad in 40 digits."
+            f"P(s), with s = {v} mapped onto [-1, 1].  These are r as four "
+            "floats (subtracted in turn, x - r is exact but for one rounding), "
+            "the window's ends, and P's coefficients, lowest power first, "
+            "fitted by symgrad in 40 digits."
         )
     if isinstance(node, tail_product):
         p, v = node.args[2], node.polynomial[0]
