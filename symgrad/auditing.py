@@ -9,11 +9,13 @@ precision raised until two evaluations agree (x - tanh(x) at 1e-300 needs 600
 digits).  Errors are in ulps of the exact value, counted only where it is a
 normal float of the dtype; a non-finite result there counts as infinitely far.
 
-Near a root of f' a sum of terms loses relative accuracy to cancellation; the
-layers fit a polynomial about each root they find (`symgrad.series`), and the
-verdict counts those points too; their worst error is also shown apart
-(``near_roots``).  The range where the `memory` policy's output form loses
-(`symgrad.conditioning`) is left out of the verdict, and the audit states it.
+Near a root of f' a sum of terms loses relative accuracy to cancellation.
+Under `accuracy` the layers fit a polynomial about each root they find
+(`symgrad.series`), and the verdict counts those points; under `memory` they
+do not, and a quarter of |r| about each root is left out of the verdict.
+Either way the worst error there is shown apart (``near_roots``).  The range
+where the `memory` policy's output form loses (`symgrad.conditioning`) is left
+out of the verdict, and the audit states it.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ from .plan import kink_values
 #: rounded once, 1.
 BOUND, ERF_BOUND, FLOAT16_BOUND = 4.0, 64.0, 1.0
 #: Near a root r of f', within NEAR_ROOT * max(|r|, 1), the terms of f' cancel
-#: (Mish's by 10x at 0.2 from its root); the worst error there is also
-#: reported apart (``near_roots``), and a failure there names its cause.
+#: (Mish's by 10x at 0.2 from its root); the worst error there is reported
+#: apart (``near_roots``), left out of `memory`'s verdict, and a failure there
+#: names its cause.
 NEAR_ROOT = 0.25
 #: The dtypes an audit can measure, and those it measures unless asked.
 DTYPES = ("float64", "float32", "float16")
@@ -190,6 +193,9 @@ def _audit_one(act: Activation, dtype: np.dtype, oracle: _Oracle, fast: bool):
     if shared is not None and not lossy:
         lossy = shared.lossy
     inside = _inside(x, lossy)
+    # Under memory no polynomial is fitted about a root of f' (it would cost
+    # SiLU 3-7x its time); the loss there is shown apart, not in the verdict.
+    left_out = near if act.prefer == "memory" else np.zeros_like(near)
     bound = ERF_BOUND if _uses_erf(derivation) else BOUND
     if dtype == np.float16:
         bound = FLOAT16_BOUND
@@ -198,7 +204,7 @@ def _audit_one(act: Activation, dtype: np.dtype, oracle: _Oracle, fast: bool):
         prefer=act.prefer,
         dtype=dtype.name,
         forward=_summary(x, forward),
-        backward=_summary(x[~inside], backward[~inside]),
+        backward=_summary(x[~(inside | left_out)], backward[~(inside | left_out)]),
         loss=describe(lossy),
         bytes_per_element=_bytes_cached(layer, dtype),
         bound=bound,

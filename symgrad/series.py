@@ -30,7 +30,7 @@ import mpmath
 import sympy
 
 from .budgets import attempt
-from .functions import blend, clip, near_root, near_zero
+from .functions import blend, clip, finite, near_root, near_zero, scaled, tame
 from .model import X, Y
 from .verify import evaluate_fixed
 
@@ -236,20 +236,42 @@ def series_near_root(expr: sympy.Expr) -> sympy.Expr | None:
     their few ulps each become 1e16 ulps of the sum at the root and 5 at -2.
     Each root (a sign change on [-20, 20]) gets a `symgrad.functions.near_root`
     on the window where the terms cancel by more than `_ROOT_CANCELLATIONS`.
-    A line is left to the printers, which factor it about its root.
+    A sum in p*x alone, p a parameter (Swish's), is fitted in u = p*x.  A line
+    is left to the printers, which factor it about its root.
     """
-    if not isinstance(expr, sympy.Add) or expr.free_symbols != {X}:
+    if not isinstance(expr, sympy.Add) or X not in expr.free_symbols:
         return None
     if expr.has(sympy.Piecewise, blend, near_zero, near_root):
         return None
-    if _line(expr):
+    found = _in_one_variable(expr)
+    if found is None:
+        return None
+    shape, u = found
+    if _line(shape):
         return None  # the printers factor it about its root (`root_factored`)
     return attempt(
         "fitting a polynomial about a root of a sum",
-        lambda: _series_near_roots(expr),
+        lambda: _series_near_roots(expr, shape, u),
         lambda: None,
         share=0.2,
     )
+
+
+def _in_one_variable(expr) -> tuple[sympy.Expr, sympy.Expr] | None:
+    """(the sum as a function of X, the array it reads there): (expr, x) for
+    a sum in x alone; for one in x and one parameter p that reads x only as
+    p*x, (the sum with p*x as X, p*x as `scaled`); else None."""
+    parameters = expr.free_symbols - {X}
+    if not parameters:
+        return expr, X
+    if len(parameters) != 1:
+        return None
+    (p,) = parameters
+    plain = expr.replace(lambda e: isinstance(e, scaled), lambda e: e.as_product())
+    plain = plain.replace(lambda e: isinstance(e, (finite, tame)), lambda e: e.args[0])
+    shape = plain.xreplace({X: X / p})
+    # p*x, computed without an overflow warning where it leaves the float range.
+    return (shape, scaled(X, p, 0)) if shape.free_symbols == {X} else None
 
 
 def _line(expr) -> bool:
@@ -260,18 +282,19 @@ def _line(expr) -> bool:
     return poly.degree() == 1 and all(c.is_number for c in poly.all_coeffs())
 
 
-def _series_near_roots(expr):
-    roots = _roots(expr)
+def _series_near_roots(expr, shape, u):
+    """expr with a polynomial about each root of shape (expr in u)."""
+    roots = _roots(shape)
     if not roots or len(roots) > _MAX_ROOTS:
         return None
     result = expr
     bounds = [-math.inf, *((a + b) / 2 for a, b in itertools.pairwise(roots)), math.inf]
     for root, (left, right) in zip(roots, itertools.pairwise(bounds), strict=True):
-        fitted = _about_root(expr, root, left, right)
+        fitted = _about_root(shape, root, left, right)
         if fitted is not None:
             parts, (lower, upper), coefficients = fitted
             constants = map(sympy.Float, (*parts, lower, upper, *coefficients))
-            result = near_root(result, X, *constants)
+            result = near_root(result, u, *constants)
     return None if result is expr else result
 
 

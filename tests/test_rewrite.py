@@ -192,8 +192,7 @@ PRINTED = [
         "c0 = _clip_into(x, lower=-750.0, upper=46.0, out=t0) | _sigmoid_into(c0, t1) | "
         "np.subtract(1.0, t1, out=t2) | np.multiply(c0, t2, out=t2) | "
         "np.multiply(t1, t2, out=out) | _tail_product_into(t1, t2, c0, out=out) | "
-        # its root, -1.28: the polynomial there (`symgrad.series.series_near_root`)
-        "out += t1 | _near_root_into(x, self._NEAR_ROOT, out=out)",
+        "out += t1",
     ),
     ("softplus", log(1 + exp(X)), "_softplus_into(x, out, t0, t1)"),
     (
@@ -245,9 +244,7 @@ PRINTED = [
     (
         "no logaddexp",
         log(exp(X) + 1) + X,
-        # softplus(x) + x is 0 at x = -0.48: the polynomial about that root
-        "_softplus_into(x, out, t0, t1) | out += x | "
-        "_near_root_into(x, self._NEAR_ROOT, out=out)",
+        "_softplus_into(x, out, t0, t1) | out += x",
     ),
 ]
 

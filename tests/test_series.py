@@ -1,7 +1,7 @@
 """The polynomial about a root (`symgrad.series.series_near_root`).
 
-Where a sum's terms cancel at a root r != 0 (Mish's slope at -1.19), the layer
-computes (x - r)*P there.  Each formula below is parsed as a user would write
+Where a sum's terms cancel at a root r != 0 (Mish's slope at -1.19), a layer
+under prefer='accuracy' computes (x - r)*P there.  Each formula below is parsed as a user would write
 it; the truth is its own SymPy expression (or derivative) in mpmath, and the
 layer is checked in ulps at the floats nearest the root and across the window,
 where the sum as written is thousands of ulps off or more.
@@ -72,7 +72,7 @@ def test_a_sum_is_accurate_in_ulps_at_its_root(formula, direction):
     """Within 4 ulps at the floats nearest each root and across +-1 of it, in
     float64 and float32, where the sum as written loses thousands of ulps."""
     truth = _truth(formula, direction)
-    layer_class = symgrad.compile(symgrad.parse(formula, name="F"))
+    layer_class = symgrad.compile(symgrad.parse(formula, name="F", prefer="accuracy"))
     roots = _roots(truth)
     assert roots, formula
     for dtype in DTYPES:
@@ -92,7 +92,8 @@ def test_the_sum_as_written_fails_there(formula, direction):
     """Without the polynomial (its far argument, the stable sum) the same
     points are far off: the rule is what makes the test above pass."""
     truth = _truth(formula, direction)
-    stable = stabilize(truth)
+    assert not stabilize(truth).atoms(near_root)  # memory: the sum as written
+    stable = stabilize(truth, "accuracy")
     nodes = stable.atoms(near_root)
     assert nodes, f"no polynomial about a root in {stable}"
     plain = stable.replace(lambda e: isinstance(e, near_root), lambda e: e.args[0])
@@ -108,7 +109,7 @@ def test_frameworks_subtract_the_root_in_parts(target):
     """PyTorch and JAX print (x - r) as the parts' subtractions in turn and
     agree with the NumPy layer at the root to within 4 ulps (float64)."""
     pytest.importorskip(target)
-    act = symgrad.parse("x*tanh(softplus(x))", name="MyMish")
+    act = symgrad.parse("x*tanh(softplus(x))", name="MyMish", prefer="accuracy")
     source = symgrad.generate(act, target=target)
     assert "1.1923828125" in source  # the root's first part, 11 bits
     (root,) = _roots(_truth("x*tanh(softplus(x))", "backward"))
@@ -132,9 +133,12 @@ def test_frameworks_subtract_the_root_in_parts(target):
 def test_a_line_is_left_to_the_printers():
     """Hardswish's slope x/3 + 1/2 is printed about its root, (x + 1.5)/3, and
     gets no window."""
-    layer = symgrad.generate("hardswish")
-    assert "(x + 1.5) / 3.0" in layer
-    assert "_near_root" not in layer
+    for prefer in ("memory", "accuracy"):
+        layer = symgrad.generate("hardswish", prefer=prefer)
+        assert "(x + 1.5) / 3.0" in layer
+        assert "_near_root" not in layer
+    half = symgrad.parse("x**2/6 + x/2", name="Half")  # dx alone: not split
+    assert "dx = dout * ((x + 1.5) / 3.0)" in symgrad.generate(half)
 
 
 @settings(max_examples=200, deadline=None)

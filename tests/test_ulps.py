@@ -4,10 +4,11 @@ The oracle below is written from each activation's published formula, not from
 symgrad's expressions, so a wrong derivation or rewrite cannot agree with
 itself.  Errors count only where the exact value is a normal float of the
 dtype; the grid takes 0..4 ulps either side of every kink and every root of f',
-where the derivative's terms cancel (the layers fit a polynomial about each
-root, `symgrad.series.series_near_root`).  Under prefer='memory', the range
-where the cached output loses accuracy (which the layer's docstring states) is
-left out of backward.
+where the derivative's terms cancel.  Under prefer='accuracy' the layers fit a
+polynomial about each root (`symgrad.series.series_near_root`) and are held to
+the bound there; under prefer='memory' they do not, and backward within a
+quarter of a root (`symgrad.auditing.NEAR_ROOT`) is left out, as is the range
+where the cached output loses accuracy (which the layer's docstring states).
 """
 
 from __future__ import annotations
@@ -163,12 +164,14 @@ BOUND = {name: 4.0 for name in ORACLE} | {"gelu": 64.0}
 
 #: Layers not yet within the bound, and why (each a known, reported loss): the
 #: test checks they still are over it, so that a fix is noticed and recorded.
-NOT_YET = {}
-
-#: Layers whose slope's root the rewrite does not fit: within a quarter of it
-#: (`symgrad.auditing.NEAR_ROOT`) their backward is left out, as the audit
-#: reports it.  Swish's root is at -1.28/beta, and the rule fits sums in x alone.
-UNFITTED_ROOTS = {"swish"}
+#: Both are memory's sum of the slope's terms near (not within a quarter of) a
+#: root of f', in the block kernels' order of roundings; accuracy fits them.
+NOT_YET = {
+    # s + s*t with t = sigmoid(-u)*x*u'(x) near -1: 4.35 ulps at x = -1.15.
+    ("gelu_tanh", "fast", "float32", "memory"): "s + s*t cancels near f' = 0",
+    # s + 4x*sigmoid(x)*sigmoid(-u)*sigmoid(u): 7.2 ulps at x = -1.74.
+    ("mish", "fast", "float64", "memory"): "the two terms cancel near f' = 0",
+}
 
 
 def test_the_oracle_covers_the_catalog():
@@ -286,7 +289,7 @@ def test_forward_and_backward_within_their_bound_in_ulps(name, dtype, prefer, st
     forward = ulps(y, y_exact, x.dtype)
     backward = ulps(dx, dy_exact, x.dtype)
     keep = np.ones(x.shape, dtype=bool)
-    for r in roots_of_slope(name) if name in UNFITTED_ROOTS else ():
+    for r in roots_of_slope(name) if prefer == "memory" else ():
         keep &= np.abs(x.astype(np.float64) - r) > NEAR_ROOT * max(abs(r), 1.0)
     derivation = symgrad.derive(name, prefer=prefer)
     lossy = derivation.lossy if derivation.saves == "output" else ()
@@ -298,7 +301,7 @@ def test_forward_and_backward_within_their_bound_in_ulps(name, dtype, prefer, st
         keep &= ~((x >= low) & (x <= high))
     bound = 1.0 if dtype == "float16" else BOUND[name]
     worst = max(forward.max(), backward[keep].max(initial=0.0))
-    if (name, style, dtype) in NOT_YET:
+    if (name, style, dtype, prefer) in NOT_YET:
         assert worst > bound, (
             f"{name} is within {bound} ulps now: move it out of NOT_YET"
         )

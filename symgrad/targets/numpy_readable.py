@@ -53,6 +53,7 @@ from ..printing import (
     _negative,
     floats_for_constants,
     format_expression,
+    root_factored,
 )
 from ..rewrite import _bound_of, _explosive, _scaled_by_parameter
 from ..sharing import S
@@ -401,6 +402,8 @@ def _in_place_steps(value, varies):
     if isinstance(value, Times):
         left, value = value.args
         last = [(left, "*")]
+    if root_factored(value) is not None:
+        return None  # x/3 + 1/2 prints whole, as (x + 1.5)/3: split, it cancels
     coefficient = sympy.S.One
     if isinstance(value, sympy.Mul):
         coefficient, factors = value.as_coeff_mul()
