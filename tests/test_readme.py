@@ -15,15 +15,17 @@ are not run here; the tests of those parts run them.
 
 from __future__ import annotations
 
+import contextlib
 import doctest
+import io
 import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from symgrad.cli import main
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 FENCE = re.compile(r"(?:<!-- (\w[\w ]*): (.+?) -->\n)?```(\w+)\n(.*?)```", re.S)
@@ -46,16 +48,43 @@ def commands(text: str):
 
 
 def run(command: str, folder: Path) -> tuple[int, str]:
+    """The command's exit status and output, run by `symgrad.cli.main` in this
+    process (in ``folder``): a new interpreter per command took half the
+    test's two minutes.  `tests/test_cli.py` runs the installed entry point."""
     words = shlex.split(command, comments=True)
-    env = {**os.environ, "COLUMNS": "200"}
-    done = subprocess.run(
-        [sys.executable, "-m", "symgrad", *words[1:]],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    return done.returncode, done.stdout + done.stderr
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        _in(folder),
+        _env(COLUMNS="200"),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        status = main(words[1:])
+    return status, out.getvalue() + err.getvalue()
+
+
+@contextlib.contextmanager
+def _in(folder: Path):
+    previous = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+@contextlib.contextmanager
+def _env(**values: str):
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.mark.slow
