@@ -288,7 +288,31 @@ class blend(sympy.Function):  # noqa: N801
         return self.args[1].is_real and self.args[2].is_real
 
 
-class near_zero(sympy.Function):  # noqa: N801
+class _Fitted(sympy.Function):
+    """far, except near a point, where a fitted polynomial replaces it (the
+    first argument is far; `as_piecewise` says where and what)."""
+
+    def as_piecewise(self) -> sympy.Piecewise:
+        raise NotImplementedError
+
+    @staticmethod
+    def _horner(coefficients, s: sympy.Expr) -> sympy.Expr:
+        total = sympy.S.Zero
+        for c in reversed(coefficients):
+            total = c + s * total
+        return total
+
+    def _eval_evalf(self, prec):
+        return self.as_piecewise()._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer, exp=None):
+        return _power(printer._print(self.args[0]), exp)
+
+
+class near_zero(_Fitted):  # noqa: N801
     """far, except where |u| < switch: u**order * P(2 u**2/switch**2 - 1) there.
 
     `symgrad.rewrite.series_near_zero` builds it for a sum whose terms cancel at
@@ -300,9 +324,7 @@ class near_zero(sympy.Function):  # noqa: N801
         far, u, switch, order, *coefficients = self.args
         near = clip(u, -switch, switch)
         s = near**2 * (2 / switch**2) - 1
-        horner = sympy.S.Zero
-        for c in reversed(coefficients):
-            horner = c + s * horner
+        horner = self._horner(coefficients, s)
         return sympy.Piecewise(
             (near**order * horner, sympy.Abs(u) < switch), (far, True)
         )
@@ -310,15 +332,6 @@ class near_zero(sympy.Function):  # noqa: N801
     @property
     def coefficients(self) -> tuple[float, ...]:
         return tuple(float(c) for c in self.args[4:])
-
-    def _eval_evalf(self, prec):
-        return self.as_piecewise()._eval_evalf(prec)
-
-    def _eval_is_real(self):
-        return self.args[0].is_real
-
-    def _latex(self, printer, exp=None):
-        return _power(printer._print(self.args[0]), exp)
 
 
 class minus_root(sympy.Function):  # noqa: N801
@@ -346,7 +359,7 @@ class minus_root(sympy.Function):  # noqa: N801
         return f"({printer._print(self.args[0])} {sign} {abs(root)!r})"
 
 
-class near_root(sympy.Function):  # noqa: N801
+class near_root(_Fitted):  # noqa: N801
     """far, except where lower < u < upper: (u - r)*P(s) there, with s = u
     mapped onto [-1, 1] and r the sum's root in the window, in four parts.
 
@@ -378,22 +391,11 @@ class near_root(sympy.Function):  # noqa: N801
         far, u, hi, mid, lo, rest, lower, upper, *coefficients = self.args
         near = clip(u, lower, upper)
         s = near * (2 / (upper - lower)) - (upper + lower) / (upper - lower)
-        horner = sympy.S.Zero
-        for c in reversed(coefficients):
-            horner = c + s * horner
+        horner = self._horner(coefficients, s)
         inside = sympy.And(u > lower, u < upper)
         return sympy.Piecewise(
             (minus_root(near, hi, mid, lo, rest) * horner, inside), (far, True)
         )
-
-    def _eval_evalf(self, prec):
-        return self.as_piecewise()._eval_evalf(prec)
-
-    def _eval_is_real(self):
-        return self.args[0].is_real
-
-    def _latex(self, printer, exp=None):
-        return _power(printer._print(self.args[0]), exp)
 
 
 class _OfPolynomial(sympy.Function):

@@ -583,34 +583,30 @@ class _Emitter:
 
     def _near_root(self, expr, dest) -> _Operand:
         """The sum everywhere, then (u - r)*P(s) on the elements in the
-        window only (`_near_root_into`), its coefficients a class attribute."""
+        window only (`_near_root_into`), its table a class attribute."""
         far, u = expr.args[:2]
         table = table_name(self.tables, expr.table, "_NEAR_ROOT")
-        self.helpers.add("_near_root_into")
-        value = self.value(far, dest)
-        out = self.destination(dest, [value])
-        if value.text != out:
-            self.emit(f"np.copyto({out}, {value.text})")
-            self.release(value, keep=out)
-        near = self.value(u)
-        self.emit(f"_near_root_into({near.text}, self.{table}, out={out})")
-        self.release(near)
-        return self._result(dest, out)
+        return self._then_near(far, u, "_near_root_into", [f"self.{table}"], dest)
 
     def _near_zero(self, expr, dest) -> _Operand:
         """The sum everywhere, then the polynomial on the elements near 0 only
         (`_near_zero_into`), its coefficients a class attribute."""
         far, u, switch, order = expr.args[:4]
         table = table_name(self.tables, expr.coefficients, "_NEAR_ZERO")
-        self.helpers.add("_near_zero_into")
+        options = [repr(float(switch)), str(int(order)), f"self.{table}"]
+        return self._then_near(far, u, "_near_zero_into", options, dest)
+
+    def _then_near(self, far, u, helper: str, options: list[str], dest) -> _Operand:
+        """far into the destination, then the helper overwrites the elements
+        where u is near the point (a fitted polynomial, `symgrad.series`)."""
+        self.helpers.add(helper)
         value = self.value(far, dest)
         out = self.destination(dest, [value])
         if value.text != out:
             self.emit(f"np.copyto({out}, {value.text})")
             self.release(value, keep=out)
         near = self.value(u)
-        arguments = [near.text, repr(float(switch)), str(int(order)), f"self.{table}"]
-        self.emit(f"_near_zero_into({', '.join(arguments)}, out={out})")
+        self.emit(f"{helper}({', '.join([near.text, *options])}, out={out})")
         self.release(near)
         return self._result(dest, out)
 
