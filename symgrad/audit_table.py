@@ -42,7 +42,8 @@ def audited(act: Activation) -> dict[str, dict] | None:
 
 def audited_sentence(act: Activation, lossy: bool = False) -> str:
     """The stored figures as a sentence (backward's outside the range where the
-    cached output loses, if ``lossy``), or how to measure them."""
+    cached output loses, if ``lossy``, and near a root of the slope where the
+    table lists one), or how to measure them."""
     found = audited(act)
     if found is None:
         return "`symgrad audit` measures this layer's error in ulps."
@@ -51,10 +52,19 @@ def audited_sentence(act: Activation, lossy: bool = False) -> str:
         for direction in ("forward", "backward")
     )
     where = " outside that range" if lossy else ""
-    return (
+    sentence = (
         f"Audited worst error in ulps, {' and '.join(DTYPES)} (`symgrad audit`): "
         f"{figures}{where}."
     )
+    roots = sorted({r for d in DTYPES for r in found[d].get("roots", ())})
+    if roots:
+        at = " and ".join(f"x = {r:g}" for r in roots)
+        sentence += (
+            f" Within a quarter of the slope's root at {at}, its terms cancel and "
+            "backward's relative error is not bounded (prefer='accuracy' fits "
+            "a polynomial about it)."
+        )
+    return sentence
 
 
 def _figure(ulps: float) -> str:

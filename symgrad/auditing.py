@@ -118,6 +118,8 @@ class AuditResult:
     backward_ulps: np.ndarray = field(repr=False, compare=False)
     #: Where the contract (`CONTRACT`) does not hold, grid stretch by stretch.
     failures: tuple[Failure, ...] = ()
+    #: The roots of f' the grid found (on [-50, 50]).
+    roots: tuple[float, ...] = field(default=(), compare=False)
 
     @property
     def passed(self) -> bool:
@@ -210,6 +212,7 @@ def _audit_one(act: Activation, dtype: np.dtype, oracle: _Oracle, fast: bool):
         bound=bound,
         near_roots=float(backward[near].max(initial=0.0)),
         x=x,
+        roots=tuple(roots),
         forward_ulps=forward,
         backward_ulps=backward,
         failures=(
@@ -497,16 +500,21 @@ _PLOTTED = 1e3
 def catalog_table(progress: Callable[[str], None] | None = None) -> dict:
     """The audit of every catalog layer at its defaults, per policy and dtype:
     ``{"name/prefer/dtype": {"forward": ulps, "backward": ulps, "passed": bool}}``
-    (the worst errors the verdict counts, rounded up to two digits)."""
+    (the worst errors the verdict counts, rounded up to two digits), and
+    ``"roots"``, those of f' near which backward is over the bound, the verdict
+    leaving them out (`memory`)."""
     from .catalog import CATALOG
 
     table = {}
     for r in audit(sorted(CATALOG), progress=progress):
-        table[f"{r.name}/{r.prefer}/{r.dtype}"] = {
+        row = {
             "forward": _round_up(r.forward.max_ulps),
             "backward": _round_up(r.backward.max_ulps),
             "passed": r.passed,
         }
+        if r.near_roots > r.bound and r.prefer == "memory":
+            row["roots"] = [float(f"{root:.3g}") for root in r.roots]
+        table[f"{r.name}/{r.prefer}/{r.dtype}"] = row
     return table
 
 

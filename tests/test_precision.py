@@ -250,6 +250,23 @@ def test_the_stored_audit_still_holds(name):
             measured = getattr(result, direction).max_ulps
             assert measured <= max(1.25 * figures[direction], figures[direction] + 1)
         assert result.passed == figures["passed"]
+        # A root listed is one near which memory's backward is over the bound.
+        listed = figures.get("roots", [])
+        assert bool(listed) == (
+            result.near_roots > result.bound and result.prefer == "memory"
+        )
+        for root in listed:
+            assert root in [float(f"{r:.3g}") for r in result.roots]
+
+
+@pytest.mark.parametrize("name, root", [("mish", "-1.19"), ("gelu_tanh", "-0.752")])
+def test_a_memory_docstring_names_the_slope_s_root(name, root):
+    """Under memory the slope is its terms' sum, unbounded in relative error
+    at its root: the docstring says where, and that accuracy fits it."""
+    memory = symgrad.compile(name).__doc__
+    accurate = symgrad.compile(name, prefer="accuracy").__doc__
+    assert f"slope's root at x = {root}" in " ".join(memory.split())
+    assert "slope's root" not in accurate
 
 
 @pytest.mark.parametrize("target", ["torch", "jax"])
