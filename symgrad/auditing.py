@@ -41,7 +41,7 @@ from .functions import erfc
 from .layer import shared_part
 from .loader import compile as compile_layer
 from .model import PREFERENCES, Activation, Prefer
-from .oracle import CONTRACT, mpmath_function, settled, split, ulps
+from .oracle import CONTRACT, breaks_contract, mpmath_function, settled, split, ulps
 from .plan import kink_values
 
 #: Ulps allowed per direction: 4, or 64 for layers built on erf/erfc (their
@@ -250,16 +250,13 @@ def contract_failures(
     is off by more than `CONTRACT` relative and the true value is normal: one
     `Failure` per run of consecutive points that fail the same way."""
     head, tail = exact
-    info = np.finfo(dtype)
     a = actual.astype(np.float64)
     with np.errstate(all="ignore"):
-        holds = np.isfinite(head) & (np.abs(head) <= info.max)
         relative = np.abs((a - head) - tail) / np.abs(head)
-    normal = holds & (np.abs(head) >= info.tiny)
     kinds = np.zeros(x.shape, dtype=np.int8)  # 0 fine, 1 NaN, 2 inf, 3 off
-    kinds[normal & np.isfinite(a) & (relative > CONTRACT[dtype.name])] = 3
-    kinds[holds & np.isinf(a)] = 2
-    kinds[holds & np.isnan(a)] = 1
+    kinds[breaks_contract(a, exact, dtype)] = 3
+    kinds[(kinds == 3) & np.isinf(a)] = 2
+    kinds[(kinds == 3) & np.isnan(a)] = 1
     failures = []
     starts = np.flatnonzero(np.diff(kinds, prepend=0) != 0)
     ends = [*starts[1:], kinds.size] if starts.size else []
