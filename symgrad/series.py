@@ -276,7 +276,11 @@ def _in_one_variable(expr) -> tuple[sympy.Expr, sympy.Expr] | None:
 
 
 def _line(expr) -> bool:
-    """Whether expr is a*x + b with numbers a and b."""
+    """Whether expr is a*x + b with numbers a and b, x perhaps clamped (x - 0.5
+    with x clipped to [-27, 28] is exact near 0.5 all the same)."""
+    expr = expr.replace(
+        lambda e: isinstance(e, (clip, finite, tame)), lambda e: e.args[0]
+    )
     if not expr.is_polynomial(X):
         return False
     poly = sympy.Poly(expr, X)

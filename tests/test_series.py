@@ -139,6 +139,9 @@ def test_a_line_is_left_to_the_printers():
         assert "_near_root" not in layer
     half = symgrad.parse("x**2/6 + x/2", name="Half")  # dx alone: not split
     assert "dx = dout * ((x + 1.5) / 3.0)" in symgrad.generate(half)
+    # erf(0.5 - x) reads x - 0.5 (x clipped): exact near 0.5 as it is.
+    shifted = symgrad.parse("erf(0.5 - x)", name="Shifted", prefer="accuracy")
+    assert "_near_root" not in symgrad.generate(shifted)
 
 
 @settings(max_examples=200, deadline=None)
