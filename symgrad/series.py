@@ -349,8 +349,10 @@ def _about_root(expr, root, left, right):
     about root inside (left, right), or None if no polynomial fits it.  A
     window whose polynomial is too long or loses digits in Horner evaluation
     is narrowed (a larger cancellation threshold) until one fits."""
+    # Each narrower window walks the same points: measure each once.
+    ratio = functools.cache(functools.partial(_cancellation, expr, X))
     for threshold in _ROOT_CANCELLATIONS:
-        window = _window(expr, root, threshold, left, right)
+        window = _window(ratio, root, threshold, left, right)
         if window is None:
             return None
         coefficients = _fitted_about(expr, root, *window)
@@ -359,9 +361,10 @@ def _about_root(expr, root, left, right):
     return None
 
 
-def _window(expr, root, threshold, left, right):
+def _window(cancellation, root, threshold, left, right):
     """(lower, upper): multiples of `_WINDOW_STEP` beyond which the terms
-    cancel by at most threshold, within (left, right) and `_WINDOW_REACH`."""
+    cancel by at most threshold (``cancellation(x)``, `_cancellation`), within
+    (left, right) and `_WINDOW_REACH`."""
     ends = []
     for direction in (-1, 1):
         end = mpmath.mpf(round(float(root) / _WINDOW_STEP)) * _WINDOW_STEP
@@ -371,7 +374,7 @@ def _window(expr, root, threshold, left, right):
             if (end - limit) * direction >= 0:
                 end = mpmath.mpf(limit) - direction * _WINDOW_STEP
                 break
-            ratio = _cancellation(expr, X, end)
+            ratio = cancellation(end)
             if ratio is not None and ratio <= threshold:
                 break
         ends.append(float(end))
