@@ -3,6 +3,7 @@
     python benchmarks/run.py [--sections learner,overhead,sizes,memory,startup]
                              [--activations relu,sigmoid] [--dtypes float32]
                              [--repeats 1.0] [--cpu-class native|avx2]
+                             [--prefer memory|accuracy]
                              [--json PATH] [--markdown PATH] [--no-torch]
     python benchmarks/run.py --target torch|jax [--no-compile] ...
 
@@ -84,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"machine": info}
     with tempfile.TemporaryDirectory() as folder:
         styles = {
-            style: generated_classes(names, Path(folder), fast=style == "fast")
+            style: generated_classes(
+                names, Path(folder), fast=style == "fast", prefer=args.prefer
+            )
             for style in ("readable", "fast")
         }
         if "learner" in sections:
@@ -99,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         if "startup" in sections:
             report["startup"] = startup(names)
     if args.json is None:
-        args.json = HERE / ("results-avx2.json" if info["emulated"] else "results.json")
+        stem = "results-avx2" if info["emulated"] else "results"
+        suffix = "-accuracy" if args.prefer == "accuracy" else ""
+        args.json = HERE / f"{stem}{suffix}.json"
     if args.update and args.json.exists():
         report = updated(json.loads(args.json.read_text()), report)
     report["targets"] = targets(report)
@@ -151,6 +156,12 @@ def _parser() -> argparse.ArgumentParser:
         "--repeats", type=float, default=1.0, help="scale the repeat counts"
     )
     parser.add_argument("--cpu-class", choices=["native", "avx2"], default="native")
+    parser.add_argument(
+        "--prefer",
+        choices=["memory", "accuracy"],
+        default="memory",
+        help="the layers' precision policy (accuracy: results-accuracy.json)",
+    )
     parser.add_argument(
         "--json", type=Path, help="default: results.json, or results-avx2.json"
     )
@@ -238,14 +249,16 @@ def _machine_line(info: dict) -> str:
 # -- candidates ----------------------------------------------------------------------
 
 
-def generated_classes(names: list[str], folder: Path, fast: bool) -> dict[str, type]:
+def generated_classes(
+    names: list[str], folder: Path, fast: bool, prefer: str = "memory"
+) -> dict[str, type]:
     """The generated layers, written to one module and imported as a user would."""
     import symgrad
     from symgrad.loader import import_path
 
     module_name = "bench_fast" if fast else "bench_readable"
     path = folder / f"{module_name}.py"
-    path.write_text(symgrad.generate(names, fast=fast))
+    path.write_text(symgrad.generate(names, fast=fast, prefer=prefer))
     module = import_path(path, module_name)
     return {n: getattr(module, symgrad.activation(n).class_name) for n in names}
 

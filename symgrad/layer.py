@@ -264,6 +264,11 @@ def precision_sentence(derivation: Derivation) -> str:
     if not loss and shared is not None:
         loss = shared.lossy
     sentence = f"Precision policy: prefer={act.prefer!r}."
+    if act.prefer == "accuracy":
+        sentence = (
+            "Precision policy: prefer='accuracy' (in NumPy, float32 is computed "
+            "in float64 and rounded once)."
+        )
     if loss:
         sentence += (
             f" Backward, reading the rounded cache, loses accuracy for "

@@ -419,3 +419,46 @@ def test_the_oracle_takes_astronomical_exponents_as_their_limits():
     assert time.perf_counter() - start < 60
     # Beyond x = 6.8 the slope is 0 (a regime); before, inf*0 was NaN there.
     assert not any(f.low > 700 for f in result.failures), result.failures
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["readable", "fast"])
+@pytest.mark.parametrize("name", sorted(symgrad.CATALOG))
+def test_accuracy_computes_float32_in_float64_and_rounds_once(name, fast):
+    """Under accuracy a float32 layer is its float64 layer rounded once, bit for
+    bit, and keeps a float64 cache; under memory it computes and keeps float32."""
+    rng = np.random.default_rng(7)
+    x32 = (rng.standard_normal(3000) * 4).astype(np.float32)
+    dout = rng.standard_normal(3000).astype(np.float32)
+    wide = symgrad.compile(name, prefer="accuracy", fast=fast)()
+    narrow = symgrad.compile(name, prefer="accuracy", fast=fast)()
+    with np.errstate(all="ignore"):
+        y64 = wide.forward(x32.astype(np.float64))
+        dx64 = wide.backward(dout.astype(np.float64))
+        y32 = narrow.forward(x32)
+        dx32 = narrow.backward(dout)
+    assert y32.dtype == dx32.dtype == np.float32
+    np.testing.assert_array_equal(y32, y64.astype(np.float32))
+    np.testing.assert_array_equal(dx32, dx64.astype(np.float32))
+    cached = [v for v in vars(narrow).values() if isinstance(v, np.ndarray)]
+    assert all(a.dtype != np.float32 for a in cached)
+    memory = symgrad.compile(name, fast=fast)()
+    memory.forward(x32)
+    kept = [v for v in vars(memory).values() if isinstance(v, np.ndarray)]
+    assert all(a.dtype != np.float64 for a in kept)
+
+
+def test_accuracy_mish_float32_is_within_an_ulp_where_float32_steps_lost_five():
+    """Mish's slope at x = -5.73 added float32 steps of 2-2.5 ulps each (5.5 ulps
+    off); computed in float64 and rounded once it is within an ulp."""
+    import mpmath
+
+    x = np.float32(-5.73125)
+    layer = symgrad.compile("mish", prefer="accuracy")()
+    layer.forward(np.array([x]))
+    got = layer.backward(np.ones(1, np.float32))[0]
+    with mpmath.workdps(40):
+        v = mpmath.mpf(float(x))
+        t = mpmath.tanh(mpmath.log1p(mpmath.exp(v)))
+        exact = t + v * (1 - t**2) / (1 + mpmath.exp(-v))
+        spacing = mpmath.mpf(2) ** (mpmath.floor(mpmath.log(abs(exact), 2)) - 23)
+        assert abs(mpmath.mpf(float(got)) - exact) <= spacing

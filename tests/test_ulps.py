@@ -5,8 +5,8 @@ symgrad's expressions, so a wrong derivation or rewrite cannot agree with
 itself.  Errors count only where the exact value is a normal float of the
 dtype; the grid takes 0..4 ulps either side of every kink and every root of f',
 where the derivative's terms cancel.  Under prefer='accuracy' the layers fit a
-polynomial about each root (`symgrad.series.series_near_root`) and are held to
-the bound there; under prefer='memory' they do not, and backward within a
+polynomial about each root (`symgrad.series.series_near_root`), compute float32
+in float64, and are held to the bound there; under prefer='memory' they do not, and backward within a
 quarter of a root (`symgrad.auditing.NEAR_ROOT`) is left out, as is the range
 where the cached output loses accuracy (which the layer's docstring states).
 """
@@ -164,13 +164,26 @@ BOUND = {name: 4.0 for name in ORACLE} | {"gelu": 64.0}
 
 #: Layers not yet within the bound, and why (each a known, reported loss): the
 #: test checks they still are over it, so that a fix is noticed and recorded.
-#: Both are memory's sum of the slope's terms near (not within a quarter of) a
-#: root of f', in the block kernels' order of roundings; accuracy fits them.
+#: Each is a sum of the slope's terms, each a product of NumPy's float64 (or,
+#: under memory, float32) functions carrying 1-4 ulps, that cancel: beyond a
+#: quarter of a root under memory, and beyond the fitted window under accuracy,
+#: where they still cancel by 1.2-2x (Mish's out to x = -20).
+_MEMORY_SUM = "memory sums the slope's terms, which cancel about f' = 0"
+_BEYOND_WINDOW = "float64 terms of 2-4 ulps cancel by 1.2-2x beyond the window"
 NOT_YET = {
     # s + s*t with t = sigmoid(-u)*x*u'(x) near -1: 4.35 ulps at x = -1.15.
-    ("gelu_tanh", "fast", "float32", "memory"): "s + s*t cancels near f' = 0",
+    ("gelu_tanh", "fast", "float32", "memory"): _MEMORY_SUM,
+    ("gelu_tanh", "fast", "float64", "memory"): _MEMORY_SUM,  # 4.4 at -1.95
+    ("gelu_tanh", "readable", "float64", "memory"): _MEMORY_SUM,  # 4.4 at -1.95
     # s + 4x*sigmoid(x)*sigmoid(-u)*sigmoid(u): 7.2 ulps at x = -1.74.
-    ("mish", "fast", "float64", "memory"): "the two terms cancel near f' = 0",
+    ("mish", "fast", "float64", "memory"): _MEMORY_SUM,
+    ("mish", "readable", "float64", "memory"): _MEMORY_SUM,  # 5.5 at -1.55
+    ("mish", "fast", "float32", "memory"): _MEMORY_SUM,  # 5.6 at -1.61
+    ("mish", "readable", "float32", "memory"): _MEMORY_SUM,  # 5.6 at -1.61
+    ("gelu_tanh", "fast", "float64", "accuracy"): _BEYOND_WINDOW,  # 4.3 at -1.1
+    ("gelu_tanh", "readable", "float64", "accuracy"): _BEYOND_WINDOW,
+    ("mish", "fast", "float64", "accuracy"): _BEYOND_WINDOW,  # 4.7 at -2.86
+    ("mish", "readable", "float64", "accuracy"): _BEYOND_WINDOW,
 }
 
 
@@ -192,10 +205,12 @@ def _settled(function, x: float):
     return previous
 
 
-def grid(dtype, kinks) -> np.ndarray:
+def grid(dtype, kinks, roots=()) -> np.ndarray:
     """Log-spaced out to the dtype's largest value, a dense [-50, 50] and
-    +-[50, 2000], a denser stretch where exp(x) leaves the normal range, and
-    0..4 ulps either side of every kink (and root of f', which come as kinks)."""
+    +-[50, 2000], a denser stretch where exp(x) leaves the normal range, denser
+    still out to ten times |r| about each root r of f' (where the terms of the
+    slope cancel, mildly far out), and 0..4 ulps either side of every kink and
+    root."""
     info = np.finfo(dtype)
     with np.errstate(over="ignore"):
         magnitudes = 10.0 ** np.linspace(np.log10(info.tiny), np.log10(info.max), 160)
@@ -206,7 +221,10 @@ def grid(dtype, kinks) -> np.ndarray:
     points = [magnitudes, -magnitudes, far, -far, np.linspace(-50, 50, 401) + 0.0123]
     points += [edge, -edge]
     points.append([0.0])
-    for k in kinks:
+    for r in roots:
+        reach = 10 * max(abs(r), 1.0)
+        points.append(np.linspace(r - reach, r + reach, 401) + 0.00123)
+    for k in [*kinks, *roots]:
         centre = dtype(k)
         for direction in (-np.inf, np.inf):
             value = centre
@@ -226,7 +244,7 @@ def grid(dtype, kinks) -> np.ndarray:
 def exact(name: str, dtype_name: str):
     """(x, y, dy/dx) on the grid, the exact values as mpmath numbers."""
     f, df, kinks = ORACLE[name]
-    x = grid(np.dtype(dtype_name).type, [*kinks, *roots_of_slope(name)])
+    x = grid(np.dtype(dtype_name).type, kinks, roots_of_slope(name))
     return x, [_settled(f, float(v)) for v in x], [_settled(df, float(v)) for v in x]
 
 

@@ -21,7 +21,7 @@ from ..layer import DOUT, LayerFormulas, comment_lines, local_name
 from ..model import MASK, X, Y
 from ..sharing import S
 from .numpy_kernels import Kernel, emit_kernel, fitted
-from .numpy_readable import class_tables, print_pass
+from .numpy_readable import DECORATORS, class_tables, print_pass
 
 #: Helpers (and constants) every fast module uses.
 ALWAYS = frozenset(
@@ -31,7 +31,6 @@ ALWAYS = frozenset(
         "_check_backward",
         "_map_blocks",
         "_SMALL",
-        "_float16_in_float32_out",
     }
 )
 
@@ -66,6 +65,8 @@ class FastLayer:
     map_backward: tuple[str, ...]
     #: The small statements' coefficient tables (`numpy_readable.class_tables`).
     tables: tuple = ()
+    #: The class decorator that computes narrow floats in a wider dtype.
+    decorator: str = "_float16_in_float32_out"
 
     @property
     def defines(self) -> tuple[str, ...]:
@@ -150,7 +151,9 @@ def layer_source(formulas: LayerFormulas) -> FastLayer:
         backward=backward,
         comments=comment_lines(formulas.comments, indent=12),
         param_grads=formulas.param_grads,
+        decorator=f"{DECORATORS[act.prefer]}_out",
         helpers=ALWAYS
+        | {f"{DECORATORS[act.prefer]}_out"}
         | forward.helpers
         | backward.helpers
         | small_forward.helpers

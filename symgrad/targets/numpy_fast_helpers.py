@@ -21,6 +21,7 @@ from .numpy_helpers import (
     _ERFC_F64,
     _EXPM1_IS_SIMD,
     _FLOAT16,
+    _FLOAT32,
     _LOG1P_IS_SIMD,
     _dout_dtype,
     _erfc_near_zero,
@@ -49,36 +50,50 @@ def _check_out(name, out, shape, dtype, **reads):
 def _float16_in_float32_out(layer):
     """The fast layers' `_float16_in_float32`: float16 computed in float32 and
     rounded once, into ``out`` where one is given (checked as the layer would)."""
+    return _computed_wider_out(layer, {_FLOAT16: np.dtype(np.float32)})
+
+
+def _float32_in_float64_out(layer):
+    """The fast layers' `_float32_in_float64` (prefer='accuracy'): float32
+    computed in float64 and float16 in float32, each rounded once."""
+    wider = {_FLOAT16: np.dtype(np.float32), _FLOAT32: np.dtype(np.float64)}
+    return _computed_wider_out(layer, wider)
+
+
+def _computed_wider_out(layer, wider):
+    """`_computed_wider` for layers whose forward and backward take ``out``."""
     forward, backward = layer.forward, layer.backward
     name = layer.__name__
-    layer._float16 = False  # until a forward sees float16
+    layer._given = None  # the dtype forward was given, when it computed wider
 
-    def forward_in_float32(self, x, out=None):
-        if getattr(x, "dtype", None) is not _FLOAT16:
-            if self._float16:
-                self._float16 = False
+    def forward_wider(self, x, out=None):
+        dtype = getattr(x, "dtype", None)
+        wide = wider.get(dtype)
+        if wide is None:
+            self._given = None
             return forward(self, x, out)
-        self._float16 = True
-        result = forward(self, x.astype(np.float32))
-        return _rounded_into(result, out, f"{name}.forward")
+        self._given = dtype
+        result = forward(self, x.astype(wide))
+        return _rounded_into(result, out, dtype, f"{name}.forward")
 
-    def backward_in_float32(self, dout, out=None):
-        if not self._float16:
+    def backward_wider(self, dout, out=None):
+        given = self._given
+        if given is None:
             return backward(self, dout, out)
-        dx = backward(self, np.asarray(dout, np.float32))
-        return _rounded_into(dx, out, f"{name}.backward")
+        dx = backward(self, np.asarray(dout, wider[given]))
+        return _rounded_into(dx, out, given, f"{name}.backward")
 
-    forward_in_float32.__doc__ = forward.__doc__
-    backward_in_float32.__doc__ = backward.__doc__
-    layer.forward, layer.backward = forward_in_float32, backward_in_float32
+    forward_wider.__doc__ = forward.__doc__
+    backward_wider.__doc__ = backward.__doc__
+    layer.forward, layer.backward = forward_wider, backward_wider
     return layer
 
 
-def _rounded_into(result, out, name):
-    """result (float32) rounded to float16, into ``out`` if given."""
+def _rounded_into(result, out, dtype, name):
+    """result rounded to ``dtype``, into ``out`` if given."""
     if out is None:
-        return result.astype(np.float16)
-    _check_out(name, out, result.shape, np.float16)
+        return result.astype(dtype)
+    _check_out(name, out, result.shape, dtype)
     np.copyto(out, result, casting="same_kind")
     return out
 

@@ -554,6 +554,8 @@ class ReadableLayer:
     backward: tuple[str, ...]
     param_grads: tuple[str, ...]
     helpers: frozenset[str]
+    #: The class decorator that computes narrow floats in a wider dtype.
+    decorator: str = "_float16_in_float32"
     #: (class attribute, comment lines, coefficients) of each near-zero polynomial.
     tables: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
 
@@ -564,7 +566,10 @@ class ReadableLayer:
 
 
 #: Helpers every readable module uses.
-ALWAYS = frozenset({"_float_array", "_check_dout", "_float16_in_float32"})
+ALWAYS = frozenset({"_float_array", "_check_dout"})
+#: The class decorator of each precision policy: under `accuracy` float32 is
+#: computed in float64, as float16 is in float32 under both.
+DECORATORS = {"memory": "_float16_in_float32", "accuracy": "_float32_in_float64"}
 
 
 def layer_source(formulas: LayerFormulas) -> ReadableLayer:
@@ -601,7 +606,8 @@ def layer_source(formulas: LayerFormulas) -> ReadableLayer:
         comments=comment_lines(formulas.comments, indent=8),
         backward=tuple(backward.lines),
         param_grads=formulas.param_grads,
-        helpers=ALWAYS | forward.helpers | backward.helpers,
+        helpers=ALWAYS | {DECORATORS[act.prefer]} | forward.helpers | backward.helpers,
+        decorator=DECORATORS[act.prefer],
         tables=class_tables(tables, formulas),
     )
 
