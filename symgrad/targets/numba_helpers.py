@@ -1,0 +1,240 @@
+"""Scalar math for the numba target's fused loops, written so LLVM vectorises it.
+
+A loop that calls ``math.exp`` runs libm's scalar code element by element (pip's
+llvmlite has no vector math library), so each function here is range reduction
+plus a polynomial, in float64 arithmetic with integer bit tricks and selects
+where the libm code would branch: the loop vectoriser turns a whole fused pass
+into SIMD code.  The polynomial tables are fitted by `symgrad.approximations`
+(``python -m symgrad.approximations`` prints them).  Accuracy, against mpmath
+over each function's whole float64 range (`tests/test_numba_math.py`): exp,
+log, log1p, expm1 and tanh within 2 ulps; inf, NaN, -0.0 and subnormals as
+NumPy gives them.
+
+Every function takes float32 or float64 and computes in float64, so a float32
+layer is computed in float64 and rounded once when the loop stores it.  All are
+``inline="always"`` (inlined into the loop before LLVM sees it) and use NumPy's
+error model: a division by zero gives inf, as in NumPy, instead of raising,
+which would put a branch in the loop.
+"""
+
+import numba
+import numpy as np
+
+#: 1.5 * 2**52: x + _SHIFTER rounds x to an integer, which the low bits hold.
+_SHIFTER = 6755399441055744.0
+_SHIFTER_BITS = 0x4338000000000000
+_INV_LN2 = 1.4426950408889634
+#: ln 2 in two parts; the first has 33 bits, so k * _LN2_HI is exact for the
+#: |k| <= 1100 that exp's reduction meets.
+_LN2_HI = 0.6931471803691238
+_LN2_LO = 1.9082149292705877e-10
+_SMALLEST_NORMAL = 2.2250738585072014e-308
+_TWO_TO_54 = 18014398509481984.0
+_SQRT2 = 1.4142135623730951
+
+# exp(r) - 1 = r + r**2 * Q(r) for |r| <= ln(2)/2, Q of degree 10.
+_EXPM1_CORE = (
+    0.5,
+    0.1666666666666667,
+    0.04166666666666667,
+    0.008333333333326141,
+    0.0013888888888883752,
+    0.00019841269874800493,
+    2.4801587325533363e-05,
+    2.7557255425746435e-06,
+    2.7557273661348637e-07,
+    2.510520637395701e-08,
+    2.0914679376583935e-09,
+)
+
+# log(1 + f) = 2s + s z T(z) with s = f/(2 + f), z = s**2 <= (3 - 2 sqrt(2))**2.
+_LOG_CORE = (
+    0.6666666666666666,
+    0.4000000000000088,
+    0.28571428570803614,
+    0.22222222391713917,
+    0.18181795640132906,
+    0.15386239702814658,
+    0.13268773138656886,
+    0.13086626147840102,
+)
+
+# tanh(a) = a + a**3 P(a**2) for |a| < 0.625.
+_TANH_CORE = (
+    -0.3333333333333333,
+    0.13333333333333042,
+    -0.05396825396789699,
+    0.021869488519008305,
+    -0.008863235103240878,
+    0.0035921217511549622,
+    -0.0014557754120478055,
+    0.0005896606577757043,
+    -0.0002375906496055562,
+    9.257116129556769e-05,
+    -3.12011014257974e-05,
+    6.485163482793113e-06,
+)
+_TANH_SMALL = 0.625
+
+_inline = numba.njit(inline="always", error_model="numpy")
+
+
+@_inline
+def _horner(t, coefficients):
+    """coefficients[0] + coefficients[1] t + ... (a constant tuple, so that the
+    loop is unrolled)."""
+    p = coefficients[-1]
+    for i in range(len(coefficients) - 2, -1, -1):
+        p = p * t + coefficients[i]
+    return p
+
+
+@_inline
+def _two_to(k):
+    """2.0**k for an integer k in [-1022, 1023], built from its bits."""
+    return np.int64((k + 1023) << 52).view(np.float64)
+
+
+@_inline
+def _reduce(x):
+    """(k, r) with x = k ln 2 + r, k an integer and |r| <= ln(2)/2 (Cody and
+    Waite: k ln 2 in two parts, the first product exact)."""
+    t = x * _INV_LN2 + _SHIFTER
+    k = np.float64(t).view(np.int64) - _SHIFTER_BITS
+    kf = t - _SHIFTER
+    return k, (x - kf * _LN2_HI) - kf * _LN2_LO
+
+
+@_inline
+def _scaled(p, k):
+    """p * 2**k for k in [-2100, 2100] in two exact steps, so that a result that
+    overflows is inf and one in the subnormals is rounded once."""
+    half = k >> 1
+    return p * _two_to(half) * _two_to(k - half)
+
+
+@_inline
+def _expm1_core(r):
+    """exp(r) - 1 for |r| <= ln(2)/2."""
+    return r + r * r * _horner(r, _EXPM1_CORE)
+
+
+@_inline
+def _exp(x):
+    """exp(x): 2**k exp(r), within an ulp."""
+    x = np.float64(x)
+    xc = min(max(x, -746.0), 710.0) if x == x else 0.0
+    k, r = _reduce(xc)
+    y = _scaled(1.0 + _expm1_core(r), k)
+    return y if x == x else x
+
+
+@_inline
+def _expm1(x):
+    """exp(x) - 1 = 2**k (exp(r) - 1) + (2**k - 1), the last exact for the k
+    that matter; x itself below 1e-300, -1 below -40."""
+    x = np.float64(x)
+    xc = min(max(x, -40.0), 710.0) if x == x else 0.0
+    k, r = _reduce(xc)
+    p = _expm1_core(r)
+    scale = _scaled(1.0, k)
+    y = scale * p + (scale - 1.0)
+    y = p if k == 0 else y
+    y = y if x > -40.0 else -1.0
+    y = x if abs(x) < 1e-300 else y  # -0.0 and the subnormals as they are
+    return y if x == x else x
+
+
+@_inline
+def _log_parts(x):
+    """(e, f) with x = 2**e (1 + f) and sqrt(1/2) <= 1 + f < sqrt(2), for a
+    positive finite x (a subnormal is scaled by 2**54 first)."""
+    small = x < _SMALLEST_NORMAL
+    x = x * _TWO_TO_54 if small else x
+    bits = np.float64(x).view(np.int64)
+    e = ((bits >> 52) & 0x7FF) - (1077 if small else 1023)
+    m = np.int64((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000).view(np.float64)
+    big = m > _SQRT2
+    return np.float64(e + 1 if big else e), (m * 0.5 if big else m) - 1.0
+
+
+@_inline
+def _log1p_core(f):
+    """log(1 + f) for sqrt(1/2) <= 1 + f < sqrt(2): f - (f**2/2 - s (f**2/2 +
+    z T(z))), which adds the small corrections to f, exact, last."""
+    s = f / (2.0 + f)
+    z = s * s
+    half_square = 0.5 * f * f
+    return f - (half_square - s * (half_square + z * _horner(z, _LOG_CORE)))
+
+
+@_inline
+def _log(x):
+    """log(x) = e ln 2 + log(1 + f), within an ulp."""
+    x = np.float64(x)
+    e, f = _log_parts(x if 0.0 < x < np.inf else 1.0)
+    y = e * _LN2_HI + (_log1p_core(f) + e * _LN2_LO)
+    y = y if x < np.inf else x
+    y = y if x > 0.0 else (-np.inf if x == 0.0 else np.nan)
+    return y if x == x else x
+
+
+@_inline
+def _log1p(x):
+    """log(1 + x) as log(u) + (x - (u - 1))/u with u = 1 + x rounded: the
+    second term is what the rounding lost, to first order."""
+    x = np.float64(x)
+    u = 1.0 + x
+    lost = (x - (u - 1.0)) / u if 0.0 < u < np.inf else 0.0
+    y = _log(u) + lost
+    y = x if abs(x) < 1e-300 else y  # -0.0 and the subnormals as they are
+    return y if x == x else x
+
+
+@_inline
+def _tanh(x):
+    """tanh(x): a + a**3 P(a**2) below |x| = 0.625, expm1(2a)/(expm1(2a) + 2)
+    above (1 from |x| = 20), with x's sign."""
+    x = np.float64(x)
+    a = abs(x)
+    w = a * a
+    small = a + a * w * _horner(w, _TANH_CORE)
+    e = _expm1(2.0 * min(a, 20.0))
+    y = small if a < _TANH_SMALL else e / (e + 2.0)
+    return np.copysign(y, x) if x == x else x
+
+
+@_inline
+def _sigmoid(x):
+    """1/(1 + exp(-x)), as exp(x)/(1 + exp(x)) for x < 0: no overflow, and the
+    tail keeps its digits."""
+    x = np.float64(x)
+    e = _exp(-abs(x))
+    y = (e if x < 0.0 else 1.0) / (1.0 + e)
+    return y if x == x else x
+
+
+@_inline
+def _softplus(x):
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow."""
+    x = np.float64(x)
+    y = max(x, 0.0) + _log1p(_exp(-abs(x)))
+    return y if x == x else x
+
+
+@_inline
+def _maximum(a, b):
+    """np.maximum of two numbers: NaN if either is."""
+    return a if a > b or a != a else b
+
+
+@_inline
+def _minimum(a, b):
+    """np.minimum of two numbers: NaN if either is."""
+    return a if a < b or a != a else b
+
+
+@_inline
+def _where(condition, a, b):
+    """np.where of numbers: both are computed, and the loop selects."""
+    return a if condition else b
