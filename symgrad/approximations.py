@@ -17,7 +17,7 @@ error of the log, which is relative error of erfc.  Degree 24 gives about 2e-15
 (float64), degree 12 about 6e-9 (float32 and float16).  Each P is a
 least-squares Chebyshev fit at Chebyshev nodes, converted to the power basis so
 the helper evaluates it by Horner's rule.  Run ``python -m symgrad.approximations``
-to print the tables that ``targets/numpy_helpers.py`` holds.
+to print the tables that ``targets/polynomial_tables.py`` holds.
 """
 
 from __future__ import annotations

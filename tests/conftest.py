@@ -28,7 +28,7 @@ from symgrad.targets.runners import runner
 #: NumPy's two styles, each under both precision policies (memory is the default).
 STYLES = ("readable", "fast", "readable accuracy", "fast accuracy")
 #: The targets besides NumPy; `catalog_modules[target]` is the catalog in each.
-FRAMEWORKS = ("torch", "jax")
+FRAMEWORKS = ("torch", "jax", "numba")
 _counter = itertools.count()
 
 

@@ -89,7 +89,7 @@ def test_catalog_parameters_on_the_command_line(tmp_path):
         (["generate", "relu", "-o", "/nonexistent/folder/x.py"], "does not exist"),
         (
             ["generate", "relu", "--target", "tf", "-o", "x.py"],
-            "invalid choice: 'tf' (choose from 'numpy', 'torch', 'jax')",
+            "invalid choice: 'tf' (choose from 'numpy', 'torch', 'jax', 'numba')",
         ),
         (
             ["generate", "relu", "--target", "jax", "--fast", "-o", "x.py"],
@@ -227,7 +227,7 @@ def test_formula_and_spec_work_for_every_target(tmp_path):
     spec.write_text(
         '[[activation]]\nname = "bent"\nformula = "(sqrt(x**2 + 1) - 1)/2 + x"\n'
     )
-    for target in ("numpy", "torch", "jax"):
+    for target in ("numpy", "torch", "jax", "numba"):
         out = tmp_path / f"{target}.py"
         args = ["generate", "--formula", "x*tanh(softplus(x))", "--name", "my_mish"]
         assert (
@@ -239,7 +239,7 @@ def test_formula_and_spec_work_for_every_target(tmp_path):
         ) and "bent" in source.lower()
 
 
-@pytest.mark.parametrize("target", ["torch", "jax"])
+@pytest.mark.parametrize("target", ["torch", "jax", "numba"])
 def test_check_target_runs_the_checks_on_that_framework(capsys, target):
     pytest.importorskip(target)
     assert main(["check", "softplus", "prelu", "--target", target]) == 0
@@ -248,7 +248,9 @@ def test_check_target_runs_the_checks_on_that_framework(capsys, target):
     assert all(row.split()[-1] == "ok" for row in rows[1:])
 
 
-@pytest.mark.parametrize("target, extra", [("torch", "torch"), ("jax", "jax")])
+@pytest.mark.parametrize(
+    "target, extra", [("torch", "torch"), ("jax", "jax"), ("numba", "numba")]
+)
 def test_a_missing_framework_is_one_line_naming_the_extra(
     monkeypatch, capsys, target, extra
 ):

@@ -99,6 +99,18 @@ TARGETS = {
         framework_name="JAX",
         extra="jax",
     ),
+    ("numba", "readable"): Target(
+        "numba",
+        "readable",
+        "numba_target:layer_source",
+        "numba",
+        (f"{__name__}.numba_helpers",),
+        "fused CPU layers (numba)",
+        imports=("np", "numba"),
+        framework="numba",
+        framework_name="numba",
+        extra="numba",
+    ),
     ("numpy", "fast"): Target(
         "numpy",
         "fast",
@@ -111,7 +123,7 @@ TARGETS = {
 
 
 #: The target names, in the order the command line lists them.
-NAMES = ("numpy", "torch", "jax")
+NAMES = ("numpy", "torch", "jax", "numba")
 
 
 def get_target(name: str = "numpy", *, fast: bool = False) -> Target:

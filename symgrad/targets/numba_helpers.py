@@ -19,6 +19,15 @@ which would put a branch in the loop.
 
 import numba
 import numpy as np
+from numba.extending import overload
+
+from .interface_helpers import (  # noqa: F401 (the layers' interface, copied too)
+    _check_backward,
+    _check_out,
+    _float16_in_float32_out,
+    _float_array,
+)
+from .polynomial_tables import _ERF_SMALL, _ERFC_F64
 
 #: 1.5 * 2**52: x + _SHIFTER rounds x to an integer, which the low bits hold.
 _SHIFTER = 6755399441055744.0
@@ -238,3 +247,101 @@ def _minimum(a, b):
 def _where(condition, a, b):
     """np.where of numbers: both are computed, and the loop selects."""
     return a if condition else b
+
+
+@_inline
+def _clip(u, lower, upper):
+    """np.clip of a number: NaN stays NaN."""
+    return _minimum(_maximum(u, lower), upper)
+
+
+@_inline
+def _finite(u, side):
+    """u with -inf (side -1), +inf (side 1) or both (0) replaced by the largest
+    float64, so that inf * 0 cannot make NaN."""
+    largest = 1.7976931348623157e308
+    u = max(u, -largest) if side <= 0 and u == u else u
+    return min(u, largest) if side >= 0 and u == u else u
+
+
+@_inline
+def _tame(u, degree):
+    """u clipped where u**degree still fits float64, with a factor 16 to spare."""
+    bound = 1.7976931348623157e308 ** (1.0 / degree) / 16.0
+    return _clip(u, -bound, bound)
+
+
+@_inline
+def _log_sigmoid(u):
+    """log(sigmoid(u)) = min(u, 0) - log1p(exp(-|u|)): no overflow."""
+    u = np.float64(u)
+    y = min(u, 0.0) - _log1p(_exp(-abs(u)))
+    return y if u == u else u
+
+
+#: Elements from which a loop runs over threads (numba_target.PARALLEL_FROM).
+_PARALLEL_FROM = 131072
+
+
+def _flat(array):
+    """A C-contiguous array as 1-D, without a copy where it already is one."""
+    return np.ascontiguousarray(array).reshape(-1)
+
+
+def _total(values):
+    """A parameter's gradient summed over the elements that share it: a sum
+    beyond float's range is +-inf, its rounding, not an error."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.sum(values))
+
+
+def _run(serial, parallel, size, *arguments):
+    """The loop over threads for ``size`` elements and more, else the serial one."""
+    return (parallel if size >= _PARALLEL_FROM else serial)(*arguments)
+
+
+@_inline
+def _square(u):
+    return u * u
+
+
+@_inline
+def _erfc(u, scale=1.0, square=1.0):
+    """erfc(scale*u), as the NumPy helper computes it (`numpy_helpers._erfc`):
+    t exp(P(2t - 1) - z**2) with t = 2/(2 + z), z = |scale*u|, z**2 split so
+    that its rounding does not reach exp; 2 - erfc(z) below 0; 1 - erf(z) from
+    erf's own polynomial below z = 1/8."""
+    u = np.float64(u)
+    a = min(abs(u), 27.3 / abs(scale))
+    t = 2.0 / (2.0 + abs(scale) * a)
+    h = np.rint(16.0 * a) / 16.0
+    tail = t * _exp(_horner(2.0 * t - 1.0, _ERFC_F64) - square * ((a - h) * (a + h)))
+    tail = tail * _exp(-square * (h * h))
+    y = 2.0 - tail if scale * u < 0.0 else tail
+    s = scale * u
+    near = 1.0 - s * _horner(2.0 * s * s - 1.0, _ERF_SMALL)
+    y = near if abs(s) < 0.125 else y
+    return y if u == u else u
+
+
+@_inline
+def _erf(u):
+    """erf(u): u P(2u**2 - 1) for |u| <= 1, sign(u) (1 - erfc(|u|)) beyond."""
+    u = np.float64(u)
+    small = min(max(u, -1.0), 1.0)
+    inner = small * _horner(2.0 * small * small - 1.0, _ERF_SMALL)
+    outer = np.copysign(1.0 - _erfc(abs(u)), u)
+    y = inner if abs(u) <= 1.0 else outer
+    return y if u == u else u
+
+
+def _like(like, value):
+    """``value`` as a number of ``like``'s type (float32 or float64)."""
+    return type(like)(value)
+
+
+@overload(_like, inline="always")
+def _like_in_numba(like, value):
+    """`_like` in compiled code: the cast to like's numba type."""
+    kind = like
+    return lambda like, value: kind(value)

@@ -15,106 +15,20 @@ from functools import cache
 
 import numpy as np
 
+from .interface_helpers import (  # noqa: F401 (the layers' interface, copied too)
+    _check_backward,
+    _check_out,
+    _float16_in_float32_out,
+    _float32_in_float64_out,
+)
 from .numpy_helpers import (
     _ERF_SMALL,
     _ERFC_F32,
     _ERFC_F64,
     _EXPM1_IS_SIMD,
-    _FLOAT16,
-    _FLOAT32,
     _LOG1P_IS_SIMD,
-    _dout_dtype,
     _erfc_near_zero,
 )
-
-
-def _check_out(name, out, shape, dtype, **reads):
-    """``out``, after checking that it can hold the result and shares no memory
-    with ``reads``, the arrays the call still reads or the layer keeps for
-    backward (blocks are written before all are read)."""
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"{name}: out must be a NumPy array, not {type(out).__name__}")
-    if out.shape != shape or out.dtype != dtype:
-        raise ValueError(
-            f"{name}: out has shape {out.shape} and dtype {out.dtype}, "
-            f"but the result has shape {shape} and dtype {dtype}"
-        )
-    if not (out.flags.c_contiguous and out.flags.writeable):
-        raise ValueError(f"{name}: out must be a writeable, C-contiguous array")
-    for label, array in reads.items():
-        if np.may_share_memory(out, array):
-            raise ValueError(f"{name}: out shares memory with {label}")
-    return out
-
-
-def _float16_in_float32_out(layer):
-    """The fast layers' `_float16_in_float32`: float16 computed in float32 and
-    rounded once, into ``out`` where one is given (checked as the layer would)."""
-    return _computed_wider_out(layer, {_FLOAT16: np.dtype(np.float32)})
-
-
-def _float32_in_float64_out(layer):
-    """The fast layers' `_float32_in_float64` (prefer='accuracy'): float32
-    computed in float64 and float16 in float32, each rounded once."""
-    wider = {_FLOAT16: np.dtype(np.float32), _FLOAT32: np.dtype(np.float64)}
-    return _computed_wider_out(layer, wider)
-
-
-def _computed_wider_out(layer, wider):
-    """`_computed_wider` for layers whose forward and backward take ``out``."""
-    forward, backward = layer.forward, layer.backward
-    name = layer.__name__
-    layer._given = None  # the dtype forward was given, when it computed wider
-
-    def forward_wider(self, x, out=None):
-        dtype = getattr(x, "dtype", None)
-        wide = wider.get(dtype)
-        if wide is None:
-            self._given = None
-            return forward(self, x, out)
-        self._given = dtype
-        result = forward(self, x.astype(wide))
-        return _rounded_into(result, out, dtype, f"{name}.forward")
-
-    def backward_wider(self, dout, out=None):
-        given = self._given
-        if given is None:
-            return backward(self, dout, out)
-        dx = backward(self, np.asarray(dout, wider[given]))
-        return _rounded_into(dx, out, given, f"{name}.backward")
-
-    forward_wider.__doc__ = forward.__doc__
-    backward_wider.__doc__ = backward.__doc__
-    layer.forward, layer.backward = forward_wider, backward_wider
-    return layer
-
-
-def _rounded_into(result, out, dtype, name):
-    """result rounded to ``dtype``, into ``out`` if given."""
-    if out is None:
-        return result.astype(dtype)
-    _check_out(name, out, result.shape, dtype)
-    np.copyto(out, result, casting="same_kind")
-    return out
-
-
-def _check_backward(layer, cached, dout):
-    """Return dout as an array shaped like forward's output, or say what is wrong."""
-    if cached is None:
-        raise RuntimeError(f"{layer}.backward() called before forward()")
-    shape = cached if isinstance(cached, tuple) else cached.shape
-    kept = getattr(cached, "dtype", None)
-    usual = type(dout) is np.ndarray and dout.dtype is kept and kept.kind == "f"
-    if usual and dout.shape == shape:
-        return dout  # an array of the layer's own float dtype
-    dout = np.asarray(dout)
-    if dout.shape != shape:
-        raise ValueError(
-            f"{layer}.backward(): dout has shape {dout.shape}, "
-            f"but forward's output has shape {shape}"
-        )
-    return _dout_dtype(layer, dout, getattr(cached, "dtype", None))
-
 
 _BOOL = np.dtype(bool)
 #: Below this many elements, and with no out= buffer, a layer runs whole-array

@@ -85,7 +85,12 @@ def _x64() -> Iterator[None]:
         yield
 
 
-RUNNERS = {"numpy": NumpyRunner, "torch": TorchRunner, "jax": JaxRunner}
+RUNNERS = {
+    "numpy": NumpyRunner,
+    "torch": TorchRunner,
+    "jax": JaxRunner,
+    "numba": NumpyRunner,  # the same class interface as the NumPy layers
+}
 
 
 def runner(target: str, layer: Any, **params: Any) -> Any:

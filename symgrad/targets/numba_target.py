@@ -1,0 +1,321 @@
+"""Fused CPU layers with numba: one loop per direction, over SIMD math.
+
+The same `LayerFormulas` as the NumPy layers.  Each pass is printed as the body
+of an element function (`NumbaPrinter`: the readable printer on numbers, with
+the vectorisable functions of `numba_helpers` for exp, log, tanh, sigmoid,
+softplus ...), and two loops call it over the flattened arrays: one serial, one
+over threads (``numba.prange``) for arrays of ``_PARALLEL_FROM`` elements or more
+(`numba_helpers`).
+A loop reads each input once and writes only the outputs and the arrays forward
+keeps for backward.  Every value is computed in float64 and rounded once where
+the loop stores it, so a float32 layer keeps its float32 arrays and float64's
+accuracy.  Loops compile on first use and are cached next to the module
+(``cache=True``).  The class around them has the NumPy ``--fast`` layers' API:
+``forward(x, out=None)``, ``backward(dout, out=None)``, ``params`` and
+``grads``.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass
+
+import sympy
+from sympy.printing.numpy import NumPyPrinter
+
+from ..layer import DOUT, LayerFormulas, comment_lines, local_name
+from ..model import MASK, X, Y
+from ..printing import LayerPrinter, UnprintableError, _float_literal
+from ..sharing import S
+from .framework_printer import FrameworkPrinter
+from .numpy_readable import print_pass
+
+#: NumPy's function name (as the printers ask for it) -> the numba code's.
+_FUNCTIONS = {
+    "exp": "_exp",
+    "log": "_log",
+    "tanh": "_tanh",
+    "maximum": "_maximum",
+    "minimum": "_minimum",
+    "where": "_where",
+    "clip": "_clip",
+    "abs": "abs",
+    "sqrt": "np.sqrt",
+    "square": "_square",
+    "sign": "np.sign",
+    "rint": "np.rint",
+    "sin": "np.sin",
+    "cos": "np.cos",
+    "tan": "np.tan",
+    "sinh": "np.sinh",
+    "cosh": "np.cosh",
+    "arcsin": "np.arcsin",
+    "arccos": "np.arccos",
+    "arctan": "np.arctan",
+    "arcsinh": "np.arcsinh",
+    "arccosh": "np.arccosh",
+    "arctanh": "np.arctanh",
+}
+
+
+class NumbaPrinter(FrameworkPrinter):
+    """The readable printer on numbers: statements of an element function, with
+    the vectorisable helpers of `numba_helpers` as its functions."""
+
+    calls = {"erf": "_erf", "erfc": "_erfc", "log1p": "_log1p", "expm1": "_expm1"}
+    log_sigmoid = "_log_sigmoid"
+    in_place = False
+
+    def fn(self, name: str) -> str:
+        try:
+            function = _FUNCTIONS[name]
+        except KeyError:
+            raise UnprintableError(f"the numba target has no {name}") from None
+        if function.startswith("_"):
+            self.helpers.add(function)
+        return function
+
+    def _print_framework_call(self, expr: sympy.Function) -> str:
+        self.helpers.add(self.calls[type(expr).__name__])
+        return super()._print_framework_call(expr)
+
+    def _print_Mul(self, expr: sympy.Mul) -> str:
+        coefficient, rest = expr.as_coeff_Mul()
+        if coefficient == -1 and rest.func.__name__ == "softplus":
+            self.helpers.add(self.log_sigmoid)
+        return super()._print_Mul(expr)
+
+    def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
+        """Nested selects: a product with a boolean (dout * ~mask) would be an
+        integer operation on numbers."""
+        return LayerPrinter._print_Piecewise(self, expr)
+
+    def _print_Not(self, expr: sympy.Not) -> str:
+        return f"not ({self._print(expr.args[0])})"
+
+    def _print_And(self, expr: sympy.And) -> str:
+        return " and ".join(f"({self._print(a)})" for a in expr.args)
+
+    def _print_Or(self, expr: sympy.Or) -> str:
+        return " or ".join(f"({self._print(a)})" for a in expr.args)
+
+    def _print_erfc(self, expr) -> str:
+        self.helpers.add("_erfc")
+        return f"_erfc({self._print(expr.args[0])})"
+
+    def _print_scaled_erfc(self, expr) -> str:
+        """erfc(scale*u) as _erfc(u, scale, square): the helper squares u, not
+        the rounded product (whose square would cost exp 2 z**2 ulps)."""
+        return LayerPrinter._print_scaled_erfc(self, expr)
+
+    def _print_finite(self, expr) -> str:
+        self.helpers.add("_finite")
+        u, side = expr.args
+        return f"_finite({self._print(u)}, {int(side)})"
+
+    def _print_tame(self, expr) -> str:
+        self.helpers.add("_tame")
+        u, degree = expr.args
+        return f"_tame({self._print(u)}, {int(degree)})"
+
+    def _print(self, expr, **kwargs) -> str:
+        # Parameters are numbers in the element function: no float() needed.
+        return NumPyPrinter._print(self, expr, **kwargs)
+
+
+class NumbaOutputPrinter(NumbaPrinter):
+    """`NumbaPrinter` for a backward that reads only the cached output y: its
+    numbers in y's precision (``_like(y, c)``), so that a float32 y computes in
+    float32 as NumPy's layer does.  In float64, y's rounding (y = -1.7580993 at
+    SELU's limit) would meet the exact constant and leave 2e-8 where the slope
+    is 0."""
+
+    def _number(self, value: float) -> str:
+        self.helpers |= {"_like", "_like_in_numba"}
+        return f"_like(y, {_float_literal(value)})"
+
+    def _print_Float(self, expr) -> str:
+        return self._number(float(expr))
+
+    def _print_Rational(self, expr) -> str:
+        return self._number(expr.p / expr.q)
+
+    def _print_Integer(self, expr) -> str:
+        return self._number(float(expr))
+
+    _print_Half = _print_Rational
+    _print_One = _print_Zero = _print_NegativeOne = _print_Integer
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One direction: its element function, and the loop and call around it."""
+
+    function: str  # the element function: _mish_forward_one
+    loop: str  # the loops: _mish_forward and _mish_forward_parallel
+    arguments: tuple[str, ...]  # the element function's, numbers
+    lines: tuple[str, ...]
+    results: tuple[str, ...]
+    loop_arguments: str  # "xs, beta, outs, ss": input arrays, numbers, outputs
+    stores: str  # "outs[i], ss[i]"
+    reads: str  # "xs[i], beta"
+    size: str  # the first input array, whose size the loop runs to
+    call: str  # the class's arguments to the loop: "_flat(x), self.beta, ..."
+
+
+def _pass(name, arguments, lines, inputs, params, outputs, values, exact=()) -> Pass:
+    """A `Pass`; ``values`` maps a parameter to what the class passes for it,
+    and the inputs in ``exact`` are read in their own dtype."""
+    arrays = [f"{a}s" for a in inputs]
+    results = [f"{r}s" for r in outputs]
+    return Pass(
+        function=f"{name}_one",
+        loop=name,
+        arguments=arguments,
+        lines=lines,
+        results=outputs,
+        loop_arguments=", ".join([*arrays, *params, *results]),
+        stores=", ".join(f"{r}[i]" for r in results),
+        # Numbers in float64 (booleans as they are): the element function
+        # computes in float64, and the loop's store rounds once.
+        reads=", ".join(
+            [
+                *(f"{a}[i]" if a == "masks" else f"float({a}[i])" for a in arrays),
+                *params,
+            ]
+        ),
+        size=arrays[0],
+        call=", ".join(
+            [
+                *(f"_flat({a})" for a in inputs),
+                *(values[p] for p in params),
+                *(f"_flat({r})" for r in outputs),
+            ]
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class NumbaLayer:
+    """The printed pieces of one numba layer, for the template."""
+
+    class_name: str
+    prefix: str  # of its module-level functions: _mish_forward, ...
+    docstring: str
+    params: tuple[dict[str, str], ...]
+    learnable: tuple[str, ...]
+    forward: Pass
+    backward: Pass
+    cache: dict[str, str]  # attribute -> the forward local it keeps
+    loads: tuple[str, ...]  # backward's locals, read from the cache
+    cached: str  # the attribute that says forward ran (and its shape)
+    dtype: str  # dx's dtype
+    allocate: tuple[tuple[str, str], ...]  # forward's arrays besides out
+    param_grads: tuple[str, ...]
+    comments: tuple[str, ...]
+    helpers: frozenset[str]
+
+    @property
+    def defines(self) -> tuple[str, ...]:
+        functions = (
+            f"{self.prefix}_{direction}{kind}"
+            for direction in ("forward", "backward")
+            for kind in ("_one", "", "_parallel")
+        )
+        return (self.class_name, *functions)
+
+
+def layer_source(formulas: LayerFormulas) -> NumbaLayer:
+    """Print one layer as element functions, loops and a class."""
+    act = formulas.derivation.activation
+    prefix = f"_{_snake(act.class_name)}"
+    names = {X: "x", Y: "y", MASK: "mask", DOUT: "dout", S: "s"}
+    names.update({p.symbol: p.name for p in act.params})
+    arrays = {X, Y, MASK, DOUT, S}
+    taken = {p.name for p in act.params} | {f"d{n}" for n in formulas.param_grads}
+    taken |= {"np", "numba", "i"}
+
+    forward_lines = print_pass(
+        formulas.forward, names, arrays, taken, 4, printer_class=NumbaPrinter
+    )
+    from_output = formulas.saves == "output"
+    backward_lines = print_pass(
+        formulas.backward,
+        names,
+        arrays,
+        taken,
+        4,
+        printer_class=NumbaOutputPrinter if from_output else NumbaPrinter,
+    )
+    forward_results = ("out", *(n for n, _ in formulas.forward if n != "out"))
+    loads = tuple(local_name(symbol) for symbol, _ in formulas.reads)
+    backward_results = (*(f"d{n}" for n in formulas.param_grads), "dx")
+    forward_params = _mentioned(act, [e for _, e in formulas.forward])
+    backward_params = _mentioned(act, [e for _, e in formulas.backward])
+    values = {
+        p.name: f'float(self.params["{p.name}"])' if p.learnable else f"self.{p.name}"
+        for p in act.params
+    }
+    forward = _pass(
+        f"{prefix}_forward",
+        ("x", *forward_params),
+        tuple(forward_lines.lines),
+        ("x",),
+        forward_params,
+        forward_results,
+        values,
+    )
+    backward = _pass(
+        f"{prefix}_backward",
+        ("dout", *loads, *backward_params),
+        tuple(backward_lines.lines),
+        ("dout", *loads),
+        backward_params,
+        backward_results,
+        values,
+        exact=("y",) if from_output else (),
+    )
+    cache = {attribute: attribute for attribute in formulas.saved_attributes}
+    if formulas.saves in ("mask", "nothing"):
+        # A mask or a shape does not say the gradient's dtype: keep it.
+        cache["dtype"] = "x.dtype"
+    if not loads:
+        cache["shape"] = "x.shape"
+    allocate = tuple(
+        (name, "np.bool_" if name == "mask" else "x.dtype")
+        for name in forward_results
+        if name != "out"
+    )
+    helpers = {"_float_array", "_check_out", "_check_backward", "_flat", "_run"}
+    if formulas.param_grads:
+        helpers.add("_total")
+    helpers |= {"_float16_in_float32_out", "_inline"}
+    return NumbaLayer(
+        class_name=act.class_name,
+        prefix=prefix,
+        docstring=formulas.docstring,
+        params=tuple({"name": p.name, "default": repr(p.value)} for p in act.params),
+        learnable=tuple(p.name for p in act.learnable),
+        forward=forward,
+        backward=backward,
+        cache=cache,
+        loads=loads,
+        cached=(loads or ("shape",))[0],
+        dtype="self.dtype" if "dtype" in cache else f"{loads[0]}.dtype",
+        allocate=allocate,
+        param_grads=formulas.param_grads,
+        comments=comment_lines(formulas.comments, indent=4),
+        helpers=frozenset(helpers | forward_lines.helpers | backward_lines.helpers),
+    )
+
+
+def _mentioned(act, expressions) -> tuple[str, ...]:
+    """The parameters (by name, in the activation's order) the passes read."""
+    used = set().union(*(e.free_symbols for e in expressions))
+    return tuple(p.name for p in act.params if p.symbol in used)
+
+
+def _snake(name: str) -> str:
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    return f"{snake}_" if keyword.iskeyword(snake) else snake
