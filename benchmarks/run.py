@@ -6,6 +6,7 @@
                              [--prefer memory|accuracy]
                              [--json PATH] [--markdown PATH] [--no-torch]
     python benchmarks/run.py --target torch|jax [--no-compile] ...
+    python benchmarks/run.py --target numba [--activations ...] [--dtypes ...]
 
 ``--target torch`` and ``--target jax`` measure the generated PyTorch and JAX
 layers against the frameworks' own functions instead (`frameworks`).
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     dtypes = _choices(args.dtypes, DTYPES, "dtype")
     info = machine()
     print(_machine_line(info), flush=True)
+    if args.target == "numba":
+        return fused(args, names, dtypes, info)
     if args.target != "numpy":
         return framework(args, names, dtypes, info)
     sections = _choices(args.sections, SECTIONS, "section")
@@ -117,6 +120,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def fused(args, names: list[str], dtypes: list[str], info: dict) -> int:
+    """``--target numba``: the fused layers against --fast, PyTorch and the floor."""
+    import numba_target
+
+    if not args.activations:
+        names = ["relu", "sigmoid", "tanh", "elu", *numba_target.TRANSCENDENTAL]
+    with tempfile.TemporaryDirectory() as folder:
+        report = numba_target.run(names, dtypes, Path(folder), args)
+    report["machine"] = info
+    report["targets"] = numba_target.targets(report)
+    _print_targets(report["targets"], info)
+    if args.json is None:
+        args.json = HERE / "results-numba.json"
+    args.json.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"\nwrote {args.json}")
+    return 0
+
+
 def framework(args, names: list[str], dtypes: list[str], info: dict) -> int:
     """``--target torch|jax``: the generated layers against the framework's own."""
     import frameworks
@@ -148,7 +169,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dtypes", default="", help="default: both; float32 for torch and jax"
     )
-    parser.add_argument("--target", choices=["numpy", "torch", "jax"], default="numpy")
+    parser.add_argument(
+        "--target", choices=["numpy", "torch", "jax", "numba"], default="numpy"
+    )
     parser.add_argument(
         "--no-compile", action="store_true", help="torch: skip torch.compile"
     )

@@ -99,6 +99,14 @@ def _horner(t, coefficients):
 
 
 @_inline
+def _horner_long(t, coefficients):
+    """`_horner` for more than 13 coefficients, in two parts: LLVM unrolls a
+    loop over a tuple of 13, not of 25, and a loop it cannot unroll indexes
+    the tuple element by element, which is not SIMD code."""
+    return _horner(t, coefficients[:13]) + t**13 * _horner(t, coefficients[13:])
+
+
+@_inline
 def _two_to(k):
     """2.0**k for an integer k in [-1022, 1023], built from its bits."""
     return np.int64((k + 1023) << 52).view(np.float64)
@@ -141,14 +149,16 @@ def _exp(x):
 @_inline
 def _expm1(x):
     """exp(x) - 1 = 2**k (exp(r) - 1) + (2**k - 1), the last exact for the k
-    that matter; x itself below 1e-300, -1 below -40."""
+    that matter (from k = 65 on, exp(x) itself); x itself below 1e-300, -1
+    below -40."""
     x = np.float64(x)
     xc = min(max(x, -40.0), 710.0) if x == x else 0.0
     k, r = _reduce(xc)
     p = _expm1_core(r)
-    scale = _scaled(1.0, k)
+    scale = _scaled(1.0, min(k, 64))
     y = scale * p + (scale - 1.0)
     y = p if k == 0 else y
+    y = _scaled(1.0 + p, k) if k > 64 else y  # exp(x) - 1 rounds to exp(x)
     y = y if x > -40.0 else -1.0
     y = x if abs(x) < 1e-300 else y  # -0.0 and the subnormals as they are
     return y if x == x else x
@@ -315,7 +325,8 @@ def _erfc(u, scale=1.0, square=1.0):
     a = min(abs(u), 27.3 / abs(scale))
     t = 2.0 / (2.0 + abs(scale) * a)
     h = np.rint(16.0 * a) / 16.0
-    tail = t * _exp(_horner(2.0 * t - 1.0, _ERFC_F64) - square * ((a - h) * (a + h)))
+    p = _horner_long(2.0 * t - 1.0, _ERFC_F64)
+    tail = t * _exp(p - square * ((a - h) * (a + h)))
     tail = tail * _exp(-square * (h * h))
     y = 2.0 - tail if scale * u < 0.0 else tail
     s = scale * u

@@ -1,0 +1,165 @@
+"""``run.py --target numba``: the fused numba layers, side by side with the
+NumPy ``--fast`` layers, PyTorch's CPU autograd and the memory-bandwidth floor,
+and what compiling them costs once.
+
+Every candidate writes into ``out=`` arrays made beforehand (PyTorch cannot),
+forward then backward, interleaved in one process; reported are medians and
+ratios of medians.  The one-time costs are measured in fresh processes: the
+first call's compile of a layer's two loops (one dtype), and the same module
+imported again with numba's cache next to it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SIZES = [100_000, 1_000_000, 10_000_000]
+#: The issue's bounds: fwd+bwd over the bandwidth floor.
+FLOOR_BOUND = {"relu": 1.5, "sigmoid": 1.5, "tanh": 1.5, "elu": 1.5}
+TRANSCENDENTAL = ("silu", "softplus", "mish", "gelu", "gelu_tanh")
+
+
+def run(names, dtypes, folder: Path, args) -> dict:
+    """The size table and the one-time costs, as a report for run.py."""
+    import run as bench
+
+    import symgrad
+    from symgrad.loader import import_path
+
+    path = folder / "bench_numba.py"
+    path.write_text(symgrad.generate(names, target="numba"))
+    fused = import_path(path, "bench_numba")
+    fast = bench.generated_classes(names, folder, fast=True)
+    torch = None if args.no_torch else bench.load_torch()
+    print("\nfused numba layers: forward+backward into out= arrays, medians")
+    print(f"{'layer':<10} {'dtype':<8} {'N':>7} {'numba':>10} {'fast':>10} "
+          f"{'numba/floor':>11} {'numba/fast':>10} {'torch/numba':>11}")  # fmt: skip
+    rows = []
+    for dtype in dtypes:
+        for size in SIZES:
+            x, dout = bench._data(size, dtype)
+            for name in names:
+                layer = getattr(fused, symgrad.activation(name).class_name)()
+                layer.forward(x)  # compile outside the timing
+                layer.backward(dout)
+                candidates = {
+                    "numba": bench._with_buffers(layer, x, dout),
+                    "fast": bench._with_buffers(fast[name](), x, dout),
+                    "floor": bench._floor(x, dout),
+                }
+                if torch is not None and name in torch[1]:
+                    candidates["torch"] = bench._torch_both(torch, name, x, dout)
+                median = bench.interleaved(
+                    candidates, bench._repeats(size, args.repeats)
+                )
+                row = {
+                    "activation": name,
+                    "dtype": dtype,
+                    "size": size,
+                    **{f"{k}_us": v * 1e6 for k, v in median.items()},
+                    "numba_over_floor": median["numba"] / median["floor"],
+                    "numba_over_fast": median["numba"] / median["fast"],
+                }
+                if "torch" in median:
+                    row["torch_over_numba"] = median["torch"] / median["numba"]
+                rows.append(row)
+                torch_cell = f"{row.get('torch_over_numba', float('nan')):>11.2f}"
+                print(
+                    f"{name:<10} {dtype:<8} {size:>7.0e} "
+                    f"{bench._time(median['numba']):>10} "
+                    f"{bench._time(median['fast']):>10} "
+                    f"{row['numba_over_floor']:>11.2f} "
+                    f"{row['numba_over_fast']:>10.2f} {torch_cell}",
+                    flush=True,
+                )
+            del x, dout
+    return {"sizes": rows, "costs": one_time_costs(names[:3], folder)}
+
+
+def one_time_costs(names, folder: Path) -> dict:
+    """Seconds, in fresh processes: importing numba after NumPy, the first
+    forward+backward of each layer (compiling its two serial loops, float64),
+    and the same again with the cache the first run left."""
+    import symgrad
+
+    path = folder / "costs_numba.py"
+    path.write_text(symgrad.generate(names, target="numba"))
+    classes = [symgrad.activation(n).class_name for n in names]
+    code = textwrap.dedent(
+        f"""
+        import sys, time
+        import numpy as np
+        t = time.perf_counter(); import numba; imported = time.perf_counter() - t
+        sys.path.insert(0, {str(folder)!r})
+        import costs_numba
+        x = np.linspace(-3, 3, 1000)
+        times = [imported]
+        for name in {classes!r}:
+            layer = getattr(costs_numba, name)()
+            t = time.perf_counter()
+            layer.forward(x); layer.backward(np.ones_like(x))
+            times.append(time.perf_counter() - t)
+        print(" ".join(map(str, times)))
+        """
+    )
+
+    def measure() -> list[float]:
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        return [float(v) for v in result.stdout.split()]
+
+    cold = measure()
+    warm = [measure() for _ in range(3)]
+    costs = {
+        "import_numba_s": statistics.median(w[0] for w in warm),
+        "first_call_compile_s": dict(zip(names, cold[1:], strict=True)),
+        "cached_reload_s": {
+            n: statistics.median(w[i + 1] for w in warm) for i, n in enumerate(names)
+        },
+    }
+    print("\none-time costs (fresh processes, float64):")
+    print(f"  import numba after NumPy: {costs['import_numba_s'] * 1e3:.0f} ms")
+    for n in names:
+        print(
+            f"  {n:<10} first forward+backward {cold[names.index(n) + 1]:.2f} s "
+            f"(compiling), {costs['cached_reload_s'][n] * 1e3:.1f} ms from the cache"
+        )
+    return costs
+
+
+def targets(report: dict) -> list[dict]:
+    """The issue's speed targets, each with its measured value."""
+    checks = []
+    for row in report["sizes"]:
+        name, ratio = row["activation"], row["numba_over_floor"]
+        if name in FLOOR_BOUND:
+            limit = FLOOR_BOUND[name]
+        elif name in TRANSCENDENTAL:
+            limit = 3.0
+        else:
+            continue
+        checks.append(
+            {
+                "target": f"{name} {row['dtype']} N={row['size']:.0e}: "
+                f"numba/floor <= {limit:g}",
+                "value": round(ratio, 2),
+                "met": ratio <= limit,
+            }
+        )
+        if row["size"] >= 1_000_000 and "torch_over_numba" in row:
+            need = 1.0 if name == "gelu" else 2.0
+            if name in TRANSCENDENTAL or name in ("sigmoid", "tanh", "elu"):
+                checks.append(
+                    {
+                        "target": f"{name} {row['dtype']} N={row['size']:.0e}: "
+                        f"torch/numba >= {need:g}",
+                        "value": round(row["torch_over_numba"], 2),
+                        "met": row["torch_over_numba"] >= need,
+                    }
+                )
+    return checks
