@@ -43,6 +43,7 @@ from .loader import compile as compile_layer
 from .model import PREFERENCES, Activation, Prefer
 from .oracle import CONTRACT, breaks_contract, mpmath_function, settled, split, ulps
 from .plan import kink_values
+from .series import MAX_ROOTS
 
 #: Ulps allowed per direction: 4, or 64 for layers built on erf/erfc (their
 #: polynomial fits and exp(-x**2) tails); float16, computed in float32 and
@@ -299,7 +300,9 @@ def grid(
     # About a root the slope's terms cancel, mildly (by 1.1-1.5x) far out from
     # it (Mish's to x = -20); there an error over the bound at one point in fifty
     # showed only on a grid ten times as dense as the one above.
-    for root in roots:
+    # A periodic slope (sin's, 32 roots on the grid) is not a sum that cancels
+    # about a root, and is not fitted about them (`series.series_near_root`).
+    for root in roots if len(roots) <= MAX_ROOTS else ():
         reach = ROOT_REACH * max(abs(root), 1.0)
         points.append(np.linspace(root - reach, root + reach, 2001))
     with np.errstate(over="ignore", invalid="ignore"):

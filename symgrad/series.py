@@ -222,7 +222,9 @@ def _horner_exact(coefficients, u):
 _ROOT_CANCELLATIONS = (1.5, 2.0, 3.0, 4.0, 8.0)
 #: Where roots are looked for (a sign change between neighbours), and the most
 #: a sum may have there (a periodic one has more: it is left as it is).
-_ROOT_SCAN, _ROOT_STEP, _MAX_ROOTS = 20.0, 0.25, 4
+_ROOT_SCAN, _ROOT_STEP = 20.0, 0.25
+#: A sum with more roots than this (a periodic one) is not fitted about them.
+MAX_ROOTS = 4
 #: Window ends are multiples of this, and at most this far from the root.
 _WINDOW_STEP, _WINDOW_REACH = 1 / 16, 8.0
 #: Chebyshev points of the fit, the largest degree kept, and the relative
@@ -290,7 +292,7 @@ def _line(expr) -> bool:
 def _series_near_roots(expr, shape, u):
     """expr with a polynomial about each root of shape (expr in u)."""
     roots = _roots(shape)
-    if not roots or len(roots) > _MAX_ROOTS:
+    if not roots or len(roots) > MAX_ROOTS:
         return None
     result = expr
     bounds = [-math.inf, *((a + b) / 2 for a, b in itertools.pairwise(roots)), math.inf]
@@ -317,7 +319,7 @@ def _roots(expr) -> list[mpmath.mpf]:
             roots.append(mpmath.mpf(a))
         elif fa * fb < 0:
             roots.append(_bisected(expr, a, b, fa))
-        if len(roots) > _MAX_ROOTS:
+        if len(roots) > MAX_ROOTS:
             break
     return [r for r in roots if _cancels_at(expr, r)]
 

@@ -15,6 +15,8 @@ from symgrad.conditioning import describe, lossy_ranges
 from symgrad.model import PREFERENCES, X, Y
 from symgrad.spec import load_spec
 
+from .conftest import layer_class
+
 #: Catalog layers whose derivative is a function of the output, and where (a
 #: side of 0) reading the rounded output loses accuracy.
 OUTPUT_FORMS = {
@@ -421,16 +423,18 @@ def test_the_oracle_takes_astronomical_exponents_as_their_limits():
     assert not any(f.low > 700 for f in result.failures), result.failures
 
 
-@pytest.mark.parametrize("fast", [False, True], ids=["readable", "fast"])
+@pytest.mark.parametrize("style", ["readable", "fast"])
 @pytest.mark.parametrize("name", sorted(symgrad.CATALOG))
-def test_accuracy_computes_float32_in_float64_and_rounds_once(name, fast):
+def test_accuracy_computes_float32_in_float64_and_rounds_once(
+    catalog_modules, name, style
+):
     """Under accuracy a float32 layer is its float64 layer rounded once, bit for
     bit, and keeps a float64 cache; under memory it computes and keeps float32."""
     rng = np.random.default_rng(7)
     x32 = (rng.standard_normal(3000) * 4).astype(np.float32)
     dout = rng.standard_normal(3000).astype(np.float32)
-    wide = symgrad.compile(name, prefer="accuracy", fast=fast)()
-    narrow = symgrad.compile(name, prefer="accuracy", fast=fast)()
+    accurate = layer_class(catalog_modules[f"{style} accuracy"], name)
+    wide, narrow = accurate(), accurate()
     with np.errstate(all="ignore"):
         y64 = wide.forward(x32.astype(np.float64))
         dx64 = wide.backward(dout.astype(np.float64))
@@ -441,7 +445,7 @@ def test_accuracy_computes_float32_in_float64_and_rounds_once(name, fast):
     np.testing.assert_array_equal(dx32, dx64.astype(np.float32))
     cached = [v for v in vars(narrow).values() if isinstance(v, np.ndarray)]
     assert all(a.dtype != np.float32 for a in cached)
-    memory = symgrad.compile(name, fast=fast)()
+    memory = layer_class(catalog_modules[style], name)()
     memory.forward(x32)
     kept = [v for v in vars(memory).values() if isinstance(v, np.ndarray)]
     assert all(a.dtype != np.float64 for a in kept)

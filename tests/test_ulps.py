@@ -174,7 +174,6 @@ NOT_YET = {
     # s + s*t with t = sigmoid(-u)*x*u'(x) near -1: 4.35 ulps at x = -1.15.
     ("gelu_tanh", "fast", "float32", "memory"): _MEMORY_SUM,
     ("gelu_tanh", "fast", "float64", "memory"): _MEMORY_SUM,  # 4.4 at -1.95
-    ("gelu_tanh", "readable", "float64", "memory"): _MEMORY_SUM,  # 4.4 at -1.95
     # s + 4x*sigmoid(x)*sigmoid(-u)*sigmoid(u): 7.2 ulps at x = -1.74.
     ("mish", "fast", "float64", "memory"): _MEMORY_SUM,
     ("mish", "readable", "float64", "memory"): _MEMORY_SUM,  # 5.5 at -1.55
@@ -221,9 +220,9 @@ def grid(dtype, kinks, roots=()) -> np.ndarray:
     points = [magnitudes, -magnitudes, far, -far, np.linspace(-50, 50, 401) + 0.0123]
     points += [edge, -edge]
     points.append([0.0])
-    for r in roots:
+    for r in roots if len(roots) <= 4 else ():  # not sin's 64: it does not cancel
         reach = 10 * max(abs(r), 1.0)
-        points.append(np.linspace(r - reach, r + reach, 401) + 0.00123)
+        points.append(np.linspace(r - reach, r + reach, 201) + 0.00123)
     for k in [*kinks, *roots]:
         centre = dtype(k)
         for direction in (-np.inf, np.inf):

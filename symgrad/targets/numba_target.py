@@ -5,9 +5,8 @@ of an element function (`NumbaPrinter`: the readable printer on numbers, with
 the vectorisable functions of `numba_helpers` for exp, log, tanh, sigmoid,
 softplus ...), and two loops call it over the flattened arrays: one serial, one
 over threads (``numba.prange``) for arrays of ``_PARALLEL_FROM`` elements or more
-(`numba_helpers`).
-A loop reads each input once and writes only the outputs and the arrays forward
-keeps for backward.  Every value is computed in float64 and rounded once where
+(`numba_helpers`).  A loop reads each input once and writes only the outputs and
+the arrays forward keeps for backward.  Every value is computed in float64 and rounded once where
 the loop stores it, so a float32 layer keeps its float32 arrays and float64's
 accuracy.  Loops compile on first use and are cached next to the module
 (``cache=True``).  The class around them has the NumPy ``--fast`` layers' API:
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
+from ..functions import softplus
 from ..layer import DOUT, LayerFormulas, comment_lines, local_name
 from ..model import MASK, X, Y
 from ..printing import LayerPrinter, UnprintableError, _float_literal
@@ -82,7 +82,7 @@ class NumbaPrinter(FrameworkPrinter):
 
     def _print_Mul(self, expr: sympy.Mul) -> str:
         coefficient, rest = expr.as_coeff_Mul()
-        if coefficient == -1 and rest.func.__name__ == "softplus":
+        if coefficient == -1 and isinstance(rest, softplus):
             self.helpers.add(self.log_sigmoid)
         return super()._print_Mul(expr)
 
@@ -99,10 +99,6 @@ class NumbaPrinter(FrameworkPrinter):
 
     def _print_Or(self, expr: sympy.Or) -> str:
         return " or ".join(f"({self._print(a)})" for a in expr.args)
-
-    def _print_erfc(self, expr) -> str:
-        self.helpers.add("_erfc")
-        return f"_erfc({self._print(expr.args[0])})"
 
     def _print_scaled_erfc(self, expr) -> str:
         """erfc(scale*u) as _erfc(u, scale, square): the helper squares u, not
