@@ -13,7 +13,9 @@ catalog for those targets (skipping where the framework is not installed).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import sys
 from pathlib import Path
 
@@ -61,8 +63,10 @@ class _CatalogModules:
     """One module per style with a layer for every catalog activation, generated
     on first use and imported from disk."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, shared: Path) -> None:
         self.folder = folder
+        #: A folder every pytest-xdist worker sees (numba's compiled loops).
+        self.shared = shared
         self.modules: dict[str, object] = {}
 
     def __getitem__(self, style: str):
@@ -74,7 +78,10 @@ class _CatalogModules:
             source = symgrad.generate(
                 list(symgrad.CATALOG), target=target, fast=fast, prefer=policy(style)
             )
-            module = load_generated(source, self.folder)
+            if target == "numba":
+                module = _shared_numba_module(source, self.shared, style)
+            else:
+                module = load_generated(source, self.folder)
             if fast and style != "fast as generated":
                 module._SMALL = 0  # kernels at every size
             if style.endswith("without SIMD log1p"):
@@ -84,9 +91,32 @@ class _CatalogModules:
         return self.modules[style]
 
 
+def _shared_numba_module(source: str, folder: Path, style: str):
+    """The numba catalog module from one file that every worker imports, so
+    that numba's cache beside it serves a loop one worker compiled to the
+    others (compiling the catalog's loops is most of the target's test time).
+    The first worker to get here creates the file; it is never rewritten, as a
+    new modification time would void the cache."""
+    folder.mkdir(exist_ok=True)
+    name = "catalog_" + style.replace(" ", "_")
+    path = folder / f"{name}.py"
+    if not path.exists():
+        draft = folder / f"{name}.{os.getpid()}.tmp"
+        draft.write_text(source, encoding="utf-8")
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)  # atomic: fails if another worker was first
+        draft.unlink()
+    assert path.read_text(encoding="utf-8") == source
+    return import_path(path, name)
+
+
 @pytest.fixture(scope="session")
 def catalog_modules(tmp_path_factory):
-    return _CatalogModules(tmp_path_factory.mktemp("catalog"))
+    # Under pytest-xdist each worker's base folder sits in the run's own.
+    base = tmp_path_factory.getbasetemp()
+    run = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    shared = run / "shared-numba"
+    return _CatalogModules(tmp_path_factory.mktemp("catalog"), shared)
 
 
 @pytest.fixture(params=STYLES)

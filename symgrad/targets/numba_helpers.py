@@ -289,7 +289,8 @@ def _log_sigmoid(u):
     return y if u == u else u
 
 
-#: Elements from which a loop runs over threads (numba_target.PARALLEL_FROM).
+#: Elements from which a layer runs its loops over threads (`benchmarks/run.py
+#: --target numba` measures, per layer, where threads start to win).
 _PARALLEL_FROM = 131072
 
 
