@@ -289,9 +289,10 @@ def _log_sigmoid(u):
     return y if u == u else u
 
 
-#: Elements from which a layer runs its loops over threads (`benchmarks/run.py
-#: --target numba` measures, per layer, where threads start to win).
-_PARALLEL_FROM = 131072
+#: Elements from which a layer runs its loops over threads.  Measured on 2 cores
+#: (`benchmarks/run.py --target numba`): threads win from 4,096 elements (Mish,
+#: GELU, tanh) to 32,768 (ReLU, float64) and 65,536 (ReLU, float32).
+_PARALLEL_FROM = 32768
 
 
 def _flat(array):
