@@ -12,6 +12,8 @@ these are written; nothing here knows NumPy.
 from __future__ import annotations
 
 import functools
+import keyword
+import re
 import textwrap
 from dataclasses import dataclass
 
@@ -138,6 +140,14 @@ def comment_lines(comments: tuple[str, ...], indent: int) -> tuple[str, ...]:
         lines.append(first + pieces[0])
         lines += [" " * len(first) + piece for piece in pieces[1:]]
     return tuple(lines)
+
+
+def snake_name(act) -> str:
+    """The activation's name in snake case, a valid identifier: what a target
+    names its functions after (JAX's ``mish``, numba's ``_mish_forward``)."""
+    name = act.name if act.name.isidentifier() else act.class_name
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    return f"{name}_" if keyword.iskeyword(name) else name
 
 
 def local_name(symbol: sympy.Symbol) -> str:

@@ -22,6 +22,7 @@ import pytest
 
 import symgrad
 from symgrad.auditing import NEAR_ROOT
+from symgrad.series import MAX_ROOTS
 
 mp = mpmath
 
@@ -220,7 +221,7 @@ def grid(dtype, kinks, roots=()) -> np.ndarray:
     points = [magnitudes, -magnitudes, far, -far, np.linspace(-50, 50, 401) + 0.0123]
     points += [edge, -edge]
     points.append([0.0])
-    for r in roots if len(roots) <= 4 else ():  # not sin's 64: it does not cancel
+    for r in roots if len(roots) <= MAX_ROOTS else ():  # not sin's 64: no cancelling
         reach = 10 * max(abs(r), 1.0)
         points.append(np.linspace(r - reach, r + reach, 201) + 0.00123)
     for k in [*kinks, *roots]:

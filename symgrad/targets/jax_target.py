@@ -12,15 +12,13 @@ in a ``params`` dict.
 
 from __future__ import annotations
 
-import keyword
-import re
 import textwrap
 from dataclasses import dataclass
 
 from sympy.printing.numpy import NumPyPrinter
 
 from ..functions import sigmoid, softplus
-from ..layer import DOUT, LayerFormulas, comment_lines, local_name
+from ..layer import DOUT, LayerFormulas, comment_lines, local_name, snake_name
 from ..model import MASK, X, Y
 from ..printing import UnprintableError
 from ..sharing import S
@@ -161,9 +159,7 @@ def layer_source(formulas: LayerFormulas) -> JaxLayer:
 
 def function_name(act) -> str:
     """The JAX function's name: the activation's, in snake case."""
-    name = act.name if act.name.isidentifier() else act.class_name
-    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
-    return f"{name}_" if keyword.iskeyword(name) else name
+    return snake_name(act)
 
 
 def _static_note(plain: list[str]) -> list[str]:

@@ -16,15 +16,13 @@ accuracy.  Loops compile on first use and are cached next to the module
 
 from __future__ import annotations
 
-import keyword
-import re
 from dataclasses import dataclass
 
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
 from ..functions import softplus
-from ..layer import DOUT, LayerFormulas, comment_lines, local_name
+from ..layer import DOUT, LayerFormulas, comment_lines, local_name, snake_name
 from ..model import MASK, X, Y
 from ..printing import LayerPrinter, UnprintableError, _float_literal
 from ..sharing import S
@@ -225,7 +223,7 @@ class NumbaLayer:
 def layer_source(formulas: LayerFormulas) -> NumbaLayer:
     """Print one layer as element functions, loops and a class."""
     act = formulas.derivation.activation
-    prefix = f"_{_snake(act.class_name)}"
+    prefix = f"_{snake_name(act)}"
     names = {X: "x", Y: "y", MASK: "mask", DOUT: "dout", S: "s"}
     names.update({p.symbol: p.name for p in act.params})
     arrays = {X, Y, MASK, DOUT, S}
@@ -310,8 +308,3 @@ def _mentioned(act, expressions) -> tuple[str, ...]:
     """The parameters (by name, in the activation's order) the passes read."""
     used = set().union(*(e.free_symbols for e in expressions))
     return tuple(p.name for p in act.params if p.symbol in used)
-
-
-def _snake(name: str) -> str:
-    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
-    return f"{snake}_" if keyword.iskeyword(snake) else snake
