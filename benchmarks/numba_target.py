@@ -17,7 +17,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-SIZES = [100_000, 1_000_000, 10_000_000]
+#: The book's (100, 50) batch, then the issue's sizes.
+SIZES = [5_000, 100_000, 1_000_000, 10_000_000]
 #: The issue's bounds: fwd+bwd over the bandwidth floor.
 FLOOR_BOUND = {"relu": 1.5, "sigmoid": 1.5, "tanh": 1.5, "elu": 1.5}
 TRANSCENDENTAL = ("silu", "softplus", "mish", "gelu", "gelu_tanh")

@@ -29,8 +29,9 @@ Reported are medians of forward+backward, and ratios of medians:
 Speed depends on the CPU: NumPy vectorises ``log1p``, ``expm1`` and float64
 ``tanh`` only with AVX-512.  Every table says which SIMD extensions NumPy found
 (its runtime report).  ``--cpu-class avx2`` runs the script again with NumPy's
-AVX-512 code switched off (``NPY_DISABLE_CPU_FEATURES``), so a machine with
-AVX-512 measures both classes.  The targets of the readable-layers issue are
+AVX-512 code switched off (``NPY_DISABLE_CPU_FEATURES``), numba compiling for
+Haswell (``NUMBA_CPU_NAME``) and PyTorch's AVX2 kernels
+(``ATEN_CPU_CAPABILITY``), so a machine with AVX-512 measures both classes.  The targets of the readable-layers issue are
 checked at the end, each with its measured value.
 """
 
@@ -57,6 +58,13 @@ sys.path.insert(0, str(HERE.parent))
 AVX512_FEATURES = (
     "X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512_SKX AVX512_CLX AVX512_CNL"
 )
+#: The settings that make NumPy, numba (LLVM's Haswell: AVX2 and FMA) and
+#: PyTorch's kernels those of an AVX2 machine.
+AVX2_CLASS = {
+    "NPY_DISABLE_CPU_FEATURES": AVX512_FEATURES,
+    "NUMBA_CPU_NAME": "haswell",
+    "ATEN_CPU_CAPABILITY": "avx2",
+}
 LEARNER_SHAPES = [(100, 50), (100, 784), (1000, 100)]
 SIZES = [10_000, 100_000, 1_000_000, 10_000_000]
 DTYPES = ["float64", "float32"]
@@ -69,7 +77,7 @@ TORCH_NAMES = (
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.cpu_class == "avx2" and not os.environ.get("NPY_DISABLE_CPU_FEATURES"):
-        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": AVX512_FEATURES}
+        env = {**os.environ, **AVX2_CLASS}
         return subprocess.call([sys.executable, __file__, *sys.argv[1:]], env=env)
 
     from baselines import BOOK, NAIVE, PLAIN  # imports NumPy: after the CPU class
@@ -132,7 +140,8 @@ def fused(args, names: list[str], dtypes: list[str], info: dict) -> int:
     report["targets"] = numba_target.targets(report)
     _print_targets(report["targets"], info)
     if args.json is None:
-        args.json = HERE / "results-numba.json"
+        stem = "results-numba-avx2" if info["emulated"] else "results-numba"
+        args.json = HERE / f"{stem}.json"
     args.json.write_text(json.dumps(report, indent=1) + "\n")
     print(f"\nwrote {args.json}")
     return 0
@@ -261,7 +270,9 @@ def machine() -> dict[str, object]:
 
 
 def _machine_line(info: dict) -> str:
-    emulated = " (AVX-512 switched off in NumPy)" if info["emulated"] else ""
+    emulated = (
+        " (AVX-512 switched off in NumPy, numba and PyTorch)" if info["emulated"] else ""
+    )
     return (
         f"{info['cpu']}, {info['cores']} cores, Python {info['python']}, NumPy "
         f"{info['numpy']}; SIMD found: {' '.join(info['simd']['found']) or 'none'}"

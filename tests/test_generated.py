@@ -1,5 +1,7 @@
 """Generated layers, table-driven over the whole catalog: adding a row adds tests."""
 
+import json
+import os
 import subprocess
 import sys
 
@@ -165,19 +167,41 @@ def test_forward_caches_only_what_backward_needs(catalog_modules, style, name):
         assert cached.dtype == np.bool_
 
 
-def test_generation_is_deterministic(style):
-    """The same activations give byte-identical modules, in this process and another."""
-    fast = style == "fast"
-    first = symgrad.generate(NAMES, fast=fast)
-    assert symgrad.generate(NAMES, fast=fast) == first
+#: The options of each module the determinism tests compare across processes.
+VARIANTS = {
+    "readable": {},
+    "fast": {"fast": True},
+    "readable accuracy": {"prefer": "accuracy"},
+    "fast accuracy": {"fast": True, "prefer": "accuracy"},
+    "torch": {"target": "torch"},
+    "jax": {"target": "jax"},
+}
+
+
+@pytest.fixture(scope="session")
+def from_another_process(tmp_path_factory) -> dict[str, str]:
+    """Each variant's module of the whole catalog, generated in one new process
+    with an empty cache: one process, for the tests that use it are one xdist
+    group (deriving the catalog takes 12-15 s)."""
     code = (
-        "import symgrad, sys; "
-        f"sys.stdout.write(symgrad.generate({NAMES!r}, fast={fast}))"
+        "import json, symgrad, sys; "
+        f"json.dump({{k: symgrad.generate({NAMES!r}, **o) for k, o in {VARIANTS!r}"
+        ".items()}, sys.stdout)"
     )
-    other = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert other == first
+    env = os.environ | {"SYMGRAD_CACHE": str(tmp_path_factory.mktemp("cache"))}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.xdist_group("another_process")
+def test_generation_is_deterministic(style, from_another_process):
+    """The same activations give byte-identical modules, in this process and another."""
+    first = symgrad.generate(NAMES, **VARIANTS[style])
+    assert symgrad.generate(NAMES, **VARIANTS[style]) == first
+    assert from_another_process[style] == first
 
 
 @pytest.mark.parametrize(
@@ -287,8 +311,11 @@ def test_fast_layers_run_the_readable_statements_on_small_arrays(
     )
 
 
+@pytest.mark.xdist_group("another_process")
 @pytest.mark.parametrize("target", ["torch", "jax"])
-def test_framework_targets_are_ruff_clean_deterministic_and_headed(tmp_path, target):
+def test_framework_targets_are_ruff_clean_deterministic_and_headed(
+    tmp_path, target, from_another_process
+):
     """Each target's module of the whole catalog: ruff check and ruff format
     accept it, it is byte-identical in another process, and it says what
     generated it and how to regenerate it."""
@@ -309,11 +336,4 @@ def test_framework_targets_are_ruff_clean_deterministic_and_headed(tmp_path, tar
             text=True,
         )
         assert result.returncode == 0, result.stdout + result.stderr
-    code = (
-        "import symgrad, sys; "
-        f"sys.stdout.write(symgrad.generate({NAMES!r}, target={target!r}))"
-    )
-    other = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    assert other == source
+    assert from_another_process[target] == source

@@ -323,3 +323,14 @@ def test_exp_family_of_a_polynomial_is_within_two_ulps(
     kept = [t for t, f in zip(truth, finite, strict=True) if f]
     assert ulps(got[finite], kept, dtype).max() <= 3
     assert ulps(plain[finite], kept, dtype).max() > 8
+
+
+def test_the_polynomial_tables_are_what_the_fit_gives():
+    """`targets/polynomial_tables.py` holds `symgrad.approximations`' output,
+    coefficient for coefficient: a table edited by hand, or a fit changed
+    without its tables, fails here."""
+    from symgrad import approximations
+    from symgrad.targets import polynomial_tables
+
+    for name, table in approximations.fit_all().items():
+        assert getattr(polynomial_tables, f"_{name}") == table, name

@@ -22,9 +22,15 @@ FUNCTIONS = {
     "_log": (mpmath.log, (0.0, math.inf)),
     "_log1p": (mpmath.log1p, (-1.0, math.inf)),
     "_tanh": (mpmath.tanh, (-math.inf, math.inf)),
+    "_erf": (mpmath.erf, (-math.inf, math.inf)),
+    # mpmath's erfc cannot take 1e300; beyond 30 the truth is 0 or 2 in float64.
+    "_erfc": (
+        lambda x: mpmath.erfc(x) if abs(x) < 30 else mpmath.mpf(0 if x > 0 else 2),
+        (-math.inf, math.inf),
+    ),
 }
-#: The bound the target's issue asks of them, in ulps.
-BOUND = 2.0
+#: The bounds the target's issue asks of them, in ulps: 2, and 4 for erf's.
+BOUND = {name: 4.0 if name.startswith("_erf") else 2.0 for name in FUNCTIONS}
 
 
 def _loop(function):
@@ -71,7 +77,7 @@ def _ulps(actual: float, exact) -> float:
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
-def test_within_two_ulps_of_mpmath_over_the_whole_range(loops, name):
+def test_within_their_bound_in_ulps_of_mpmath_over_the_whole_range(loops, name):
     exact, (low, high) = FUNCTIONS[name]
     xs = _points(low, high)
     out = np.empty_like(xs)
@@ -86,7 +92,7 @@ def test_within_two_ulps_of_mpmath_over_the_whole_range(loops, name):
             error = _ulps(y, truth)
             if error > worst:
                 worst, where = error, x
-    assert worst <= BOUND, f"{worst:.3g} ulps at x = {where!r}"
+    assert worst <= BOUND[name], f"{worst:.3g} ulps at x = {where!r}"
 
 
 SPECIAL = {
@@ -95,16 +101,21 @@ SPECIAL = {
     "_log": [(0.0, -math.inf), (1.0, 0.0), (math.inf, math.inf), (-1.0, math.nan)],
     "_log1p": [(0.0, 0.0), (-0.0, -0.0), (-1.0, -math.inf), (math.inf, math.inf)],
     "_tanh": [(0.0, 0.0), (-0.0, -0.0), (math.inf, 1.0), (-math.inf, -1.0)],
+    "_erf": [(0.0, 0.0), (-0.0, -0.0), (math.inf, 1.0), (-math.inf, -1.0)],
+    "_erfc": [(0.0, 1.0), (-0.0, 1.0), (math.inf, 0.0), (-math.inf, 2.0)],
 }
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_special_values_are_numpys(loops, name):
     """inf, -0.0 (sign kept), NaN in, NaN out, subnormals kept by the functions
-    that are x near 0; the same as NumPy's ufunc gives."""
+    that are x near 0; the same as NumPy's ufunc gives (mpmath's, rounded, for
+    erf and erfc, which NumPy lacks)."""
     cases = [*SPECIAL[name], (math.nan, math.nan)]
-    if name in ("_expm1", "_log1p", "_tanh"):
+    if name in ("_expm1", "_log1p", "_tanh", "_erf"):
         cases += [(5e-324, 5e-324), (-5e-324, -5e-324)]
+    if name == "_erfc":
+        cases += [(5e-324, 1.0), (-5e-324, 1.0), (28.0, 0.0)]
     xs = np.array([x for x, _ in cases])
     out = np.empty_like(xs)
     loops[name](xs, out)

@@ -36,8 +36,20 @@ with mp.workdps(60):
     GELU_K = mp.mpf(8943) / 200000
 
 
+#: Beyond this |t|, exp(-|t|) < 1e-43000: below every float even times the
+#: largest (1e308**3 = 1e924 in GELU-tanh's u), so sigmoid(t) is 0 or 1 and
+#: sech(t) 0 to any float's resolution; mpmath took 1.5 s per point there.
+FAR = 1e5
+
+
 def _sigmoid(x):
+    if abs(x) > FAR:
+        return mp.mpf(0 if x < 0 else 1)
     return 1 / (1 + mp.exp(-x))
+
+
+def _sech(u):
+    return mp.mpf(0) if abs(u) > FAR else mp.sech(u)
 
 
 def _softplus(x):
@@ -82,7 +94,7 @@ ORACLE = {
             _sigmoid(2 * _gelu_tanh_inner(x))
             + x
             / 2
-            * mp.sech(_gelu_tanh_inner(x)) ** 2
+            * _sech(_gelu_tanh_inner(x)) ** 2
             * mp.sqrt(2 / mp.pi)
             * (1 + 3 * GELU_K * x**2)
         ),
@@ -117,7 +129,7 @@ ORACLE = {
     "log_sigmoid": (lambda x: -_softplus(-x), lambda x: _sigmoid(-x), []),
     "mish": (
         lambda x: x * mp.tanh(_softplus(x)),
-        lambda x: mp.tanh(_softplus(x)) + x * mp.sech(_softplus(x)) ** 2 * _sigmoid(x),
+        lambda x: mp.tanh(_softplus(x)) + x * _sech(_softplus(x)) ** 2 * _sigmoid(x),
         [],
     ),
     "prelu": (

@@ -273,8 +273,8 @@ def _scaled_into(u, factor, divide=False, *, out):
 
 
 def _erfc_into(u, out, t1, t2, t3, t4, scale=1.0, square=1.0):
-    """out = erfc(scale*u) = 1 - erf(scale*u), to about 2e-15 relative (float64)
-    or 1e-7 (float32; to an ulp below |scale*u| = 1/8, `_erfc_near_zero`), with
+    """out = erfc(scale*u) = 1 - erf(scale*u), within 5 ulps (float64) or 1e-7
+    relative (float32; to an ulp below |scale*u| = 1/8, `_erfc_near_zero`), with
     no branches: for z = |scale*u|, erfc(z) = t exp(P(2t - 1) - z^2) with t =
     2/(2 + z), fitted by symgrad.approximations; erfc(-z) = 2 - erfc(z).  square
     is scale**2 exactly, so z^2 = square*(h^2 + (a - h)(a + h)) is computed from
