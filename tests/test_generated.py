@@ -178,30 +178,29 @@ VARIANTS = {
 }
 
 
-@pytest.fixture(scope="session")
-def from_another_process(tmp_path_factory) -> dict[str, str]:
+def test_generation_is_deterministic(style):
+    """The same activations give byte-identical modules twice in a process."""
+    first = symgrad.generate(NAMES, **VARIANTS[style])
+    assert symgrad.generate(NAMES, **VARIANTS[style]) == first
+
+
+def test_every_variant_is_the_same_in_another_process(tmp_path):
     """Each variant's module of the whole catalog, generated in one new process
-    with an empty cache: one process, for the tests that use it are one xdist
-    group (deriving the catalog takes 12-15 s)."""
+    with an empty cache (and another hash seed), is byte-identical to this
+    process's.  One process for all: deriving the catalog takes 12-15 s."""
     code = (
         "import json, symgrad, sys; "
         f"json.dump({{k: symgrad.generate({NAMES!r}, **o) for k, o in {VARIANTS!r}"
         ".items()}, sys.stdout)"
     )
-    env = os.environ | {"SYMGRAD_CACHE": str(tmp_path_factory.mktemp("cache"))}
+    env = os.environ | {"SYMGRAD_CACHE": str(tmp_path), "PYTHONHASHSEED": "12345"}
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env
     )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
-@pytest.mark.xdist_group("another_process")
-def test_generation_is_deterministic(style, from_another_process):
-    """The same activations give byte-identical modules, in this process and another."""
-    first = symgrad.generate(NAMES, **VARIANTS[style])
-    assert symgrad.generate(NAMES, **VARIANTS[style]) == first
-    assert from_another_process[style] == first
+    other = json.loads(done.stdout)
+    for variant, options in VARIANTS.items():
+        assert other[variant] == symgrad.generate(NAMES, **options), variant
 
 
 @pytest.mark.parametrize(
@@ -311,14 +310,11 @@ def test_fast_layers_run_the_readable_statements_on_small_arrays(
     )
 
 
-@pytest.mark.xdist_group("another_process")
 @pytest.mark.parametrize("target", ["torch", "jax"])
-def test_framework_targets_are_ruff_clean_deterministic_and_headed(
-    tmp_path, target, from_another_process
-):
+def test_framework_targets_are_ruff_clean_and_headed(tmp_path, target):
     """Each target's module of the whole catalog: ruff check and ruff format
-    accept it, it is byte-identical in another process, and it says what
-    generated it and how to regenerate it."""
+    accept it, and it says what generated it and how to regenerate it (that it
+    is the same in another process, test_every_variant_is_the_same_...)."""
     source = symgrad.generate(NAMES, target=target)
     lines = source.splitlines()
     assert lines[0] == (
@@ -336,4 +332,3 @@ def test_framework_targets_are_ruff_clean_deterministic_and_headed(
             text=True,
         )
         assert result.returncode == 0, result.stdout + result.stderr
-    assert from_another_process[target] == source
