@@ -31,8 +31,9 @@ Speed depends on the CPU: NumPy vectorises ``log1p``, ``expm1`` and float64
 (its runtime report).  ``--cpu-class avx2`` runs the script again with NumPy's
 AVX-512 code switched off (``NPY_DISABLE_CPU_FEATURES``), numba compiling for
 Haswell (``NUMBA_CPU_NAME``) and PyTorch's AVX2 kernels
-(``ATEN_CPU_CAPABILITY``), so a machine with AVX-512 measures both classes.  The targets of the readable-layers issue are
-checked at the end, each with its measured value.
+(``ATEN_CPU_CAPABILITY``), so a machine with AVX-512 measures both classes.
+The targets of the readable-layers issue are checked at the end, each with its
+measured value.
 """
 
 from __future__ import annotations
@@ -271,7 +272,9 @@ def machine() -> dict[str, object]:
 
 def _machine_line(info: dict) -> str:
     emulated = (
-        " (AVX-512 switched off in NumPy, numba and PyTorch)" if info["emulated"] else ""
+        " (AVX-512 switched off in NumPy, numba and PyTorch)"
+        if info["emulated"]
+        else ""
     )
     return (
         f"{info['cpu']}, {info['cores']} cores, Python {info['python']}, NumPy "
