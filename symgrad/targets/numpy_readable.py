@@ -316,9 +316,16 @@ class _Pass:
         self.limit = LINE_LENGTH - indent
         self.lines: list[str] = []
         self.counter = itertools.count()
+        self._texts: dict[sympy.Basic, str] = {}
 
     def text(self, expr: sympy.Basic) -> str:
-        return format_expression(self.printer.doprint(expr))
+        """expr as printed; remembered, for fitting a long statement measures
+        every part of it again after each split (a fitted polynomial under
+        prefer='accuracy' took seconds).  A part's text cannot change: names
+        are only ever added, for new temporaries."""
+        if expr not in self._texts:
+            self._texts[expr] = format_expression(self.printer.doprint(expr))
+        return self._texts[expr]
 
     def varies(self, expr: sympy.Basic) -> bool:
         return self.printer._varies(expr)
