@@ -68,11 +68,16 @@ class HelperModule:
                 target = node.targets[0]
                 if isinstance(target, ast.Name):
                     self._define(target.id, lines, node.lineno, node, rank, True)
-            elif isinstance(node, ast.Import) or (
-                isinstance(node, ast.ImportFrom) and not node.level
-            ):
+            elif isinstance(node, ast.Import):
                 for alias in node.names:
-                    self.imports[alias.asname or alias.name] = ast.unparse(node)
+                    self.imports[alias.asname or alias.name] = ast.unparse(
+                        ast.Import([alias])
+                    )
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                for alias in node.names:
+                    self.imports[alias.asname or alias.name] = ast.unparse(
+                        ast.ImportFrom(node.module, [alias], 0)
+                    )
 
     def _define(self, name, lines, start, node, rank, constant) -> None:
         if name in self.definitions:
@@ -123,7 +128,9 @@ class HelperModule:
 
     def imports_for(self, names: Iterable[str]) -> list[str]:
         """The import statements (other than numpy's) that these helpers need,
-        sorted as ruff sorts them: plain imports, then from-imports."""
+        each naming only what they use (``from numba.extending import
+        intrinsic`` without ``overload``), sorted as ruff sorts them: plain
+        imports, then from-imports."""
         used = {
             self.imports[n]
             for name in names
@@ -132,13 +139,28 @@ class HelperModule:
         }
         used.discard("import numpy as np")
         plain = sorted(s for s in used if s.startswith("import "))
-        return plain + sorted(s for s in used if s.startswith("from "))
+        members: dict[str, list[str]] = {}
+        for statement in used - set(plain):
+            module, _, member = statement.removeprefix("from ").partition(" import ")
+            members.setdefault(module, []).append(member)
+        joined = [
+            f"from {module} import {', '.join(sorted(members[module], key=_by_type))}"
+            for module in sorted(members)
+        ]
+        return plain + joined
 
 
 @cache
 def helper_module(*names: str) -> HelperModule:
     """The helper modules ``names`` (full module names) as one, read once."""
     return HelperModule(*names)
+
+
+def _by_type(member: str) -> tuple[int, str]:
+    """isort's (and ruff's) order within a from-import: constants, classes,
+    then the rest, each alphabetical."""
+    kind = 0 if member.isupper() else 1 if member[:1].isupper() else 2
+    return kind, member
 
 
 def _names_in(source: str) -> set[str]:

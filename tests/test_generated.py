@@ -175,6 +175,7 @@ VARIANTS = {
     "fast accuracy": {"fast": True, "prefer": "accuracy"},
     "torch": {"target": "torch"},
     "jax": {"target": "jax"},
+    "numba": {"target": "numba"},
 }
 
 
@@ -310,7 +311,7 @@ def test_fast_layers_run_the_readable_statements_on_small_arrays(
     )
 
 
-@pytest.mark.parametrize("target", ["torch", "jax"])
+@pytest.mark.parametrize("target", ["torch", "jax", "numba"])
 def test_framework_targets_are_ruff_clean_and_headed(tmp_path, target):
     """Each target's module of the whole catalog: ruff check and ruff format
     accept it, and it says what generated it and how to regenerate it (that it

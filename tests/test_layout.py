@@ -12,7 +12,7 @@ import symgrad
 from symgrad.formula import _TEMPORARY, RESERVED
 from symgrad.layout import wrap_long_lines
 
-TARGETS = ("numpy", "torch", "jax")
+TARGETS = ("numpy", "torch", "jax", "numba")
 
 
 def _ruff_format(source: str, tmp_path) -> str:

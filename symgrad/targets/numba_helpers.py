@@ -149,10 +149,10 @@ def _exp(x, tail=0.0, small=0.0):
     x = np.float64(x)
     whole = x + tail
     inside = -746.0 <= whole <= 710.0
-    head = x if inside else (min(max(whole, -746.0), 710.0) if whole == whole else 0.0)
+    head = x if inside else (0.0 if np.isnan(whole) else min(max(whole, -746.0), 710.0))
     k, r = _reduce(head, tail if inside else 0.0, small if inside else 0.0)
     y = _scaled(1.0 + _expm1_core(r), k)
-    return y if x == x else x
+    return x if np.isnan(x) else y
 
 
 @_inline
@@ -161,7 +161,7 @@ def _expm1(x):
     that matter (from k = 65 on, exp(x) itself); x itself below 1e-300, -1
     below -40."""
     x = np.float64(x)
-    xc = min(max(x, -40.0), 710.0) if x == x else 0.0
+    xc = 0.0 if np.isnan(x) else min(max(x, -40.0), 710.0)
     k, r = _reduce(xc)
     p = _expm1_core(r)
     scale = _scaled(1.0, min(k, 64))
@@ -170,7 +170,7 @@ def _expm1(x):
     y = _scaled(1.0 + p, k) if k > 64 else y  # exp(x) - 1 rounds to exp(x)
     y = y if x > -40.0 else -1.0
     y = x if abs(x) < 1e-300 else y  # -0.0 and the subnormals as they are
-    return y if x == x else x
+    return x if np.isnan(x) else y
 
 
 @_inline
@@ -204,7 +204,7 @@ def _log(x):
     y = e * _LN2_HI + (_log1p_core(f) + e * _LN2_LO)
     y = y if x < np.inf else x
     y = y if x > 0.0 else (-np.inf if x == 0.0 else np.nan)
-    return y if x == x else x
+    return x if np.isnan(x) else y
 
 
 @_inline
@@ -216,7 +216,7 @@ def _log1p(x):
     lost = (x - (u - 1.0)) / u if 0.0 < u < np.inf else 0.0
     y = _log(u) + lost
     y = x if abs(x) < 1e-300 else y  # -0.0 and the subnormals as they are
-    return y if x == x else x
+    return x if np.isnan(x) else y
 
 
 @_inline
@@ -229,7 +229,7 @@ def _tanh(x):
     small = a + a * w * _horner(w, _TANH_CORE)
     e = _expm1(2.0 * min(a, 20.0))
     y = small if a < _TANH_SMALL else e / (e + 2.0)
-    return np.copysign(y, x) if x == x else x
+    return x if np.isnan(x) else np.copysign(y, x)
 
 
 @_inline
@@ -239,7 +239,7 @@ def _sigmoid(x):
     x = np.float64(x)
     e = _exp(-abs(x))
     y = (e if x < 0.0 else 1.0) / (1.0 + e)
-    return y if x == x else x
+    return x if np.isnan(x) else y
 
 
 @_inline
@@ -247,19 +247,19 @@ def _softplus(x):
     """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow."""
     x = np.float64(x)
     y = max(x, 0.0) + _log1p(_exp(-abs(x)))
-    return y if x == x else x
+    return x if np.isnan(x) else y
 
 
 @_inline
 def _maximum(a, b):
     """np.maximum of two numbers: NaN if either is."""
-    return a if a > b or a != a else b
+    return a if a > b or np.isnan(a) else b
 
 
 @_inline
 def _minimum(a, b):
     """np.minimum of two numbers: NaN if either is."""
-    return a if a < b or a != a else b
+    return a if a < b or np.isnan(a) else b
 
 
 @_inline
@@ -279,8 +279,8 @@ def _finite(u, side):
     """u with -inf (side -1), +inf (side 1) or both (0) replaced by the largest
     float64, so that inf * 0 cannot make NaN."""
     largest = 1.7976931348623157e308
-    u = max(u, -largest) if side <= 0 and u == u else u
-    return min(u, largest) if side >= 0 and u == u else u
+    u = max(u, -largest) if side <= 0 and not np.isnan(u) else u
+    return min(u, largest) if side >= 0 and not np.isnan(u) else u
 
 
 @_inline
@@ -295,7 +295,7 @@ def _log_sigmoid(u):
     """log(sigmoid(u)) = min(u, 0) - log1p(exp(-|u|)): no overflow."""
     u = np.float64(u)
     y = min(u, 0.0) - _log1p(_exp(-abs(u)))
-    return y if u == u else u
+    return u if np.isnan(u) else y
 
 
 #: Elements from which a layer runs its loops over threads.  Measured on 2 cores
@@ -384,7 +384,7 @@ def _erfc(u, scale=1.0, square=1.0):
     s = scale * u
     near = 1.0 - s * _horner(2.0 * s * s - 1.0, _ERF_SMALL)
     y = near if abs(s) < 0.125 else y
-    return y if u == u else u
+    return u if np.isnan(u) else y
 
 
 @_inline
@@ -395,7 +395,7 @@ def _erf(u):
     inner = small * _horner(2.0 * small * small - 1.0, _ERF_SMALL)
     outer = np.copysign(1.0 - _erfc(abs(u)), u)
     y = inner if abs(u) <= 1.0 else outer
-    return y if u == u else u
+    return u if np.isnan(u) else y
 
 
 def _like(like, value):
