@@ -1,7 +1,8 @@
 """Fit the polynomial tables behind the generated ``_erf`` and ``_erfc`` helpers.
 
 Generated modules import only NumPy, which has no erf, so the helpers in
-`symgrad.targets.numpy_helpers` carry their own, built from polynomial fits against mpmath (40 digits):
+`symgrad.targets.numpy_helpers` (and `numba_helpers`) carry their own, built
+from polynomial fits against mpmath (50 digits):
 
 =============  ==============================================  ==================
 table          form                                            variable in [-1, 1]
@@ -19,8 +20,9 @@ Chebyshev series of its function, computed at 50 digits by interpolation at
 96 Chebyshev nodes and truncated (within a few ulps of the minimax
 polynomial), then converted to the power basis at 50 digits and rounded once
 per coefficient, so the helper evaluates it by Horner's rule.  A least-squares
-fit in float64 stalled at 1.7e-15: its noise, not the degree, was the limit.  Run ``python -m symgrad.approximations``
-to print the tables that ``targets/polynomial_tables.py`` holds.
+fit in float64 stalled at 1.7e-15: its noise, not the degree, was the limit.
+Run ``python -m symgrad.approximations`` to print the tables that
+``targets/polynomial_tables.py`` holds.
 """
 
 from __future__ import annotations
