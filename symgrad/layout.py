@@ -9,7 +9,12 @@ statement as ruff format does:
 * otherwise the statement is split at its last bracket pair (passing over
   trailing subscripts such as ``[0]`` when the line before would not fit):
   everything between the brackets on one indented line, or one item per line
-  with a trailing comma (always so for a tuple, list or dict display);
+  with a trailing comma (always so for a tuple, list or dict display; never
+  for a lone argument, which is split in itself);
+* where that pair would open past the margin, a value with one operator is
+  split at its first operand's brackets, and any other value goes in
+  parentheses on lines of its own; targets too long for ``targets = (`` are
+  exploded as a tuple;
 * ``return a, b`` and ``x = a, b`` get the parentheses ruff adds to a tuple.
 
 Each piece is split again while it is too long.  Only statements on one line
@@ -71,24 +76,44 @@ def _split(line: str, width: int) -> list[str]:
     value = _value_start(line)
     if value is not None:
         operators = _loosest_operators(line[value:])
+        if len(operators) == 1 and not _ends_in_subscript(line):
+            last = _bracket_split_pair(line, width)
+            if last is not None and last[0] + 1 > width:
+                # The last call opens past the margin: ruff splits the first
+                # operand's brackets if that is a call opening within it.
+                first = _first_operand_pair(line, value + operators[0], width)
+                if first is not None:
+                    return _split_at_brackets(line, width, first)
         if len(operators) >= 2 or (
-            len(operators) == 1 and not _bracket_split_fits(line, width)
+            len(operators) == 1
+            and (_ends_in_subscript(line) or not _bracket_split_fits(line, width))
         ):
             return _split_at_operators(line, value, operators, width)
-        if not operators and _bracket_split_pair(line, width) is None:
-            return _split_atom_value(line, value, width)
+        pair = _bracket_split_pair(line, width)
+        if not operators and (pair is None or pair[0] + 1 > width):
+            return _split_value(line, value, pair is not None, width)
     return _split_at_brackets(line, width)
 
 
-def _split_atom_value(line: str, value: int, width: int) -> list[str]:
-    """A value without operators or brackets (``a, b = ctx.saved``): in
-    parentheses on its own line where it then fits; otherwise the targets
-    exploded as a tuple, or, for ``return`` (a long string), left as it is."""
+def _split_value(line: str, value: int, splittable: bool, width: int) -> list[str]:
+    """A value without operators whose own brackets cannot split the line (``a,
+    b = ctx.saved``, or a call that opens past the margin): in parentheses on
+    lines of its own where ``target = (`` fits and the value then fits or can be
+    split (``splittable``); otherwise the targets exploded as a tuple, or, for
+    ``return`` (a long string), left as it is."""
     indent = _indent(line)
     target = line[:value].rstrip()
     inner = indent + "    " + line[value:].strip()
-    if len(target) + 2 <= width and len(inner) <= width:
-        return [f"{target} (", inner, indent + ")"]
+    if len(target) + 2 <= width and (splittable or len(inner) <= width):
+        return [f"{target} (", *_split(inner, width), indent + ")"]
+    return _split_targets(line, value, width)
+
+
+def _split_targets(line: str, value: int, width: int) -> list[str]:
+    """Targets too long for ``targets = (``: exploded as a tuple, one per line,
+    the value after them; a ``return`` or a single target is left as it is."""
+    indent = _indent(line)
+    target = line[:value].rstrip()
     if target.lstrip().startswith("return"):
         return [line]  # an atom too long even in parentheses is left as it is
     *names, operator = target.split()
@@ -98,7 +123,7 @@ def _split_atom_value(line: str, value: int, width: int) -> list[str]:
     return [
         indent + "(",
         *(f"{indent}    {item}," for item in items),
-        f"{indent}) {operator} {line[value:].strip()}",
+        *_split(f"{indent}) {operator} {line[value:].strip()}", width),
     ]
 
 
@@ -106,6 +131,8 @@ def _split_at_operators(
     line: str, value: int, operators: list[int], width: int
 ) -> list[str]:
     """``target = (`` the value, one operand per line, ``)``."""
+    if len(line[:value].rstrip()) + 2 > width:
+        return _split_targets(line, value, width)
     indent = _indent(line)
     inner = indent + "    "
     expression = line[value:]
@@ -120,8 +147,11 @@ def _split_at_operators(
     return [f"{line[:value].rstrip()} (", *middle, indent + ")"]
 
 
-def _split_at_brackets(line: str, width: int) -> list[str]:
-    brackets = _bracket_split_pair(line, width)
+def _split_at_brackets(
+    line: str, width: int, brackets: tuple[int, int] | None = None
+) -> list[str]:
+    """Split at ``brackets`` (by default the pair `_bracket_split_pair` picks)."""
+    brackets = brackets or _bracket_split_pair(line, width)
     if brackets is None:
         return [line]  # nothing to split at: left as it is
     opening, closing = brackets
@@ -137,11 +167,33 @@ def _split_at_brackets(line: str, width: int) -> list[str]:
     exploded = body.endswith(",") or (_is_display(head) and len(items) > 1)
     if len(inner) + len(body) <= width and not exploded:
         middle = [inner + body]
+    elif len(items) == 1 and not exploded:  # one argument: split in itself, no comma
+        middle = _split(inner + body, width)
     else:  # one item per line, each split again if it is still too long
         middle = []
         for item in items:
             middle += _split(f"{inner}{item},", width)
-    return [*_split(head, width), *middle, indent + tail.lstrip()]
+    return [*_split(head, width), *middle, *_split(indent + tail.lstrip(), width)]
+
+
+def _first_operand_pair(line: str, operator: int, width: int) -> tuple[int, int] | None:
+    """Where to split the operand before ``operator`` (an index into ``line``)
+    when it ends in brackets: as `_bracket_split_pair` picks them, if they open
+    within ``width``."""
+    pair = _bracket_split_pair(line[:operator].rstrip(), width)
+    if pair is None or pair[0] + 1 > width or _is_display(line[: pair[0] + 1]):
+        return None
+    return pair
+
+
+def _ends_in_subscript(line: str) -> bool:
+    """Whether the line ends in a subscript (``a[i]``), which ruff, unlike a
+    call's brackets, does not split when the value has an operator to split at."""
+    pairs = _bracket_pairs(line)
+    if not pairs or not line.rstrip().endswith("]"):
+        return False
+    opening = max(pairs, key=lambda pair: pair[1])[0]
+    return not _is_display(line[: opening + 1])
 
 
 def _bracket_split_fits(line: str, width: int) -> bool:
@@ -174,6 +226,8 @@ def _bracket_split_pair(line: str, width: int) -> tuple[int, int] | None:
         if earlier is None:
             break
         chosen = earlier
+    if not line[chosen[0] + 1 : chosen[1]].strip():
+        return None  # empty brackets (``f()``) give nothing to split
     return chosen
 
 
@@ -261,7 +315,7 @@ def _top_level(text: str) -> Iterator[tuple[int, str]]:
             if token.string in _OPEN:
                 depth += 1
             elif token.string in _CLOSE:
-                depth -= 1
+                depth = max(depth - 1, 0)  # a line may start ``) = value``
             elif depth == 0 and _is_binary(token.string, previous):
                 yield token.start[1], token.string
         previous = token

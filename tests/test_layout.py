@@ -60,11 +60,84 @@ def _ruff_format(source: str, tmp_path) -> str:
         "def f():\n    sp9v, lxzt2v75kbjqo9ihl_dg7rgnqe96fenl50bx, "
         "psom4p01x7m3eq_ma7y54ez50cw2amta7ht5, x798 = ctx.params\n",
         "y = f(x)\n",
+        # The call's opening line would not fit: the value goes in parentheses,
+        # or, where the targets and " = (" do not fit either, the targets do.
+        "for i in r:\n    dp9ziwc734v6l65dpwilw9s[i], dido344gygpaxy0dy_6a1wgwl73os[i], "
+        "dxs[i] = _y280_backward_one(float(douts[i]), float(xs[i]), p9ziwc734v6l65dpwilw9, "
+        "ido344gygpaxy0dy_6a1wgwl73o, uc4k3, hgbvf)\n",
+        "for i in r:\n    dp9ziwc734v6l65dpwilw9s[i], dido344gygpaxy0dy_6a1wgwl73os[i], "
+        "dxs[i] = _y2(float(douts[i]))\n",
+        "for i in r:\n    dp9ziwc734v6l65dpwilw9s[i], dido344gygpaxy0dy_6a1wgwl73os[i], "
+        "dxsxxxxxxxxxxxxxxxxxxxx[i] = _y2(float(douts[i]))\n",
+        "def f():\n    return _pnsamg_koc988wn_forward_with_a_very_long_name_indeed_so_long(x)\n",
         'def f(self):\n    return f"a={self.a}, b_long_name_long_long_long={self.b_long_name_long_long_long}, c={self.c}"\n',
     ],
 )
 def test_lines_are_split_as_ruff_splits_them(source, tmp_path):
     assert wrap_long_lines(source) == _ruff_format(source, tmp_path)
+
+
+_identifiers = st.from_regex(r"[a-z][a-z0-9_]{0,30}", fullmatch=True).filter(
+    lambda n: not keyword.iskeyword(n)
+)
+_targets = st.one_of(
+    _identifiers,
+    _identifiers.map(lambda n: f"{n}[i]"),
+    _identifiers.map(lambda n: f"self.{n}"),
+)
+_operands = st.one_of(
+    _targets,
+    _identifiers.map(lambda n: f"float({n}[i])"),
+    st.floats(0.5, 1e6).map(repr),
+)
+_calls = st.builds(
+    lambda name, args, index: f"{name}({', '.join(args)}){index}",
+    _identifiers,
+    st.lists(_operands, max_size=6),
+    st.sampled_from(["", "", "[0]"]),
+)
+_values = st.one_of(
+    _calls,
+    _operands,
+    st.builds(
+        lambda parts, operator: f" {operator} ".join(parts),
+        st.lists(st.one_of(_calls, _operands), min_size=2, max_size=4),
+        st.sampled_from(["+", "*"]),
+    ),
+)
+_statements = st.builds(
+    lambda targets, value: (
+        f"{', '.join(targets)} = {value}" if targets else f"return {value}"
+    ),
+    st.lists(_targets, max_size=4),
+    _values,
+)
+
+
+def _nested(statement: str, depth: int) -> str:
+    """``statement`` in a function, ``depth`` blocks deep."""
+    blocks = "".join(f"{'    ' * d}if x:\n" for d in range(1, depth))
+    return f"def f():\n{blocks}{'    ' * depth}{statement}\n"
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    statements=st.lists(
+        st.tuples(_statements, st.integers(1, 3)), min_size=1, max_size=20
+    )
+)
+def test_random_statements_are_split_as_ruff_splits_them(statements):
+    """Targets, calls, subscripts and operators of any lengths, at any depth:
+    the split equals ruff's (one ruff run checks a batch of statements)."""
+    source = "\n\n".join(_nested(s, depth) for s, depth in statements)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--isolated", "-"],
+        input=source,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert wrap_long_lines(source) == result.stdout
 
 
 def test_strings_and_docstrings_are_never_touched():
