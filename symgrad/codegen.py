@@ -12,6 +12,7 @@ bytes.
 from __future__ import annotations
 
 import io
+import keyword
 import tokenize
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -154,7 +155,8 @@ def _check_param_names(act: Activation, target: str, fast: bool) -> None:
 
     The names are not listed by hand: the layer is generated once with fresh
     names for its parameters, and every identifier of that module is taken.
-    Names made from a parameter's (``dalpha``, ``weight_c``) are checked too.
+    Names made from a parameter's (``dalpha``, ``weight_c``) are checked too,
+    and must not be keywords (``el`` would give ``del``).
     A catalog activation as the catalog defines it is known to be clear.
     """
     if not act.params or _as_in_catalog(act):
@@ -185,6 +187,12 @@ def _check_param_names(act: Activation, target: str, fast: bool) -> None:
     for name, stand_in in fresh.items():
         for made in sorted(u for u in used if stand_in in u):
             clash = made.replace(stand_in, name)
+            if keyword.iskeyword(clash):
+                raise FormulaError(
+                    f"parameter name {name!r} of {act.name!r} is taken: the generated "
+                    f"{target} code would name {clash!r} after it, a Python keyword; "
+                    "choose another"
+                )
             if clash in used:
                 raise FormulaError(
                     f"parameter name {name!r} of {act.name!r} is taken: the generated "

@@ -8,6 +8,7 @@ layer with stand-in names and takes every identifier of that module.
 """
 
 import io
+import keyword
 import tokenize
 
 import numpy as np
@@ -86,6 +87,35 @@ def test_reported_clashes_are_refused(formula, params, fast):
         return
     with pytest.raises(symgrad.FormulaError, match="is taken"):
         symgrad.generate(act, fast=fast)
+
+
+@pytest.mark.parametrize("target, fast", [*STYLES, ("numba", False)], ids=str)
+def test_a_name_that_makes_a_keyword_is_refused(target, fast):
+    """A name the generated code builds on (``d{p}`` for a gradient, ``d{p}s``
+    for its array...) is refused where the built name is a Python keyword: every
+    pattern the module uses, tried against every keyword."""
+    made = [
+        name.replace("pfresh", "{}")
+        for name in _taken_names(FORMULAS[0], target, fast) + ["dpfresh"]
+        if "pfresh" in name
+    ]
+    refused = 0
+    for pattern in made:
+        head, tail = pattern.split("{}")
+        for word in keyword.kwlist:
+            p = word.removeprefix(head).removesuffix(tail)
+            if not (word.startswith(head) and word.endswith(tail) and p.isidentifier()):
+                continue
+            try:
+                act = _act(FORMULAS[0], p, "qfresh", [p])
+            except (symgrad.FormulaError, ValueError):
+                continue  # refused by the formula's own rules
+            with pytest.raises(
+                symgrad.FormulaError, match=f"{p!r}.* is taken.*{word!r}"
+            ):
+                symgrad.generate(act, target=target, fast=fast)
+            refused += 1
+    assert refused >= 2  # at least "ef" and "el", for def and del
 
 
 _names = st.from_regex(r"[a-z][a-z0-9]{0,3}", fullmatch=True)
