@@ -480,6 +480,35 @@ class tail_product(sympy.Function):  # noqa: N801
         return printer._print(self.as_product())
 
 
+class exp_once(sympy.Function):  # noqa: N801
+    """exp(u) as one call whose powers stay its powers: SymPy would write
+    exp(u)**2 as exp(2*u), a second call where a square of the first is
+    enough (`symgrad.rewrite.one_exponential` builds it)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return self
+
+    def _eval_rewrite_as_exp(self, arg, **kwargs):
+        return sympy.exp(arg)
+
+    def _eval_evalf(self, prec):
+        return sympy.exp(self.args[0])._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _eval_is_positive(self):
+        return True if self.args[0].is_real else None
+
+    def _latex(self, printer, exp=None):
+        return _power(rf"e^{{{printer._print(self.args[0])}}}", exp)
+
+    def _sympystr(self, printer):
+        return f"exp({printer._print(self.args[0])})"
+
+
 def _power(latex: str, exp: str | None) -> str:
     """SymPy's LaTeX printer passes ``exp`` when the function is raised to a power."""
     return latex if exp is None else rf"\left({latex}\right)^{{{exp}}}"

@@ -347,6 +347,11 @@ class LayerPrinter(NumPyPrinter):
         self.helpers.add(helper)
         return f"{helper}({self._print(u)}, {self._print(p)})"
 
+    def _print_exp_once(self, expr) -> str:
+        """exp, printed as exp (functions.exp_once only keeps SymPy from
+        merging its powers into new calls)."""
+        return self._print(sympy.exp(expr.args[0]))
+
     def _print_tail_product(self, expr) -> str:
         """factor*rest, right where the factor is subnormal (functions.tail_product)."""
         factor, rest, exponent, scale = expr.args[:4]

@@ -24,6 +24,11 @@ returns None where it does not apply.  No rule knows which activation it serves;
   (a parameter times the input, as a function's argument, whose overflow to inf
   is its right rounding).
 
+One rule is not in `stabilize` but asked for by a target: `one_exponential`
+(`for_fused_loops`) writes several exp-like calls of one argument, such as
+Mish's tanh(softplus(x)), as one exp and a rational function of it, where no
+term can cancel; that pays in a fused loop (numba), not in whole-array code.
+
 Every rewrite is an identity (or, for clipping, exact to float64 rounding);
 `tests/test_rewrite.py` checks each rule on its own.
 """
@@ -45,6 +50,7 @@ from .functions import (
     clip,
     erfc,
     exp_of_polynomial,
+    exp_once,
     finite,
     near_root,
     near_zero,
@@ -103,6 +109,100 @@ def rational_in_exp_as_sigmoid(expr: sympy.Expr) -> sympy.Expr | None:
     if denominator.has(s) or not numerator.has(s):
         return None
     return tidy(in_s).xreplace({s: sigmoid(-v)})
+
+
+#: Functions that are rational in exp of their argument (or, for softplus, whose
+#: exp of an integer multiple is): what `one_exponential` can merge.
+_OF_EXP = (sympy.exp, sympy.tanh, sympy.cosh, sympy.sinh, sigmoid, softplus, Expm1)
+
+
+def one_exponential(expr: sympy.Expr) -> sympy.Expr | None:
+    """Several exp-like calls of one argument a -> one exp and a rational function.
+
+    Every function in `_OF_EXP` of an integer multiple of a, nested or not, is
+    rational in e = exp(a) (tanh(softplus(a)) = (e**2 + 2e)/(e**2 + 2e + 2));
+    the part is rewritten so when that takes fewer calls, and only where the
+    coefficients of its numerator, and those of its denominator, as polynomials
+    in e, have one sign: a sum of like-signed terms cannot cancel, so each
+    operation adds at most its own rounding.  To stay finite, e = exp(-|a|) and
+    for a > 0 both polynomials are reversed (divided by the highest power).
+    This trades calls for arithmetic, which pays in a fused loop (numba) and
+    not in whole-array code, so only the fused target asks for it.
+    """
+    calls = [n for n in sympy.preorder_traversal(expr) if isinstance(n, _OF_EXP)]
+    if len(calls) < 2:
+        return None
+    base = _common_base(calls)
+    if base is None:
+        return None
+    e = sympy.Dummy("e", positive=True)
+    log_e = sympy.log(e)
+    outermost = {
+        call: call.func(*(arg.xreplace({base: log_e}) for arg in call.args)).rewrite(
+            sympy.exp
+        )
+        for call in calls
+        if not any(call is not other and other.has(call) for other in calls)
+    }
+    in_e = sympy.cancel(sympy.together(expr.xreplace(outermost)))
+    numerator, denominator = sympy.fraction(in_e)
+    if in_e.has(sympy.exp, sympy.log) or not in_e.has(e):
+        return None
+    polynomials = []
+    for part in (numerator, denominator):
+        if not part.is_polynomial(e):
+            return None
+        coefficients = sympy.Poly(part, e).all_coeffs()
+        nonzero = [c for c in coefficients if c != 0]
+        if not all(
+            (c / nonzero[0]).is_Number and (c / nonzero[0]) > 0 for c in nonzero
+        ):
+            return None  # terms of both signs: they could cancel
+        polynomials.append(coefficients)
+    small = exp_once(-sympy.Abs(base))  # exp(a) for a <= 0, exp(-a) for a > 0
+    degree = max(len(c) for c in polynomials) - 1
+
+    def evaluated(coefficients, reverse):
+        padded = [0] * (degree + 1 - len(coefficients)) + list(coefficients)
+        if reverse:
+            padded = padded[::-1]
+        return sympy.horner(sympy.Poly(padded, e).as_expr(), e).xreplace({e: small})
+
+    low, high = (
+        evaluated(polynomials[0], r) / evaluated(polynomials[1], r)
+        for r in (False, True)
+    )
+    return sympy.Piecewise((high, base > 0), (low, True))
+
+
+def for_fused_loops(
+    expr: sympy.Basic,
+) -> tuple[sympy.Basic, tuple[tuple[sympy.Expr, sympy.Expr], ...]]:
+    """``expr`` with `one_exponential` applied to its largest matches: what a
+    target that computes each element in registers (numba) prints; with each
+    (part, argument) merged, for the reader."""
+    merged: list[tuple[sympy.Expr, sympy.Expr]] = []
+
+    def recorded(part: sympy.Expr) -> sympy.Expr | None:
+        replacement = one_exponential(part)
+        if replacement is not None:
+            merged.append((part, replacement.args[0].cond.lhs))
+        return replacement
+
+    return _top_down(expr, recorded), tuple(merged)
+
+
+def _common_base(calls: list[sympy.Expr]) -> sympy.Expr | None:
+    """The argument a of which every innermost call takes an integer multiple
+    (with a free of such calls), or None."""
+    innermost = [c for c in calls if not any(c.args[0].has(o) for o in calls)]
+    bases = set()
+    for call in innermost:
+        coefficient, rest = call.args[0].as_coeff_Mul()
+        if not coefficient.is_Integer or rest.has(*_OF_EXP) or not rest.free_symbols:
+            return None
+        bases.add(rest)
+    return bases.pop() if len(bases) == 1 else None
 
 
 def clip_saturating(expr: sympy.Expr) -> sympy.Expr | None:
