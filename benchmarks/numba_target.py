@@ -88,40 +88,40 @@ def run(names, dtypes, folder: Path, args) -> dict:
 
 def crossover(fused, names, dtypes, args) -> list[dict]:
     """Per layer and dtype, the smallest size (powers of 2 from 2**12) from which
-    the loops over threads beat the serial ones, forward+backward: what
-    ``_PARALLEL_FROM`` should be on this machine."""
+    the loops over threads beat the serial ones, forward+backward, beside the
+    class's ``parallel_from``: what it should be on this machine."""
     import run as bench
 
     import symgrad
 
     print("\nserial loops against the loops over threads (forward+backward)")
-    threshold = fused._PARALLEL_FROM
     rows = []
-    try:
-        for dtype in dtypes:
-            for name in names:
-                layer = getattr(fused, symgrad.activation(name).class_name)()
-                found = None
-                for power in range(12, 23):
-                    x, dout = bench._data(2**power, dtype)
-                    loops = _loops(fused, layer, x, dout)
-                    for run in loops.values():  # compile both outside the timing
-                        run()
-                    median = bench.interleaved(
-                        loops, bench._repeats(x.size, args.repeats)
-                    )
-                    if median["parallel"] < median["serial"]:
-                        found = 2**power
-                        break
-                rows.append({"activation": name, "dtype": dtype, "from": found})
-                print(f"  {name:<10} {dtype:<8} threads win from {found} elements")
-    finally:
-        fused._PARALLEL_FROM = threshold
+    for dtype in dtypes:
+        for name in names:
+            layer = getattr(fused, symgrad.activation(name).class_name)()
+            found = None
+            for power in range(12, 23):
+                x, dout = bench._data(2**power, dtype)
+                loops = _loops(layer, x, dout)
+                for run in loops.values():  # compile both outside the timing
+                    run()
+                median = bench.interleaved(loops, bench._repeats(x.size, args.repeats))
+                if median["parallel"] < median["serial"]:
+                    found = 2**power
+                    break
+            chosen = type(layer).parallel_from
+            rows.append(
+                {"activation": name, "dtype": dtype, "from": found, "chosen": chosen}
+            )
+            print(
+                f"  {name:<10} {dtype:<8} threads win from {found} elements "
+                f"(parallel_from: {chosen})"
+            )
     return rows
 
 
-def _loops(fused, layer, x, dout):
-    """forward+backward through the layer with the threshold set to 0 (every
+def _loops(layer, x, dout):
+    """forward+backward through the layer with its threshold set to 0 (every
     size over threads) or past the array (every size serial)."""
     import numpy as np
 
@@ -129,7 +129,7 @@ def _loops(fused, layer, x, dout):
 
     def with_threshold(threshold):
         def run():
-            fused._PARALLEL_FROM = threshold
+            layer.parallel_from = threshold
             layer.forward(x, out=out)
             layer.backward(dout, out=dx)
 

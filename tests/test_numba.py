@@ -9,8 +9,12 @@ import math
 import mpmath
 import numpy as np
 import pytest
+import sympy
 
 import symgrad
+from symgrad.functions import sigmoid, softplus
+from symgrad.model import X
+from symgrad.targets import numba_target
 
 numba = pytest.importorskip("numba")
 helpers = pytest.importorskip("symgrad.targets.numba_helpers")
@@ -181,6 +185,58 @@ def test_the_loop_over_threads_gives_the_serial_loops_bits(mish):
     module._mish_forward_parallel(x, parallel, s2)
     np.testing.assert_array_equal(serial, parallel)
     np.testing.assert_array_equal(s1, s2)
+
+
+def test_the_layer_takes_the_loop_over_threads_from_parallel_from(mish, monkeypatch):
+    """Below ``parallel_from`` the serial loops run, from it on the loops over
+    threads, with the same bits; an instance can move the threshold."""
+    module, _ = mish
+    taken = []
+    run = module._run
+    monkeypatch.setattr(
+        module, "_run", lambda *a: taken.append(a[1 if a[2] else 0].__name__) or run(*a)
+    )
+    layer = module.Mish()
+    x = np.random.default_rng(6).standard_normal(64) * 10
+    expected = (layer.forward(x).copy(), layer.backward(np.ones_like(x)).copy())
+    layer.parallel_from = 64
+    got = (layer.forward(x).copy(), layer.backward(np.ones_like(x)).copy())
+    assert taken == [
+        "_mish_forward",
+        "_mish_backward",
+        "_mish_forward_parallel",
+        "_mish_backward_parallel",
+    ]
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "expressions, calls",
+    [
+        ([sympy.Max(X, 0)], 0),
+        ([sigmoid(X) + X * sigmoid(X)], 1),  # one call, computed once
+        ([softplus(X)], 2),  # a log and an exp
+        ([sympy.exp(X) * sympy.tanh(X), sympy.erf(X)], 4),
+    ],
+)
+def test_exp_like_calls_are_counted_once_each(expressions, calls):
+    assert numba_target.exp_like_calls(expressions) == calls
+
+
+def test_parallel_from_falls_with_the_calls_an_element_takes():
+    """PARALLEL_WORK / (1 + calls), a power of 2: each layer's measured
+    crossover (the benchmark prints both)."""
+    thresholds = [numba_target.parallel_from(calls) for calls in range(12)]
+    assert thresholds[0] == numba_target.PARALLEL_WORK
+    assert all(t & (t - 1) == 0 for t in thresholds)
+    assert thresholds == sorted(thresholds, reverse=True)
+    assert [
+        symgrad.compile(n, target="numba").parallel_from for n in ("relu", "mish")
+    ] == [
+        numba_target.parallel_from(0),
+        numba_target.parallel_from(3),  # one exp forward, an exp and a sigmoid back
+    ]
 
 
 def test_compiled_loops_are_cached_next_to_the_module(mish):

@@ -298,12 +298,6 @@ def _log_sigmoid(u):
     return u if np.isnan(u) else y
 
 
-#: Elements from which a layer runs its loops over threads.  Measured on 2 cores
-#: (`benchmarks/run.py --target numba`): threads win from 4,096 elements (Mish,
-#: GELU, tanh) to 32,768 (ReLU, float64) and 65,536 (ReLU, float32).
-_PARALLEL_FROM = 32768
-
-
 def _flat(array):
     """A C-contiguous array as 1-D, without a copy where it already is one."""
     return np.ascontiguousarray(array).reshape(-1)
@@ -316,9 +310,9 @@ def _total(values):
         return float(np.sum(values))
 
 
-def _run(serial, parallel, size, *arguments):
-    """The loop over threads for ``size`` elements and more, else the serial one."""
-    return (parallel if size >= _PARALLEL_FROM else serial)(*arguments)
+def _run(serial, parallel, threads, *arguments):
+    """The loop over threads if ``threads``, else the serial one."""
+    return (parallel if threads else serial)(*arguments)
 
 
 @_inline

@@ -2,29 +2,45 @@
 
 The same `LayerFormulas` as the NumPy layers, with one more rewrite: exp-like
 calls of one argument become one exp and a rational function of it where that
-is exact (`symgrad.rewrite.one_exponential`: Mish takes 1 call per direction,
-not 3 and 5), noted in a comment.  Each pass is printed as the body
-of an element function (`NumbaPrinter`: the readable printer on numbers, with
-the vectorisable functions of `numba_helpers` for exp, log, tanh, sigmoid,
+is exact (`symgrad.rewrite.one_exponential`: Mish takes one exp forward and two
+backward, not 3 and 5 calls), noted in a comment.  Each pass is printed as the
+body of an element function (`NumbaPrinter`: the readable printer on numbers,
+with the vectorisable functions of `numba_helpers` for exp, log, tanh, sigmoid,
 softplus ...), and two loops call it over the flattened arrays: one serial, one
-over threads (``numba.prange``) for arrays of ``_PARALLEL_FROM`` elements or more
-(`numba_helpers`).  A loop reads each input once and writes only the outputs and
-the arrays forward keeps for backward.  Every value is computed in float64 and rounded once where
-the loop stores it, so a float32 layer keeps its float32 arrays and float64's
-accuracy.  Loops compile on first use and are cached next to the module
-(``cache=True``).  The class around them has the NumPy ``--fast`` layers' API:
-``forward(x, out=None)``, ``backward(dout, out=None)``, ``params`` and
-``grads``.
+over threads (``numba.prange``) from the class's ``parallel_from`` elements on
+(`PARALLEL_WORK` over the element's exp-like calls).  A loop reads each input
+once and writes only the outputs and the arrays forward keeps for backward.
+Every value is computed in float64 and rounded once where the loop stores it,
+so a float32 layer keeps its float32 arrays and float64's accuracy.  Loops
+compile on first use and are cached next to the module (``cache=True``).  The
+class around them has the NumPy ``--fast`` layers' API: ``forward(x,
+out=None)``, ``backward(dout, out=None)``, ``params`` and ``grads``.
 """
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, replace
 
 import sympy
+from sympy.codegen.cfunctions import expm1 as Expm1
+from sympy.codegen.cfunctions import log1p as Log1p
+from sympy.functions.elementary.hyperbolic import HyperbolicFunction
+from sympy.functions.elementary.trigonometric import (
+    InverseTrigonometricFunction,
+    TrigonometricFunction,
+)
 from sympy.printing.numpy import NumPyPrinter
 
-from ..functions import softplus
+from ..functions import (
+    erfc,
+    exp_of_polynomial,
+    exp_once,
+    scaled_erfc,
+    sigmoid,
+    sigmoid_of_polynomial,
+    softplus,
+)
 from ..layer import DOUT, LayerFormulas, comment_lines, local_name, snake_name
 from ..model import MASK, X, Y
 from ..printing import LayerPrinter, UnprintableError, _float_literal
@@ -146,6 +162,46 @@ class NumbaOutputPrinter(NumbaPrinter):
     _print_One = _print_Zero = _print_NegativeOne = _print_Integer
 
 
+#: Elements times (1 + exp-like calls per element) from which the loops over
+#: threads beat the serial ones, measured with `benchmarks/run.py --target numba`
+#: on 2 cores (Intel Xeon, AVX-512, float64): 262,144 elements for ReLU (no
+#: call), 131,072 for sigmoid, tanh, ELU and SiLU (1), 65,536 for softplus, Mish
+#: and GELU-tanh (2-3), 32,768 for GELU.  Threads cost a wake-up per loop; the
+#: more work an element takes, the sooner they pay.
+PARALLEL_WORK = 262_144
+
+#: Calls that cost about one exp; these cost two (a log and an exp, or erfc's
+#: exp and its long polynomial).
+_ONE_CALL = (
+    sympy.exp,
+    exp_once,
+    sympy.log,
+    Expm1,
+    Log1p,
+    sigmoid,
+    sigmoid_of_polynomial,
+    exp_of_polynomial,
+    HyperbolicFunction,
+    TrigonometricFunction,
+    InverseTrigonometricFunction,
+)
+_TWO_CALLS = (softplus, sympy.erf, erfc, scaled_erfc)
+
+
+def exp_like_calls(expressions) -> int:
+    """The exp-like calls one pass over an element takes, weighted (`_ONE_CALL`,
+    `_TWO_CALLS`); a call that appears twice is computed once."""
+    nodes = {n for expr in expressions for n in sympy.preorder_traversal(expr)}
+    return sum(
+        2 if isinstance(n, _TWO_CALLS) else isinstance(n, _ONE_CALL) for n in nodes
+    )
+
+
+def parallel_from(calls: int) -> int:
+    """`PARALLEL_WORK` / (1 + calls), rounded down to a power of 2."""
+    return 1 << (PARALLEL_WORK // (1 + calls)).bit_length() - 1
+
+
 def _for_fused_loops(assignments) -> tuple[tuple, tuple[str, ...]]:
     """A pass's assignments with exp-like calls merged where that is exact
     enough (`symgrad.rewrite.one_exponential`): in a fused loop a call costs
@@ -232,6 +288,8 @@ class NumbaLayer:
     param_grads: tuple[str, ...]
     comments: tuple[str, ...]
     helpers: frozenset[str]
+    parallel_from: int  # elements from which the loops run over threads
+    parallel_comment: tuple[str, ...]  # why that many
 
     @property
     def defines(self) -> tuple[str, ...]:
@@ -317,6 +375,17 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
     if formulas.param_grads:
         helpers.add("_total")
     helpers |= {"_float16_in_float32_out", "_inline"}
+    calls = sum(
+        exp_like_calls([e for _, e in assignments])
+        for assignments in (forward_assignments, backward_assignments)
+    )
+    threshold = parallel_from(calls)
+    parallel_comment = textwrap.wrap(
+        f"Threads from this many elements on: {PARALLEL_WORK:,} / (1 + {calls} "
+        "exp-like calls per element), rounded down to a power of 2 (measured on "
+        "2 cores; set it to tune a machine).",
+        80,
+    )
     return NumbaLayer(
         class_name=act.class_name,
         prefix=prefix,
@@ -332,6 +401,8 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
         allocate=allocate,
         param_grads=formulas.param_grads,
         comments=comment_lines(formulas.comments, indent=4),
+        parallel_from=threshold,
+        parallel_comment=tuple(parallel_comment),
         helpers=frozenset(helpers | forward_lines.helpers | backward_lines.helpers),
     )
 
