@@ -114,6 +114,9 @@ def rational_in_exp_as_sigmoid(expr: sympy.Expr) -> sympy.Expr | None:
 #: Functions that are rational in exp of their argument (or, for softplus, whose
 #: exp of an integer multiple is): what `one_exponential` can merge.
 _OF_EXP = (sympy.exp, sympy.tanh, sympy.cosh, sympy.sinh, sigmoid, softplus, Expm1)
+#: The largest multiple of the argument, and degree in e, that `one_exponential`
+#: takes: beyond them the polynomials cost more than the calls they replace.
+_MAX_MULTIPLE, _MAX_DEGREE = 4, 8
 
 
 def one_exponential(expr: sympy.Expr) -> sympy.Expr | None:
@@ -159,8 +162,10 @@ def one_exponential(expr: sympy.Expr) -> sympy.Expr | None:
         ):
             return None  # terms of both signs: they could cancel
         polynomials.append(coefficients)
-    small = exp_once(-sympy.Abs(base))  # exp(a) for a <= 0, exp(-a) for a > 0
     degree = max(len(c) for c in polynomials) - 1
+    if degree > _MAX_DEGREE:
+        return None
+    small = exp_once(-sympy.Abs(base))  # exp(a) for a <= 0, exp(-a) for a > 0
 
     def evaluated(coefficients, reverse):
         padded = [0] * (degree + 1 - len(coefficients)) + list(coefficients)
@@ -193,13 +198,15 @@ def for_fused_loops(
 
 
 def _common_base(calls: list[sympy.Expr]) -> sympy.Expr | None:
-    """The argument a of which every innermost call takes an integer multiple
-    (with a free of such calls), or None."""
+    """The argument a of which every innermost call takes a small integer
+    multiple (with a free of such calls), or None."""
     innermost = [c for c in calls if not any(c.args[0].has(o) for o in calls)]
     bases = set()
     for call in innermost:
         coefficient, rest = call.args[0].as_coeff_Mul()
-        if not coefficient.is_Integer or rest.has(*_OF_EXP) or not rest.free_symbols:
+        if not coefficient.is_Integer or abs(coefficient) > _MAX_MULTIPLE:
+            return None
+        if rest.has(*_OF_EXP) or not rest.free_symbols:
             return None
         bases.add(rest)
     return bases.pop() if len(bases) == 1 else None

@@ -417,6 +417,8 @@ _LEFT_ALONE = [
     sigmoid(X) * sigmoid(X**2),  # two arguments
     sigmoid(X) * sigmoid(X / 2),  # not an integer multiple
     sigmoid(X) * sigmoid(alpha * X),  # a parameter's multiple
+    sigmoid(X) * sigmoid(9 * X),  # a polynomial of degree 10 costs more than a call
+    sigmoid(X) ** 9 * sigmoid(-X),  # the same
 ]
 
 
