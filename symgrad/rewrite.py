@@ -64,6 +64,7 @@ from .functions import (
     tame,
 )
 from .model import X, Y
+from .printing import Times
 from .series import series_near_root, series_near_zero
 from .tidy import tidy
 from .verify import evaluate_fixed
@@ -167,16 +168,31 @@ def one_exponential(expr: sympy.Expr) -> sympy.Expr | None:
         return None
     small = exp_once(-sympy.Abs(base))  # exp(a) for a <= 0, exp(-a) for a > 0
 
-    def evaluated(coefficients, reverse):
-        padded = [0] * (degree + 1 - len(coefficients)) + list(coefficients)
-        if reverse:
-            padded = padded[::-1]
-        return sympy.horner(sympy.Poly(padded, e).as_expr(), e).xreplace({e: small})
+    def padded(coefficients, reverse):
+        full = [0] * (degree + 1 - len(coefficients)) + list(coefficients)
+        return full[::-1] if reverse else full
 
-    low, high = (
-        evaluated(polynomials[0], r) / evaluated(polynomials[1], r)
-        for r in (False, True)
-    )
+    def polynomial(coefficients):
+        return sympy.horner(sympy.Poly(coefficients, e).as_expr(), e).xreplace(
+            {e: small}
+        )
+
+    branches = []
+    for reverse in (False, True):
+        numerator, denominator = (padded(c, reverse) for c in polynomials)
+        if denominator[-1] == 0:
+            return None  # a power of e divides: it would overflow as e -> 0
+        # The numerator's power of e is multiplied in last, one factor at a
+        # time: the partial products stay above the final value, so none is
+        # subnormal where the value is normal (x*e**2 at x = -357).
+        power = next(i for i, c in enumerate(reversed(numerator)) if c != 0)
+        value = polynomial(numerator[: len(numerator) - power]) / polynomial(
+            denominator
+        )
+        for _ in range(power):
+            value = Times(value, small)
+        branches.append(value)
+    low, high = branches
     return sympy.Piecewise((high, base > 0), (low, True))
 
 

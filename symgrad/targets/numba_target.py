@@ -217,7 +217,7 @@ def _for_fused_loops(assignments) -> tuple[tuple, tuple[str, ...]]:
                 notes.append(f"a = {sympy.sstr(argument)}")
             part = sympy.sstr(part.xreplace({argument: a}))
             notes.append(f"{part} = rational in exp(-|{a}|)")
-    return tuple(merged), tuple(notes)
+    return tuple(merged), tuple(dict.fromkeys(notes))  # each note once
 
 
 @dataclass(frozen=True)
