@@ -76,7 +76,8 @@ def _split(line: str, width: int) -> list[str]:
     value = _value_start(line)
     if value is not None:
         operators = _loosest_operators(line[value:])
-        if len(operators) == 1 and not _ends_in_subscript(line):
+        subscript = _ends_in_subscript(line)
+        if len(operators) == 1 and not subscript:
             last = _bracket_split_pair(line, width)
             if last is not None and last[0] + 1 > width:
                 # The last call opens past the margin: ruff splits the first
@@ -85,8 +86,7 @@ def _split(line: str, width: int) -> list[str]:
                 if first is not None:
                     return _split_at_brackets(line, width, first)
         if len(operators) >= 2 or (
-            len(operators) == 1
-            and (_ends_in_subscript(line) or not _bracket_split_fits(line, width))
+            len(operators) == 1 and (subscript or not _bracket_split_fits(line, width))
         ):
             return _split_at_operators(line, value, operators, width)
         pair = _bracket_split_pair(line, width)

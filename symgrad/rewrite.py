@@ -43,6 +43,11 @@ import sympy
 from sympy.codegen.cfunctions import expm1 as Expm1
 from sympy.codegen.cfunctions import log1p as Log1p
 from sympy.core.relational import Relational
+from sympy.functions.elementary.hyperbolic import HyperbolicFunction
+from sympy.functions.elementary.trigonometric import (
+    InverseTrigonometricFunction,
+    TrigonometricFunction,
+)
 
 from .budgets import attempt, stage
 from .functions import (
@@ -120,6 +125,33 @@ _OF_EXP = (sympy.exp, sympy.tanh, sympy.cosh, sympy.sinh, sigmoid, softplus, Exp
 _MAX_MULTIPLE, _MAX_DEGREE = 4, 8
 
 
+#: Calls that cost about one exp, and those that cost two (a log and an exp, or
+#: erfc's exp and its long polynomial): `exp_like_calls`.
+_ONE_CALL = (
+    sympy.exp,
+    exp_once,
+    sympy.log,
+    Expm1,
+    Log1p,
+    sigmoid,
+    sigmoid_of_polynomial,
+    exp_of_polynomial,
+    HyperbolicFunction,
+    TrigonometricFunction,
+    InverseTrigonometricFunction,
+)
+_TWO_CALLS = (softplus, sympy.erf, erfc, scaled_erfc)
+
+
+def exp_like_calls(expressions) -> int:
+    """The exp-like calls the expressions take, weighted (`_ONE_CALL`,
+    `_TWO_CALLS`); a call that appears twice is computed once."""
+    nodes = {n for expr in expressions for n in sympy.preorder_traversal(expr)}
+    return sum(
+        2 if isinstance(n, _TWO_CALLS) else isinstance(n, _ONE_CALL) for n in nodes
+    )
+
+
 def one_exponential(expr: sympy.Expr) -> sympy.Expr | None:
     """Several exp-like calls of one argument a -> one exp and a rational function.
 
@@ -133,9 +165,13 @@ def one_exponential(expr: sympy.Expr) -> sympy.Expr | None:
     This trades calls for arithmetic, which pays in a fused loop (numba) and
     not in whole-array code, so only the fused target asks for it.
     """
-    calls = [n for n in sympy.preorder_traversal(expr) if isinstance(n, _OF_EXP)]
-    if len(calls) < 2:
-        return None
+    if exp_like_calls([expr]) < 2:
+        return None  # one call already
+    calls = list(
+        dict.fromkeys(
+            n for n in sympy.preorder_traversal(expr) if isinstance(n, _OF_EXP)
+        )
+    )
     base = _common_base(calls)
     if base is None:
         return None

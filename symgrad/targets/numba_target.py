@@ -23,28 +23,13 @@ import textwrap
 from dataclasses import dataclass, replace
 
 import sympy
-from sympy.codegen.cfunctions import expm1 as Expm1
-from sympy.codegen.cfunctions import log1p as Log1p
-from sympy.functions.elementary.hyperbolic import HyperbolicFunction
-from sympy.functions.elementary.trigonometric import (
-    InverseTrigonometricFunction,
-    TrigonometricFunction,
-)
 from sympy.printing.numpy import NumPyPrinter
 
-from ..functions import (
-    erfc,
-    exp_of_polynomial,
-    exp_once,
-    scaled_erfc,
-    sigmoid,
-    sigmoid_of_polynomial,
-    softplus,
-)
+from ..functions import softplus
 from ..layer import DOUT, LayerFormulas, comment_lines, local_name, snake_name
 from ..model import MASK, X, Y
 from ..printing import LayerPrinter, UnprintableError, _float_literal
-from ..rewrite import for_fused_loops
+from ..rewrite import exp_like_calls, for_fused_loops
 from ..sharing import S
 from .framework_printer import FrameworkPrinter
 from .numpy_readable import print_pass
@@ -169,32 +154,6 @@ class NumbaOutputPrinter(NumbaPrinter):
 #: and GELU-tanh (2-3), 32,768 for GELU.  Threads cost a wake-up per loop; the
 #: more work an element takes, the sooner they pay.
 PARALLEL_WORK = 262_144
-
-#: Calls that cost about one exp; these cost two (a log and an exp, or erfc's
-#: exp and its long polynomial).
-_ONE_CALL = (
-    sympy.exp,
-    exp_once,
-    sympy.log,
-    Expm1,
-    Log1p,
-    sigmoid,
-    sigmoid_of_polynomial,
-    exp_of_polynomial,
-    HyperbolicFunction,
-    TrigonometricFunction,
-    InverseTrigonometricFunction,
-)
-_TWO_CALLS = (softplus, sympy.erf, erfc, scaled_erfc)
-
-
-def exp_like_calls(expressions) -> int:
-    """The exp-like calls one pass over an element takes, weighted (`_ONE_CALL`,
-    `_TWO_CALLS`); a call that appears twice is computed once."""
-    nodes = {n for expr in expressions for n in sympy.preorder_traversal(expr)}
-    return sum(
-        2 if isinstance(n, _TWO_CALLS) else isinstance(n, _ONE_CALL) for n in nodes
-    )
 
 
 def parallel_from(calls: int) -> int:
