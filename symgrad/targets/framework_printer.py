@@ -28,7 +28,12 @@ class FrameworkPrinter(ReadablePrinter):
     def _print_framework_call(self, expr: sympy.Function) -> str:
         return f"{self.calls[type(expr).__name__]}({self._print(expr.args[0])})"
 
-    _print_erf = _print_erfc = _print_framework_call
+    # Each goes through self, so that a subclass's `_print_framework_call` (the
+    # numba printer's, which records the helper it calls) is the one used.
+    def _print_erf(self, expr: sympy.Function) -> str:
+        return self._print_framework_call(expr)
+
+    _print_erfc = _print_log1p = _print_expm1 = _print_erf
 
     def _print_scaled(self, expr: sympy.Function) -> str:
         """The plain product: frameworks report no floating-point flags."""
@@ -41,8 +46,6 @@ class FrameworkPrinter(ReadablePrinter):
     def _print_scaled_erfc(self, expr: sympy.Function) -> str:
         """The framework's erfc of the product (it has no scaled form)."""
         return self._print_framework_call(expr.as_erfc())
-
-    _print_log1p = _print_expm1 = _print_framework_call
 
     def _print_Mul(self, expr: sympy.Mul) -> str:
         coefficient, rest = expr.as_coeff_Mul()
