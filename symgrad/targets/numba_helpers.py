@@ -39,6 +39,7 @@ _INV_LN2 = 1.4426950408889634
 _LN2_HI = 0.6931471803691238
 _LN2_LO = 1.9082149292705877e-10
 _SMALLEST_NORMAL = 2.2250738585072014e-308
+_FLOAT32_TINY = 1.1754943508222875e-38
 _TWO_TO_54 = 18014398509481984.0
 _SQRT2 = 1.4142135623730951
 #: The sign, exponent and first 25 stored bits of a float64: 26 significant
@@ -336,6 +337,78 @@ def _two_sum_error(a, b, s):
     """(a + b) - s exactly, for s = a + b rounded (Knuth's TwoSum)."""
     b_part = s - a
     return (a - (s - b_part)) + (b - b_part)
+
+
+@_inline
+def _polynomial_with_error(v, coefficients):
+    """(p, e) with P(v) = p + e to about 106 bits: Horner's rule in
+    double-double arithmetic over P's coefficients, given as (high, low) pairs
+    lowest power first (`symgrad.functions.sigmoid_of_polynomial`), each
+    product's rounding from `_fma` and each sum's from `_two_sum_error`.  e is
+    0 where it is not finite (v infinite)."""
+    v = np.float64(v)
+    p = coefficients[-2]
+    e = coefficients[-1]
+    for i in range(len(coefficients) - 4, -1, -2):
+        product = p * v
+        total = product + coefficients[i]
+        rounding = _fma(p, v, -product) + _two_sum_error(
+            product, coefficients[i], total
+        )
+        e = e * v + (rounding + coefficients[i + 1])
+        p = total
+    return p, (e if abs(e) < np.inf else 0.0)
+
+
+@_inline
+def _exp_of_polynomial(v, coefficients):
+    """exp(P(v)), with P's rounding carried into exp (`_polynomial_with_error`):
+    exp(P) is off by as much as P, 700 ulps at GELU-tanh's x = -19."""
+    p, e = _polynomial_with_error(v, coefficients)
+    return _exp(p, e)
+
+
+@_inline
+def _sigmoid_of_polynomial(v, coefficients):
+    """sigmoid(P(v)) as `_sigmoid` computes it, with P's rounding carried into
+    exp(-|P|)."""
+    p, e = _polynomial_with_error(v, coefficients)
+    negative = p < 0.0
+    z = _exp(-abs(p), e if negative else -e)
+    return (z if negative else 1.0) / (1.0 + z)
+
+
+@_inline
+def _exp_times(rest, x, tail=0.0):
+    """rest*exp(x + tail) with rest multiplied in between the two steps of exp's
+    scaling by 2**k (`_scaled`): where exp alone would be subnormal and keep few
+    digits, the product is rounded once, and a rest up to the largest float
+    does not overflow first (x*sigmoid(x) at x = -1.8e308)."""
+    x = min(max(np.float64(x), -1400.0), 710.0)
+    k, r = _reduce(x, tail)
+    half = k >> 1
+    return (1.0 + _expm1_core(r)) * _two_to(half) * rest * _two_to(k - half)
+
+
+@_inline
+def _tail_product(factor, rest, exponent, scale=1.0):
+    """factor*rest, where factor = scale*exp(exponent) below the normal range
+    (`symgrad.functions.tail_product`): there the factor has few digits left
+    while the product can be normal (x*sigmoid(x) at x = -714), so it is
+    `_exp_times`.  The tail starts at float32's normal range, as a factor
+    may come from a float32 cache (the factor is scale*exp(exponent) to within
+    a relative 1e-38 there).  Both are computed and one selected: the loop
+    stays SIMD code, at the price of one more exp per element."""
+    tail = _exp_times(rest * scale, exponent)
+    return tail if abs(factor) < _FLOAT32_TINY else factor * rest
+
+
+@_inline
+def _tail_product_of_polynomial(factor, rest, v, coefficients, scale=1.0):
+    """`_tail_product` for an exponent P(v), its rounding carried into exp."""
+    p, e = _polynomial_with_error(v, coefficients)
+    tail = _exp_times(rest * scale, p, e)
+    return tail if abs(factor) < _FLOAT32_TINY else factor * rest
 
 
 @_inline

@@ -19,20 +19,21 @@ out=None)``, ``backward(dout, out=None)``, ``params`` and ``grads``.
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from dataclasses import dataclass, replace
 
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
-from ..functions import softplus
+from ..functions import exp_of_polynomial, sigmoid_of_polynomial, softplus, tail_product
 from ..layer import DOUT, LayerFormulas, comment_lines, local_name, snake_name
 from ..model import MASK, X, Y
 from ..printing import LayerPrinter, UnprintableError, _float_literal
 from ..rewrite import exp_like_calls, for_fused_loops
 from ..sharing import S
 from .framework_printer import FrameworkPrinter
-from .numpy_readable import print_pass
+from .numpy_readable import class_tables, print_pass, table_name
 
 #: NumPy's function name (as the printers ask for it) -> the numba code's.
 _FUNCTIONS = {
@@ -79,9 +80,63 @@ class NumbaPrinter(FrameworkPrinter):
             self.helpers.add(function)
         return function
 
+    def __init__(self, names, arrays, tables=None, *, table_prefix: str = "") -> None:
+        super().__init__(names, arrays, tables)
+        #: Coefficient tables are module constants, named after the layer.
+        self.table_prefix = table_prefix
+
     def _print_framework_call(self, expr: sympy.Function) -> str:
         self.helpers.add(self.calls[type(expr).__name__])
         return super()._print_framework_call(expr)
+
+    def prepared(self, expr: sympy.Basic) -> sympy.Basic:
+        """The helpers compute a polynomial argument P(v) from v themselves, so
+        P as the layer would compute it is dropped (it would be an unused local)."""
+
+        def without_p(node: sympy.Function) -> sympy.Function:
+            at = 2 if isinstance(node, tail_product) else 0  # where P is
+            return node.func(*node.args[:at], sympy.S.Zero, *node.args[at + 1 :])
+
+        return expr.replace(
+            lambda e: (
+                isinstance(e, (sigmoid_of_polynomial, exp_of_polynomial))
+                or (isinstance(e, tail_product) and e.polynomial is not None)
+            ),
+            without_p,
+        )
+
+    def _table(self, coefficients: tuple[float, ...]) -> str:
+        return table_name(
+            self.table_names, coefficients, f"{self.table_prefix}_POLYNOMIAL"
+        )
+
+    def _print_sigmoid_of_polynomial(self, expr: sympy.Function) -> str:
+        """f(P(v)) from P's exact coefficients (a module constant): the helper
+        carries P's rounding into exp."""
+        helper = f"_{type(expr).__name__}"
+        self.helpers.add(helper)
+        v = self._print(expr.args[1])
+        return f"{helper}({v}, {self._table(expr.coefficients)})"
+
+    def _print_exp_of_polynomial(self, expr: sympy.Function) -> str:
+        return self._print_sigmoid_of_polynomial(expr)
+
+    def _print_tail_product(self, expr: sympy.Function) -> str:
+        """The helper that computes a product with a subnormal factor from the
+        factor's exponent (`numba_helpers._tail_product`)."""
+        factor, rest, exponent, scale = expr.args[:4]
+        arguments = [self._print(factor), self._print(rest)]
+        if expr.polynomial is None:
+            helper = "_tail_product"
+            arguments.append(self._print(exponent))
+        else:
+            helper = "_tail_product_of_polynomial"
+            v, coefficients = expr.polynomial
+            arguments += [self._print(v), self._table(coefficients)]
+        if scale != 1:
+            arguments.append(self._print(scale))
+        self.helpers.add(helper)
+        return f"{helper}({', '.join(arguments)})"
 
     def _print_Mul(self, expr: sympy.Mul) -> str:
         coefficient, rest = expr.as_coeff_Mul()
@@ -249,6 +304,8 @@ class NumbaLayer:
     helpers: frozenset[str]
     parallel_from: int  # elements from which the loops run over threads
     parallel_comment: tuple[str, ...]  # why that many
+    #: Module constants (name, comment lines, literals): coefficient tables.
+    tables: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
 
     @property
     def defines(self) -> tuple[str, ...]:
@@ -257,7 +314,7 @@ class NumbaLayer:
             for direction in ("forward", "backward")
             for kind in ("_one", "", "_parallel")
         )
-        return (self.class_name, *functions)
+        return (self.class_name, *functions, *(name for name, _, _ in self.tables))
 
 
 def layer_source(formulas: LayerFormulas) -> NumbaLayer:
@@ -272,22 +329,20 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
 
     forward_assignments, forward_notes = _for_fused_loops(formulas.forward)
     backward_assignments, backward_notes = _for_fused_loops(formulas.backward)
-    forward_lines = print_pass(
-        forward_assignments,
-        names,
-        arrays,
-        taken,
-        4,
-        printer_class=NumbaPrinter,
-    )
+    tables: dict[tuple[float, ...], str] = {}
     from_output = formulas.saves == "output"
-    backward_lines = print_pass(
-        backward_assignments,
-        names,
-        arrays,
-        taken,
-        4,
-        printer_class=NumbaOutputPrinter if from_output else NumbaPrinter,
+    printers = [
+        functools.partial(printer, table_prefix=prefix.upper())
+        for printer in (
+            NumbaPrinter,
+            NumbaOutputPrinter if from_output else NumbaPrinter,
+        )
+    ]
+    forward_lines, backward_lines = (
+        print_pass(assignments, names, arrays, taken, 4, printer, tables)
+        for assignments, printer in zip(
+            (forward_assignments, backward_assignments), printers, strict=True
+        )
     )
     forward_results = ("out", *(n for n, _ in formulas.forward if n != "out"))
     loads = tuple(local_name(symbol) for symbol, _ in formulas.reads)
@@ -325,11 +380,17 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
         cache["dtype"] = "x.dtype"
     if not loads:
         cache["shape"] = "x.shape"
+    # Under prefer='accuracy' a float32 layer keeps its cache in float64, as
+    # the NumPy layers do: a float32 sigmoid(x) is subnormal below x = -87,
+    # where SiLU's backward s*(1 + x*(1 - s)) is still normal.
+    kept = "np.float64" if act.prefer == "accuracy" else "x.dtype"
     allocate = tuple(
-        (name, "np.bool_" if name == "mask" else "x.dtype")
+        (name, "np.bool_" if name == "mask" else kept)
         for name in forward_results
         if name != "out"
     )
+    if kept != "x.dtype" and allocate and loads[0] != "x":
+        cache["dtype"] = "x.dtype"  # the cache's arrays do not say dx's dtype
     helpers = {"_float_array", "_check_out", "_check_backward", "_flat", "_run"}
     if formulas.param_grads:
         helpers.add("_total")
@@ -363,6 +424,7 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
         parallel_from=threshold,
         parallel_comment=tuple(parallel_comment),
         helpers=frozenset(helpers | forward_lines.helpers | backward_lines.helpers),
+        tables=class_tables(tables, formulas),
     )
 
 
