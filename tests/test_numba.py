@@ -254,3 +254,97 @@ def test_a_learnable_parameters_gradient_is_summed(mish):
     layer.forward(x)
     layer.backward(np.ones_like(x))
     assert layer.grads["weight"] == -3.0
+
+
+#: GELU-tanh's u = 2 sqrt(2/pi) (x + 0.044715 x**3), as (high, low) pairs.
+with mpmath.workdps(40):
+    _C1 = 2 * mpmath.sqrt(2 / mpmath.pi)
+    _C3 = _C1 * mpmath.mpf(8943) / 200000
+_GELU_U = tuple(
+    part
+    for c in (mpmath.mpf(0), _C1, mpmath.mpf(0), _C3)
+    for part in (float(c), float(c - mpmath.mpf(float(c))))
+)
+
+
+@pytest.mark.parametrize(
+    "helper, exact",
+    [
+        ("_exp_of_polynomial", mpmath.exp),
+        ("_sigmoid_of_polynomial", lambda u: 1 / (1 + mpmath.exp(-u))),
+    ],
+)
+def test_functions_of_a_polynomial_carry_its_rounding(helper, exact):
+    """exp(P(v)) and sigmoid(P(v)) for float64 results within 2 ulps where
+    P's rounding alone costs hundreds (GELU-tanh's u at x = -19: 700); for
+    float32 results, f of P as computed (the rounding is below float32's)."""
+    function = getattr(helpers, helper)
+
+    @numba.njit(error_model="numpy")
+    def run(vs, outs, exact_out):
+        for i in range(vs.size):
+            v = vs[i]
+            u = _GELU_U[6] * v * v * v + _GELU_U[2] * v
+            outs[i] = function(u, v, _GELU_U, exact_out)
+
+    v = np.concatenate([np.linspace(-25, 10, 701) + 0.0123, [0.0, -19.4877]])
+    out = np.empty_like(v)
+    run(v, out, True)
+    worst = 0.0
+    for vi, yi in zip(v.tolist(), out.tolist(), strict=True):
+        with mpmath.workdps(60):
+            truth = exact(_C1 * vi + _C3 * mpmath.mpf(vi) ** 3)
+        if abs(truth) > 2.2250738585072014e-308:
+            worst = max(worst, _ulps(yi, truth))
+    assert worst <= 2.0
+    plain = np.empty_like(v)
+    run(v, plain, False)
+    with np.errstate(over="ignore"):
+        u = _GELU_U[6] * v * v * v + _GELU_U[2] * v
+        e = np.exp(-np.abs(u))
+        stable = np.where(u < 0, e, 1.0) / (1 + e)
+        expected = np.exp(u) if helper == "_exp_of_polynomial" else stable
+    np.testing.assert_allclose(plain, expected, rtol=1e-13)
+
+
+def test_a_product_with_a_subnormal_factor_keeps_its_digits():
+    """x*sigmoid(x) through `_tail_product`: within 2 ulps from x = -745 to
+    -700 where the product is normal (the plain product: 226 ulps), from a
+    factor computed in float64 or read from a float32 cache (x = -95..-85), and
+    0 for a factor of 0 (x = -1.8e308), with no overflow."""
+
+    @numba.njit(error_model="numpy")
+    def run(xs, factors, outs, float64_out, cached):
+        for i in range(xs.size):
+            x = xs[i]
+            rest = max(x, -1400.0)
+            if cached:
+                outs[i] = helpers._tail_product(
+                    factors[i], rest, rest, float64_out, True
+                )
+            else:
+                outs[i] = helpers._tail_product(factors[i], rest, rest, float64_out)
+
+    def check(xs, factors, dtype, cached):
+        out = np.empty_like(xs)
+        run(xs, factors, out, dtype == np.float64, cached)
+        info = np.finfo(dtype)
+        for xi, yi in zip(xs.tolist(), out.astype(dtype).tolist(), strict=True):
+            with mpmath.workdps(60):
+                truth = xi / (1 + mpmath.exp(-xi))
+            if abs(truth) >= info.tiny:
+                exponent = mpmath.floor(mpmath.log(abs(truth), 2)) - info.nmant
+                assert abs(yi - truth) <= 2 * mpmath.mpf(2) ** exponent, xi
+
+    far = np.linspace(-745, -700, 451) + 0.0123
+    sigmoid_far = np.array([float(1 / (1 + mpmath.exp(-mpmath.mpf(x)))) for x in far])
+    check(far, sigmoid_far, np.float64, cached=False)
+    near = np.linspace(-95, -85, 101) + 0.0123
+    cached = np.array(
+        [float(1 / (1 + mpmath.exp(-mpmath.mpf(x)))) for x in near], dtype=np.float32
+    ).astype(np.float64)
+    check(near, cached, np.float32, cached=True)
+    out = np.empty(1)
+    with np.errstate(all="raise"):
+        run(np.array([-1.7976931348623157e308]), np.zeros(1), out, True, False)
+    assert out[0] == 0.0

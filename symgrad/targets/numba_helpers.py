@@ -361,18 +361,25 @@ def _polynomial_with_error(v, coefficients):
 
 
 @_inline
-def _exp_of_polynomial(v, coefficients):
-    """exp(P(v)), with P's rounding carried into exp (`_polynomial_with_error`):
-    exp(P) is off by as much as P, 700 ulps at GELU-tanh's x = -19."""
+def _exp_of_polynomial(u, v, coefficients, float64_out, sign=1.0):
+    """exp(P(v)), for u = P(v) as the layer computed it and P = sign times the
+    polynomial with these coefficients.  Where the results are float64, P's
+    rounding is carried into exp (`_polynomial_with_error`): exp(P) is off by
+    as much as P, 700 ulps at GELU-tanh's x = -19.  A float32 result is not
+    affected: exp(u)."""
+    if not float64_out:
+        return _exp(u)
     p, e = _polynomial_with_error(v, coefficients)
-    return _exp(p, e)
+    return _exp(sign * p, sign * e)
 
 
 @_inline
-def _sigmoid_of_polynomial(v, coefficients):
-    """sigmoid(P(v)) as `_sigmoid` computes it, with P's rounding carried into
-    exp(-|P|)."""
+def _sigmoid_of_polynomial(u, v, coefficients, float64_out, sign=1.0):
+    """sigmoid(P(v)), as `_exp_of_polynomial` computes exp(P(v))."""
+    if not float64_out:
+        return _sigmoid(u)
     p, e = _polynomial_with_error(v, coefficients)
+    p, e = sign * p, sign * e
     negative = p < 0.0
     z = _exp(-abs(p), e if negative else -e)
     return (z if negative else 1.0) / (1.0 + z)
@@ -391,22 +398,33 @@ def _exp_times(rest, x, tail=0.0):
 
 
 @_inline
-def _tail_product(factor, rest, exponent, scale=1.0):
+def _tail_product(factor, rest, exponent, float64_out, cached=False, scale=1.0):
     """factor*rest, where factor = scale*exp(exponent) below the normal range
-    (`symgrad.functions.tail_product`): there the factor has few digits left
+    (`symgrad.functions.tail_product`).  There the factor has few digits left
     while the product can be normal (x*sigmoid(x) at x = -714), so it is
-    `_exp_times`.  The tail starts at float32's normal range, as a factor
-    may come from a float32 cache (the factor is scale*exp(exponent) to within
-    a relative 1e-38 there).  Both are computed and one selected: the loop
-    stays SIMD code, at the price of one more exp per element."""
+    `_exp_times`, where that matters: for float64 results, and for a factor
+    read from the cache, which may be float32 (its tail starts at float32's
+    normal range, where the factor is scale*exp(exponent) to within a relative
+    1e-38).  A float32 result of a factor computed in float64 needs nothing.
+    Both are computed and one selected, so that the loop stays SIMD code: one
+    more exp per element, where it is needed."""
+    if not (float64_out or cached):
+        return factor * rest
     tail = _exp_times(rest * scale, exponent)
     return tail if abs(factor) < _FLOAT32_TINY else factor * rest
 
 
 @_inline
-def _tail_product_of_polynomial(factor, rest, v, coefficients, scale=1.0):
-    """`_tail_product` for an exponent P(v), its rounding carried into exp."""
-    p, e = _polynomial_with_error(v, coefficients)
+def _tail_product_of_polynomial(
+    factor, rest, exponent, v, coefficients, float64_out, cached=False, scale=1.0
+):
+    """`_tail_product` for an exponent P(v); for float64 results, its rounding
+    carried into exp (`_exp_of_polynomial`)."""
+    if not (float64_out or cached):
+        return factor * rest
+    p, e = exponent, 0.0
+    if float64_out:
+        p, e = _polynomial_with_error(v, coefficients)
     tail = _exp_times(rest * scale, p, e)
     return tail if abs(factor) < _FLOAT32_TINY else factor * rest
 

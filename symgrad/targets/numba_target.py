@@ -20,13 +20,14 @@ out=None)``, ``backward(dout, out=None)``, ``params`` and ``grads``.
 from __future__ import annotations
 
 import functools
+import re
 import textwrap
 from dataclasses import dataclass, replace
 
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
-from ..functions import exp_of_polynomial, sigmoid_of_polynomial, softplus, tail_product
+from ..functions import softplus
 from ..layer import DOUT, LayerFormulas, comment_lines, local_name, snake_name
 from ..model import MASK, X, Y
 from ..printing import LayerPrinter, UnprintableError, _float_literal
@@ -34,6 +35,12 @@ from ..rewrite import exp_like_calls, for_fused_loops
 from ..sharing import S
 from .framework_printer import FrameworkPrinter
 from .numpy_readable import class_tables, print_pass, table_name
+
+#: The element functions' flag: whether the loop stores float64 results, which
+#: need products with subnormal factors and polynomial arguments of exp computed
+#: exactly (`numba_helpers._tail_product`); float32 results computed in float64
+#: do not.  A compile-time constant in each loop, so the other path is removed.
+EXACT = "float64_out"
 
 #: NumPy's function name (as the printers ask for it) -> the numba code's.
 _FUNCTIONS = {
@@ -80,61 +87,63 @@ class NumbaPrinter(FrameworkPrinter):
             self.helpers.add(function)
         return function
 
-    def __init__(self, names, arrays, tables=None, *, table_prefix: str = "") -> None:
+    def __init__(
+        self, names, arrays, tables=None, *, table_prefix: str = "", loaded=()
+    ) -> None:
         super().__init__(names, arrays, tables)
         #: Coefficient tables are module constants, named after the layer.
         self.table_prefix = table_prefix
+        #: The symbols the element function reads from the cache.
+        self.loaded = frozenset(loaded)
 
     def _print_framework_call(self, expr: sympy.Function) -> str:
         self.helpers.add(self.calls[type(expr).__name__])
         return super()._print_framework_call(expr)
 
-    def prepared(self, expr: sympy.Basic) -> sympy.Basic:
-        """The helpers compute a polynomial argument P(v) from v themselves, so
-        P as the layer would compute it is dropped (it would be an unused local)."""
-
-        def without_p(node: sympy.Function) -> sympy.Function:
-            at = 2 if isinstance(node, tail_product) else 0  # where P is
-            return node.func(*node.args[:at], sympy.S.Zero, *node.args[at + 1 :])
-
-        return expr.replace(
-            lambda e: (
-                isinstance(e, (sigmoid_of_polynomial, exp_of_polynomial))
-                or (isinstance(e, tail_product) and e.polynomial is not None)
-            ),
-            without_p,
-        )
-
-    def _table(self, coefficients: tuple[float, ...]) -> str:
-        return table_name(
-            self.table_names, coefficients, f"{self.table_prefix}_POLYNOMIAL"
-        )
+    def _table(self, coefficients: tuple[float, ...]) -> tuple[str, bool]:
+        """(the module constant holding P's coefficients, whether it holds
+        -P's): a polynomial and its negation share one table, so that one
+        evaluation of it serves both (sigmoid(P) forward and sigmoid(-P)
+        backward, where LLVM sees the same operations on the same values)."""
+        negated = tuple(-c for c in coefficients)
+        if negated in self.table_names and coefficients not in self.table_names:
+            return self.table_names[negated], True
+        name = f"{self.table_prefix}_POLYNOMIAL"
+        return table_name(self.table_names, coefficients, name), False
 
     def _print_sigmoid_of_polynomial(self, expr: sympy.Function) -> str:
-        """f(P(v)) from P's exact coefficients (a module constant): the helper
-        carries P's rounding into exp."""
+        """f(u) for u = P(v): where the results are float64, the helper
+        carries P's rounding into exp from P's exact coefficients."""
         helper = f"_{type(expr).__name__}"
         self.helpers.add(helper)
-        v = self._print(expr.args[1])
-        return f"{helper}({v}, {self._table(expr.coefficients)})"
+        u, v = (self._print(a) for a in expr.args[:2])
+        table, negated = self._table(expr.coefficients)
+        sign = ", -1.0" if negated else ""
+        return f"{helper}({u}, {v}, {table}, {EXACT}{sign})"
 
     def _print_exp_of_polynomial(self, expr: sympy.Function) -> str:
         return self._print_sigmoid_of_polynomial(expr)
 
     def _print_tail_product(self, expr: sympy.Function) -> str:
         """The helper that computes a product with a subnormal factor from the
-        factor's exponent (`numba_helpers._tail_product`)."""
+        factor's exponent (`numba_helpers._tail_product`): where the results
+        are float64, or the factor comes from the cache, rounded to its dtype."""
         factor, rest, exponent, scale = expr.args[:4]
-        arguments = [self._print(factor), self._print(rest)]
+        arguments = [self._print(a) for a in (factor, rest, exponent)]
         if expr.polynomial is None:
             helper = "_tail_product"
-            arguments.append(self._print(exponent))
         else:
             helper = "_tail_product_of_polynomial"
             v, coefficients = expr.polynomial
-            arguments += [self._print(v), self._table(coefficients)]
+            table, negated = self._table(coefficients)
+            if negated:
+                raise UnprintableError("a negated polynomial as an exponent")
+            arguments += [self._print(v), table]
+        arguments.append(EXACT)
+        if factor in self.loaded:
+            arguments.append("cached=True")
         if scale != 1:
-            arguments.append(self._print(scale))
+            arguments.append(f"scale={self._print(scale)}")
         self.helpers.add(helper)
         return f"{helper}({', '.join(arguments)})"
 
@@ -256,6 +265,10 @@ def _pass(name, arguments, lines, inputs, params, outputs, values, exact=()) -> 
     and the inputs in ``exact`` are read in their own dtype."""
     arrays = [f"{a}s" for a in inputs]
     results = [f"{r}s" for r in outputs]
+    flag = []
+    if any(re.search(rf"\b{EXACT}\b", line) for line in lines):
+        arguments = (*arguments, EXACT)
+        flag = [f"{results[0]}.itemsize == 8"]
     return Pass(
         function=f"{name}_one",
         loop=name,
@@ -270,6 +283,7 @@ def _pass(name, arguments, lines, inputs, params, outputs, values, exact=()) -> 
             [
                 *(f"{a}[i]" if a == "masks" else f"float({a}[i])" for a in arrays),
                 *params,
+                *flag,
             ]
         ),
         size=arrays[0],
@@ -325,18 +339,20 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
     names.update({p.symbol: p.name for p in act.params})
     arrays = {X, Y, MASK, DOUT, S}
     taken = {p.name for p in act.params} | {f"d{n}" for n in formulas.param_grads}
-    taken |= {"np", "numba", "i"}
+    taken |= {"np", "numba", "i", EXACT}
 
     forward_assignments, forward_notes = _for_fused_loops(formulas.forward)
     backward_assignments, backward_notes = _for_fused_loops(formulas.backward)
     tables: dict[tuple[float, ...], str] = {}
     from_output = formulas.saves == "output"
+    loaded = [symbol for symbol, _ in formulas.reads]
     printers = [
-        functools.partial(printer, table_prefix=prefix.upper())
-        for printer in (
-            NumbaPrinter,
+        functools.partial(NumbaPrinter, table_prefix=prefix.upper()),
+        functools.partial(
             NumbaOutputPrinter if from_output else NumbaPrinter,
-        )
+            table_prefix=prefix.upper(),
+            loaded=loaded,
+        ),
     ]
     forward_lines, backward_lines = (
         print_pass(assignments, names, arrays, taken, 4, printer, tables)

@@ -102,11 +102,6 @@ class ReadablePrinter(LayerPrinter):
         #: Coefficients -> the class attribute that holds them, shared by passes.
         self.table_names = {} if tables is None else tables
 
-    def prepared(self, expr: sympy.Basic) -> sympy.Basic:
-        """expr as this printer prints it, before common parts are found: the
-        place to drop what it does not print, so that no unused local is left."""
-        return expr
-
     def _varies(self, expr: sympy.Basic) -> bool:
         return bool(expr.free_symbols & self.arrays)
 
@@ -530,7 +525,7 @@ def _prepared(expr: sympy.Basic, varies, printer) -> sympy.Basic:
     """Constants as literals, comparisons with the array alone on the left, and
     selects in NaN-passing order (fixed before cse, which may hide a condition
     behind a symbol, and so that equal conditions look equal to it)."""
-    expr = printer.prepared(floats_for_constants(expr))
+    expr = floats_for_constants(expr)
     if not printer.tables:
         expr = expr.replace(
             lambda e: isinstance(e, (near_zero, near_root)),
