@@ -57,7 +57,16 @@ def audited_sentence(act: Activation, lossy: bool = False) -> str:
         f"{figures}{where}."
     )
     roots = sorted({r for d in DTYPES for r in found[d].get("roots", ())})
-    if roots:
+    windows = sorted({tuple(w) for d in DTYPES for w in found[d].get("windows", ())})
+    if windows:
+        at = " and ".join(f"{low:g} < x < {high:g}" for low, high in windows)
+        near = " and ".join(f"{r:g}" for r in roots)
+        sentence += (
+            f" Where {at}, about the slope's root at x = {near}, its terms cancel "
+            "by more than 1.5x: backward loses relative accuracy there, without "
+            "bound at the root (prefer='accuracy' fits a polynomial there)."
+        )
+    elif roots:
         at = " and ".join(f"x = {r:g}" for r in roots)
         sentence += (
             f" Within a quarter of the slope's root at {at}, its terms cancel and "

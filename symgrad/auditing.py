@@ -10,10 +10,12 @@ digits).  Errors are in ulps of the exact value, counted only where it is a
 normal float of the dtype; a non-finite result there counts as infinitely far.
 
 Near a root of f' a sum of terms loses relative accuracy to cancellation.
-Under `accuracy` the layers fit a polynomial about each root they find
-(`symgrad.series`), and the verdict counts those points; under `memory` they
-do not, and a quarter of |r| about each root is left out of the verdict.
-Either way the worst error there is shown apart (``near_roots``).  The range
+Under `accuracy` the layers fit a polynomial about each root they find, on the
+window where the terms cancel by more than 1.5x (`symgrad.series`), and the
+verdict counts those points; under `memory` they do not, and that window
+(`cancelling`; a quarter of |r| about a root with none) is left out of the
+verdict and stated.  Either way the worst error there is shown apart
+(``near_roots``).  The range
 where the `memory` policy's output form loses (`symgrad.conditioning`) is left
 out of the verdict, and the audit states it.
 """
@@ -37,10 +39,10 @@ from .catalog import resolve
 from .conditioning import describe
 from .derivation import derive
 from .errors import MissingFrameworkError
-from .functions import erfc
-from .layer import shared_part
+from .functions import clip, erfc, finite, near_root, scaled, tame
+from .layer import layer_formulas, shared_part
 from .loader import compile as compile_layer
-from .model import PREFERENCES, Activation, Prefer
+from .model import PREFERENCES, Activation, Prefer, X
 from .oracle import CONTRACT, breaks_contract, mpmath_function, settled, split, ulps
 from .plan import kink_values
 from .series import MAX_ROOTS
@@ -124,6 +126,8 @@ class AuditResult:
     failures: tuple[Failure, ...] = ()
     #: The roots of f' the grid found (on [-50, 50]).
     roots: tuple[float, ...] = field(default=(), compare=False)
+    #: Where the terms of f' cancel about its roots (`cancelling`), in x.
+    windows: tuple[tuple[float, float], ...] = field(default=(), compare=False)
 
     @property
     def passed(self) -> bool:
@@ -178,6 +182,7 @@ def _audit_one(act: Activation, dtype: np.dtype, oracle: _Oracle, fast: bool):
     layer_class = compile_layer(act, fast=fast)
     layer = layer_class()
     x, roots = grid(act, dtype, oracle)
+    windows = cancelling(act)
     module = sys.modules[layer_class.__module__]
     # A fast layer gives small arrays to its readable statements: audit its kernels.
     small = getattr(module, "_SMALL", None)
@@ -193,7 +198,7 @@ def _audit_one(act: Activation, dtype: np.dtype, oracle: _Oracle, fast: bool):
     exact_y, exact_dy = oracle.values(x)
     forward = ulps(np.asarray(y), exact_y, dtype)
     backward = ulps(np.asarray(dx), exact_dy, dtype)
-    near = _near(x, roots)
+    near = _near(x, roots) | _inside(x, windows)
     lossy = derivation.lossy if derivation.plan.saves == "output" else ()
     shared = shared_part(derivation)
     if shared is not None and not lossy:
@@ -217,12 +222,13 @@ def _audit_one(act: Activation, dtype: np.dtype, oracle: _Oracle, fast: bool):
         near_roots=float(backward[near].max(initial=0.0)),
         x=x,
         roots=tuple(roots),
+        windows=windows,
         forward_ulps=forward,
         backward_ulps=backward,
         failures=(
             *contract_failures(x, np.asarray(y), exact_y, dtype, "forward"),
             *(
-                _explained(failure, roots, lossy, act.prefer)
+                _explained(failure, roots, windows, lossy, act.prefer)
                 for failure in contract_failures(
                     x, np.asarray(dx), exact_dy, dtype, "backward"
                 )
@@ -231,11 +237,12 @@ def _audit_one(act: Activation, dtype: np.dtype, oracle: _Oracle, fast: bool):
     )
 
 
-def _explained(failure: Failure, roots, lossy, prefer: str) -> Failure:
+def _explained(failure: Failure, roots, windows, lossy, prefer: str) -> Failure:
     """The failure, with its known cause where it lies within a quarter of a
-    root of f' (`NEAR_ROOT`) or within the range where the cached form loses."""
+    root of f' (`NEAR_ROOT`) or the window where its terms cancel, or within
+    the range where the cached form loses."""
     ends = np.array([failure.low, failure.high])
-    if _near(ends, roots).all():
+    if (_near(ends, roots) | _inside(ends, windows)).all():
         return replace(failure, known="near a root of f'")
     if _inside(ends, lossy).all():
         return replace(failure, known=f"where prefer={prefer!r}'s form loses")
@@ -332,6 +339,31 @@ def _summary(x: np.ndarray, error: np.ndarray) -> Errors:
         float(np.quantile(error, 0.999, method="higher")),
         float(x[worst]),
     )
+
+
+def cancelling(act: Activation) -> tuple[tuple[float, float], ...]:
+    """The windows, in x, where the terms of the slope cancel about a root of
+    it by more than 1.5x: those `prefer="accuracy"` fits a polynomial on
+    (`symgrad.series.series_near_root`), where `prefer="memory"`, which sums
+    the terms as written, loses relative accuracy (without bound at the root).
+    A window fitted in u = p*x (Swish's) is mapped back with p's value."""
+    formulas = layer_formulas(derive(act.preferring("accuracy")))
+    windows = set()
+    for _, expr in formulas.backward:
+        for node in expr.atoms(near_root):
+            lower, upper = node.window
+            u = node.args[1].replace(
+                lambda e: isinstance(e, scaled), lambda e: e.as_product()
+            )
+            u = u.replace(
+                lambda e: isinstance(e, (clip, finite, tame)), lambda e: e.args[0]
+            )
+            scale = (u / X).subs(act.values)
+            if not scale.is_number or scale == 0:
+                continue  # not p*x: the quarter of |r| about the root stands
+            ends = sorted((lower / float(scale), upper / float(scale)))
+            windows.add((ends[0], ends[1]))
+    return tuple(sorted(windows))
 
 
 def _near(x: np.ndarray, roots: list[float]) -> np.ndarray:
@@ -510,7 +542,8 @@ def catalog_table(progress: Callable[[str], None] | None = None) -> dict:
     """The audit of every catalog layer at its defaults, per policy and dtype:
     ``{"name/prefer/dtype": {"forward": ulps, "backward": ulps, "passed": bool}}``
     (the worst errors the verdict counts, rounded up to two digits), and
-    ``"roots"``, those of f' near which backward is over the bound, the verdict
+    ``"roots"``, those of f' near which backward is over the bound, and the
+    ``"windows"`` about them where the terms cancel (`cancelling`), the verdict
     leaving them out (`memory`)."""
     from .catalog import CATALOG
 
@@ -523,6 +556,7 @@ def catalog_table(progress: Callable[[str], None] | None = None) -> dict:
         }
         if r.near_roots > r.bound and r.prefer == "memory":
             row["roots"] = [float(f"{root:.3g}") for root in r.roots]
+            row["windows"] = [[float(f"{e:.3g}") for e in w] for w in r.windows]
         table[f"{r.name}/{r.prefer}/{r.dtype}"] = row
     return table
 

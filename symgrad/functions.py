@@ -360,12 +360,14 @@ class minus_root(sympy.Function):  # noqa: N801
 
 
 class near_root(_Fitted):  # noqa: N801
-    """far, except where lower < u < upper: (u - r)*P(s) there, with s = u
-    mapped onto [-1, 1] and r the sum's root in the window, in four parts.
+    """far, except where lower < u < upper: d*P(d) there, with d = u - r and r
+    the sum's root in the window, in four parts (`minus_root`).
 
     `symgrad.series.series_near_root` builds it for a sum whose terms cancel
     at a root (Mish's slope at -1.19); the arguments are (far, u, *the root's
-    parts (`minus_root`), lower, upper, *coefficients of P, lowest first).
+    parts, lower, upper, *P's coefficients, lowest power first, each as a
+    high and a low float).  The helpers evaluate it in double-double
+    arithmetic; `as_piecewise` (the frameworks' form) with the high parts.
     The polynomial reads u clipped to the window, so it cannot overflow.
     """
 
@@ -379,23 +381,31 @@ class near_root(_Fitted):  # noqa: N801
 
     @property
     def coefficients(self) -> tuple[float, ...]:
+        """P's coefficients as (high, low) pairs, flattened."""
         return tuple(float(c) for c in self.args[8:])
 
     @property
     def table(self) -> tuple[float, ...]:
         """The root's parts, the window's ends and P's coefficients, in one
-        tuple: the class attribute the NumPy helpers read."""
+        tuple: the constant the helpers read."""
         return tuple(float(c) for c in self.args[2:])
 
-    def as_piecewise(self) -> sympy.Piecewise:
+    def as_piecewise(self, exact: bool = False) -> sympy.Piecewise:
+        """The select; P with its coefficients' high parts (as a framework
+        computes it), or, ``exact``, with each pair's sum (40 digits)."""
         far, u, hi, mid, lo, rest, lower, upper, *coefficients = self.args
-        near = clip(u, lower, upper)
-        s = near * (2 / (upper - lower)) - (upper + lower) / (upper - lower)
-        horner = self._horner(coefficients, s)
+        d = minus_root(clip(u, lower, upper), hi, mid, lo, rest)
         inside = sympy.And(u > lower, u < upper)
-        return sympy.Piecewise(
-            (minus_root(near, hi, mid, lo, rest) * horner, inside), (far, True)
-        )
+        highs, lows = coefficients[0::2], coefficients[1::2]
+        if exact:
+            highs = [
+                sympy.Float(h, 40) + sympy.Float(low, 40)
+                for h, low in zip(highs, lows, strict=True)
+            ]
+        return sympy.Piecewise((d * self._horner(highs, d), inside), (far, True))
+
+    def _eval_evalf(self, prec):
+        return self.as_piecewise(exact=True)._eval_evalf(prec)
 
 
 class _OfPolynomial(sympy.Function):

@@ -16,9 +16,13 @@ off there by the terms' ulps over its own size (1e16 ulps at the root, 5 at
 -2).  `series_near_root` (a `prefer="accuracy"` rule: its window can hold a
 third of the data, and SiLU's layer took 3-7x its time with it) finds such
 roots by a sign change of the sum, takes the window where the terms cancel by
-more than 1.5 (or 2, 3 ...), and fits the sum there as (x - r)*P(s): r to
-140 bits, so that x - r keeps its digits (`symgrad.functions.minus_root`),
-and P in Chebyshev points to what float64 Horner evaluation keeps to 2 ulps.
+more than 1.5 (or 2, 3 ...), and fits the sum there as d*P(d), d = x - r:
+r to 140 bits, so that d keeps its digits (`symgrad.functions.minus_root`),
+and P in Chebyshev points, its coefficients as pairs of floats (about 106
+bits), which the helpers evaluate in double-double arithmetic: the result is
+the fit's value rounded once.  (P in a variable mapped onto [-1, 1], in
+float64, lost up to 5 ulps to the mapping's and Horner's roundings near the
+window's ends, where P's terms cancel.)
 """
 
 from __future__ import annotations
@@ -228,8 +232,9 @@ MAX_ROOTS = 4
 #: Window ends are multiples of this, and at most this far from the root.
 _WINDOW_STEP, _WINDOW_REACH = 1 / 16, 8.0
 #: Chebyshev points of the fit, the largest degree kept, and the relative
-#: error float64 Horner evaluation of the rounded polynomial must keep.
-_ROOT_NODES, _ROOT_MAX_DEGREE, _ROOT_FIT_ERROR = 64, 40, 4.5e-16
+#: error the polynomial with its coefficients as pairs of floats must keep
+#: (an eighth of an ulp: the helpers' double-double evaluation adds 1e-30).
+_ROOT_NODES, _ROOT_MAX_DEGREE, _ROOT_FIT_ERROR = 64, 40, 2**-56
 
 
 def series_near_root(expr: sympy.Expr) -> sympy.Expr | None:
@@ -385,11 +390,11 @@ def _window(cancellation, root, threshold, left, right):
 
 
 def _fitted_about(expr, root, lower: float, upper: float):
-    """Coefficients (lowest first) of P with expr = (x - root)*P(s), s = x
-    mapped from [lower, upper] onto [-1, 1], or None.  P interpolates in
-    `_ROOT_NODES` Chebyshev points (40 digits, more where x is near root) and
-    keeps the fewest terms whose tail is below 1e-17 of |P|; the rounded
-    coefficients must hold `_ROOT_FIT_ERROR` in float64 Horner evaluation."""
+    """Coefficients of P with expr = d*P(d), d = x - root, on [lower, upper],
+    lowest power first, each as (high, low) floats, or None.  P interpolates in
+    `_ROOT_NODES` Chebyshev points of the window (40 digits, more where x is
+    near root), keeps the fewest terms whose tail is below 1e-17 of |P|, and
+    must hold `_ROOT_FIT_ERROR` with its coefficients as the pairs."""
     with mpmath.workdps(40):
         centre = (mpmath.mpf(lower) + upper) / 2
         half = (mpmath.mpf(upper) - lower) / 2
@@ -428,15 +433,28 @@ def _fitted_about(expr, root, lower: float, upper: float):
         )
         if degree is None:
             return None
-        coefficients = [float(c) for c in _monomial(series[: degree + 1])]
-        checks = [mpmath.mpf(k) / 100 - 1 for k in range(201)]
-        for s in checks:
-            exact = quotient(s)
-            if exact is None or abs(
-                _horner_float64(coefficients, float(s)) - exact
-            ) > _ROOT_FIT_ERROR * abs(exact):
+        # s = (d + root - centre)/half: P's coefficients in d.
+        in_d = _shifted(
+            _monomial(series[: degree + 1]), 1 / half, (root - centre) / half
+        )
+        pairs = [(float(c), float(c - mpmath.mpf(float(c)))) for c in in_d]
+        exact = [mpmath.mpf(high) + low for high, low in pairs]
+        for s in (mpmath.mpf(k) / 100 - 1 for k in range(201)):
+            target = quotient(s)
+            d = centre + half * s - root
+            value = mpmath.fsum(c * d**k for k, c in enumerate(exact))
+            if target is None or abs(value - target) > _ROOT_FIT_ERROR * abs(target):
                 return None
-    return coefficients
+    return tuple(part for pair in pairs for part in pair)
+
+
+def _shifted(coefficients, scale, shift):
+    """The coefficients (lowest first) of P(scale*d + shift) in d, from P's."""
+    result = [mpmath.mpf(0)] * len(coefficients)
+    for k, c in enumerate(coefficients):
+        for j in range(k + 1):
+            result[j] += c * math.comb(k, j) * scale**j * shift ** (k - j)
+    return result
 
 
 def _monomial(series):
@@ -457,14 +475,6 @@ def _monomial(series):
         for i, t in enumerate(current):
             total[i] += c * t
     return total
-
-
-def _horner_float64(coefficients, s: float) -> mpmath.mpf:
-    """P(s) as float64 arithmetic computes it (each step rounded)."""
-    total = 0.0
-    for c in reversed(coefficients):
-        total = total * s + c
-    return mpmath.mpf(total)
 
 
 def _split_root(root) -> tuple[float, float, float, float]:

@@ -290,7 +290,9 @@ def _walk(expr, env):
         if upper != sympy.oo:
             value = min(value, _walk(upper, env))
         return value if lower == -sympy.oo else max(value, _walk(lower, env))
-    if name in ("blend", "near_zero", "near_root"):
+    if name == "near_root":  # the fit as its coefficient pairs give it
+        return _walk(expr.as_piecewise(exact=True), env)
+    if name in ("blend", "near_zero"):
         return _walk(expr.as_piecewise(), env)
     if name == "minus_root":  # u - (hi + mid + lo), exactly
         u, *parts = (_walk(a, env) for a in expr.args)

@@ -6,9 +6,12 @@ itself.  Errors count only where the exact value is a normal float of the
 dtype; the grid takes 0..4 ulps either side of every kink and every root of f',
 where the derivative's terms cancel.  Under prefer='accuracy' the layers fit a
 polynomial about each root (`symgrad.series.series_near_root`), compute float32
-in float64, and are held to the bound there; under prefer='memory' they do not, and backward within a
-quarter of a root (`symgrad.auditing.NEAR_ROOT`) is left out, as is the range
-where the cached output loses accuracy (which the layer's docstring states).
+in float64, and are held to the bound there; under prefer='memory' they do not,
+and backward is left out where the slope's terms cancel about a root (the
+window accuracy fits, `symgrad.auditing.cancelling`, or a quarter of |r|), as
+is the range where the cached output loses accuracy: both are what the layer's
+docstring states.  Every catalog layer, style and policy is held to its bound:
+the NumPy layers in both styles, and the numba target.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 import pytest
 
 import symgrad
-from symgrad.auditing import NEAR_ROOT
+from symgrad.auditing import NEAR_ROOT, cancelling
 from symgrad.series import MAX_ROOTS
 
 mp = mpmath
@@ -175,31 +178,6 @@ ORACLE = {
 #: Bounds in ulps (the issue's): 4, and 64 for layers built on erf.
 BOUND = {name: 4.0 for name in ORACLE} | {"gelu": 64.0}
 
-#: Layers not yet within the bound, and why (each a known, reported loss): the
-#: test checks they still are over it, so that a fix is noticed and recorded.
-#: Each is a sum of the slope's terms, each a product of NumPy's float64 (or,
-#: under memory, float32) functions carrying 1-4 ulps, that cancel: beyond a
-#: quarter of a root under memory, and beyond the fitted window under accuracy,
-#: where they still cancel by 1.2-2x (Mish's out to x = -20).
-_MEMORY_SUM = "memory sums the slope's terms, which cancel about f' = 0"
-_BEYOND_WINDOW = "float64 terms of 2-4 ulps cancel by 1.2-2x beyond the window"
-NOT_YET = {
-    # s + s*t with t = sigmoid(-u)*x*u'(x) near -1: 4.35 ulps at x = -1.15.
-    ("gelu_tanh", "fast", "float32", "memory"): _MEMORY_SUM,
-    ("gelu_tanh", "fast", "float64", "memory"): _MEMORY_SUM,  # 4.4 at -1.95
-    # s + 4x*sigmoid(x)*sigmoid(-u)*sigmoid(u): 7.2 ulps at x = -1.74.
-    ("mish", "fast", "float64", "memory"): _MEMORY_SUM,
-    ("mish", "readable", "float64", "memory"): _MEMORY_SUM,  # 5.5 at -1.55
-    ("mish", "fast", "float32", "memory"): _MEMORY_SUM,  # 5.6 at -1.61
-    ("mish", "readable", "float32", "memory"): _MEMORY_SUM,  # 5.6 at -1.61
-    ("gelu_tanh", "fast", "float64", "accuracy"): _BEYOND_WINDOW,  # 4.3 at -1.1
-    ("gelu_tanh", "readable", "float64", "accuracy"): _BEYOND_WINDOW,
-    ("mish", "fast", "float64", "accuracy"): _BEYOND_WINDOW,  # 4.7 at -2.86
-    ("mish", "readable", "float64", "accuracy"): _BEYOND_WINDOW,
-    ("gelu_tanh", "numba", "float64", "accuracy"): _BEYOND_WINDOW,
-    ("mish", "numba", "float64", "accuracy"): _BEYOND_WINDOW,
-}
-
 
 def test_the_oracle_covers_the_catalog():
     assert set(ORACLE) == set(symgrad.CATALOG)
@@ -302,7 +280,15 @@ STYLES = ("readable", "fast", "numba")
 @pytest.mark.parametrize("style", STYLES)
 @pytest.mark.parametrize("prefer", symgrad.model.PREFERENCES)
 @pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
-@pytest.mark.parametrize("name", sorted(ORACLE))
+@pytest.mark.parametrize(
+    # One worker takes every test of a layer: the oracle's values (seconds of
+    # mpmath per layer and dtype) are computed once, not once per worker.
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xdist_group(f"ulps-{n}"))
+        for n in sorted(ORACLE)
+    ],
+)
 def test_forward_and_backward_within_their_bound_in_ulps(
     name, dtype, prefer, style, catalog_modules
 ):
@@ -329,8 +315,13 @@ def test_forward_and_backward_within_their_bound_in_ulps(
     forward = ulps(y, y_exact, x.dtype)
     backward = ulps(dx, dy_exact, x.dtype)
     keep = np.ones(x.shape, dtype=bool)
+    # Under memory, where the slope's terms cancel about its roots (the
+    # windows the layer's docstring states; a quarter of |r| about a root that
+    # has none).
     for r in roots_of_slope(name) if prefer == "memory" else ():
         keep &= np.abs(x.astype(np.float64) - r) > NEAR_ROOT * max(abs(r), 1.0)
+    for low, high in cancelling(symgrad.CATALOG[name]) if prefer == "memory" else ():
+        keep &= ~((x > low) & (x < high))
     derivation = symgrad.derive(name, prefer=prefer)
     lossy = derivation.lossy if derivation.saves == "output" else ()
     from symgrad.layer import shared_part
@@ -341,10 +332,5 @@ def test_forward_and_backward_within_their_bound_in_ulps(
         keep &= ~((x >= low) & (x <= high))
     bound = 1.0 if dtype == "float16" else BOUND[name]
     worst = max(forward.max(), backward[keep].max(initial=0.0))
-    if (name, style, dtype, prefer) in NOT_YET:
-        assert worst > bound, (
-            f"{name} is within {bound} ulps now: move it out of NOT_YET"
-        )
-        return
     where = x[np.argmax(np.maximum(forward, np.where(keep, backward, 0)))]
     assert worst <= bound, f"{worst:.3g} ulps at x = {where!r}"

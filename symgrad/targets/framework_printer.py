@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sympy
 
-from ..functions import softplus
+from ..functions import near_root, near_zero, softplus
 from .numpy_readable import ReadablePrinter
 
 
@@ -22,8 +22,9 @@ class FrameworkPrinter(ReadablePrinter):
     calls: dict[str, str] = {}
     #: The framework's log-sigmoid.
     log_sigmoid: str = ""
-    #: A near-zero polynomial prints as its select, written out.
+    #: A fitted polynomial prints as its select, written out.
     tables = False
+    written_out = (near_zero, near_root)
 
     def _print_framework_call(self, expr: sympy.Function) -> str:
         return f"{self.calls[type(expr).__name__]}({self._print(expr.args[0])})"

@@ -361,6 +361,43 @@ def _polynomial_with_error(v, coefficients):
 
 
 @_inline
+def _minus_root(u, table):
+    """(d, e) with d + e = u - r to about 106 bits, u clipped to the window
+    first: r's four parts (the table's first four numbers, laid out as in
+    `numpy_helpers._near_root_into`) subtracted in turn, each subtraction's
+    error kept (`_two_sum_error`)."""
+    v = min(max(np.float64(u), table[4]), table[5])
+    d = v - table[0]
+    e = _two_sum_error(v, -table[0], d)
+    for k in range(1, 4):
+        t = d - table[k]
+        e += _two_sum_error(d, -table[k], t)
+        d = t
+    t = d + e
+    return t, _two_sum_error(d, e, t)
+
+
+@_inline
+def _horner_step(p, p_error, d, d_error, high, low):
+    """(p + p_error)*(d + d_error) + (high + low) in double-double arithmetic:
+    one step of Horner's rule, each product's error from `_fma`."""
+    p_error = p_error * d + p * d_error
+    product = p * d
+    p_error += _fma(p, d, -product)
+    total = product + high
+    return total, p_error + (_two_sum_error(product, high, total) + low)
+
+
+@_inline
+def _near_root(far, u, table, d, d_error, p, p_error):
+    """far, except where the table's window holds u: there (d + d_error)*(p +
+    p_error), rounded once (a layer's ``_..._near_root`` gives the parts)."""
+    product = p * d
+    value = product + (_fma(p, d, -product) + p * d_error + p_error * d)
+    return value if table[4] < u < table[5] else far
+
+
+@_inline
 def _exp_of_polynomial(u, v, coefficients, float64_out, sign=1.0):
     """exp(P(v)), for u = P(v) as the layer computed it and P = sign times the
     polynomial with these coefficients.  Where the results are float64, P's

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
-from ..functions import softplus
+from ..functions import near_root, near_zero, softplus
 from ..layer import DOUT, LayerFormulas, comment_lines, local_name, snake_name
 from ..model import MASK, X, Y
 from ..printing import LayerPrinter, UnprintableError, _float_literal
@@ -77,6 +77,8 @@ class NumbaPrinter(FrameworkPrinter):
     calls = {"erf": "_erf", "erfc": "_erfc", "log1p": "_log1p", "expm1": "_expm1"}
     log_sigmoid = "_log_sigmoid"
     in_place = False
+    #: A polynomial about a root is the `numba_helpers._near_root` helper.
+    written_out = (near_zero,)
 
     def fn(self, name: str) -> str:
         try:
@@ -110,6 +112,16 @@ class NumbaPrinter(FrameworkPrinter):
             return self.table_names[negated], True
         name = f"{self.table_prefix}_POLYNOMIAL"
         return table_name(self.table_names, coefficients, name), False
+
+    def _print_near_root(self, expr: near_root) -> str:
+        """The layer's function for the fit (`near_root_function`), its table a
+        module constant."""
+        far, u = (self._print(a) for a in expr.args[:2])
+        table = table_name(
+            self.table_names, expr.table, f"{self.table_prefix}_NEAR_ROOT"
+        )
+        self.helpers |= {"_near_root", "_minus_root", "_horner_step"}
+        return f"{table.lower()}({far}, {u})"
 
     def _print_sigmoid_of_polynomial(self, expr: sympy.Function) -> str:
         """f(u) for u = P(v): where the results are float64, the helper
@@ -297,6 +309,33 @@ def _pass(name, arguments, lines, inputs, params, outputs, values, exact=()) -> 
     )
 
 
+def near_root_function(table: str, values: tuple[float, ...]) -> str:
+    """The element function of a fit about a root whose table (r's parts, the
+    window, P's coefficient pairs) is the constant ``table``: Horner's rule in
+    double-double arithmetic, one `numba_helpers._horner_step` per coefficient,
+    written out so that LLVM sees straight-line code (a loop over a tuple of
+    more than about 13 numbers is not unrolled, and the element loop around it
+    would not be SIMD code)."""
+    lower, upper = values[4], values[5]
+    last = len(values) - 2
+    lines = [
+        "@_inline",
+        f"def {table.lower()}(far, u):",
+        f'    """far, except where {lower!r} < u < {upper!r}: d*P(d) with d = u - r,',
+        f"    from {table}, in double-double arithmetic and rounded once.",
+        '    """',
+        f"    t = {table}",
+        "    d, e = _minus_root(u, t)",
+        f"    p, q = t[{last}], t[{last + 1}]",
+        *(
+            f"    p, q = _horner_step(p, q, d, e, t[{k}], t[{k + 1}])"
+            for k in range(last - 2, 5, -2)
+        ),
+        "    return _near_root(far, u, t, d, e, p, q)",
+    ]
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class NumbaLayer:
     """The printed pieces of one numba layer, for the template."""
@@ -320,6 +359,8 @@ class NumbaLayer:
     parallel_comment: tuple[str, ...]  # why that many
     #: Module constants (name, comment lines, literals): coefficient tables.
     tables: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
+    #: The element functions of fits about roots (`near_root_function`).
+    functions: tuple[str, ...] = ()
 
     @property
     def defines(self) -> tuple[str, ...]:
@@ -328,7 +369,9 @@ class NumbaLayer:
             for direction in ("forward", "backward")
             for kind in ("_one", "", "_parallel")
         )
-        return (self.class_name, *functions, *(name for name, _, _ in self.tables))
+        tables = [name for name, _, _ in self.tables]
+        fits = [name.lower() for name in tables if "_NEAR_ROOT" in name]
+        return (self.class_name, *functions, *tables, *fits)
 
 
 def layer_source(formulas: LayerFormulas) -> NumbaLayer:
@@ -441,6 +484,11 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
         parallel_comment=tuple(parallel_comment),
         helpers=frozenset(helpers | forward_lines.helpers | backward_lines.helpers),
         tables=class_tables(tables, formulas),
+        functions=tuple(
+            near_root_function(name, values)
+            for values, name in tables.items()
+            if "_NEAR_ROOT" in name
+        ),
     )
 
 

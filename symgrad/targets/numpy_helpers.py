@@ -382,29 +382,44 @@ def _near_zero_into(u, switch, order, coefficients, *, out):
 
 
 def _near_root(far, u, table):
-    """far, except where the table's window holds u: there (u - r)*P(s), the
-    polynomial symgrad fitted where the terms of far cancel about their root r
-    (Mish's slope, two terms of 0.3 that cancel at u = -1.19)."""
+    """far, except where the table's window holds u: there d*P(d) with d = u - r,
+    the polynomial symgrad fitted where the terms of far cancel about their
+    root r (Mish's slope, two terms of 0.3 that cancel at u = -1.19)."""
     out = np.array(far, dtype=np.result_type(far, u))
     return _near_root_into(u, table, out=out)
 
 
+@np.errstate(over="ignore", invalid="ignore")
 def _near_root_into(u, table, *, out):
-    """Where lower < u < upper, out = (u - r)*P(s) with s = u mapped onto
-    [-1, 1]; elsewhere out is left as it is (the sum).  The table is (r in
-    parts of 11, 24, 53 and 53 bits, lower, upper, P's coefficients): near r,
-    subtracting the parts in turn is exact in any float dtype but for the
-    last, so u - r keeps its digits where u is an ulp from r.  float32
-    elements are evaluated in float64 and rounded once: P's terms would
-    otherwise add a few float32 ulps."""
+    """Where lower < u < upper, out = d*P(d) with d = u - r; elsewhere out is
+    left as it is (the sum).  The table is (r in parts of 11, 24, 53 and 53
+    bits, lower, upper, P's coefficients, lowest power first, each a high and
+    a low float).  d, P(d) and their product are computed in double-double
+    arithmetic (`_two_sum`, `_two_product`) and rounded once: the value is the
+    fit's to within an ulp wherever the terms cancel (a float64 Horner lost up
+    to 5 ulps near the window's ends, where P's own terms cancel)."""
     hi, mid, lo, rest, lower, upper, *coefficients = table
     near = np.flatnonzero((u > lower) & (u < upper))
     if near.size:
         v = u.flat[near].astype(np.float64)
-        scale, shift = 2.0 / (upper - lower), (upper + lower) / (upper - lower)
-        p = _horner(v * scale - shift, coefficients)
-        p *= (((v - hi) - mid) - lo) - rest
-        out.flat[near] = p
+        d, d_error = _two_sum(v, -hi)
+        for part in (mid, lo, rest):
+            d, error = _two_sum(d, -part)
+            d_error += error
+        d, d_error = _two_sum(d, d_error)
+        halves = _split(d)
+        highs, lows = coefficients[0::2], coefficients[1::2]
+        p, p_error = np.full_like(d, highs[-1]), np.full_like(d, lows[-1])
+        for high, low in zip(reversed(highs[:-1]), reversed(lows[:-1]), strict=True):
+            p_error *= d
+            p_error += p * d_error
+            p, error = _two_product(p, d, halves)
+            p_error += error
+            p, error = _two_sum(p, high)
+            p_error += error + low
+        product, error = _two_product(p, d, halves)
+        error += p * d_error + p_error * d
+        out.flat[near] = product + error
     return out
 
 

@@ -90,6 +90,8 @@ class ReadablePrinter(LayerPrinter):
     #: Whether a near-zero polynomial prints as the ``_near_zero`` helper with
     #: its coefficients in a class attribute (else as its select, written out).
     tables = True
+    #: The fitted polynomials printed as their selects, written out.
+    written_out: tuple[type[sympy.Function], ...] = ()
 
     def __init__(
         self,
@@ -526,10 +528,9 @@ def _prepared(expr: sympy.Basic, varies, printer) -> sympy.Basic:
     selects in NaN-passing order (fixed before cse, which may hide a condition
     behind a symbol, and so that equal conditions look equal to it)."""
     expr = floats_for_constants(expr)
-    if not printer.tables:
+    if printer.written_out:
         expr = expr.replace(
-            lambda e: isinstance(e, (near_zero, near_root)),
-            lambda e: e.as_piecewise(),
+            lambda e: isinstance(e, printer.written_out), lambda e: e.as_piecewise()
         )
     expr = expr.replace(
         lambda r: isinstance(r, Relational) and r.rel_op not in ("==", "!="),
@@ -668,11 +669,11 @@ def _table_comment(node: sympy.Function, formulas: LayerFormulas) -> str:
         v, (lower, upper) = text(u), node.window
         return (
             f"Where {lower!r} < {v} < {upper!r}, {text(_as_defined(far))} cancels "
-            f"about its root r = {sum(node.root)!r}; there it is ({v} - r) * "
-            f"P(s), with s = {v} mapped onto [-1, 1].  These are r as four "
-            "floats (subtracted in turn, x - r is exact but for one rounding), "
-            "the window's ends, and P's coefficients, lowest power first, "
-            "fitted by symgrad in 40 digits."
+            f"about its root r = {sum(node.root)!r}; there it is d*P(d), d = "
+            f"{v} - r.  These are r as four floats (subtracted in turn, d keeps "
+            "its digits), the window's ends, and P's coefficients, lowest power "
+            "first, each as a high and a low float (fitted by symgrad in 40 "
+            "digits; evaluated in double-double arithmetic, rounded once)."
         )
     if isinstance(node, tail_product):
         p, v = node.args[2], node.polynomial[0]
