@@ -26,7 +26,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -39,6 +38,7 @@ from .catalog import resolve
 from .conditioning import describe
 from .derivation import derive
 from .errors import MissingFrameworkError
+from .files import replace_atomically
 from .functions import clip, erfc, finite, near_root, scaled, tame
 from .layer import layer_formulas, shared_part
 from .loader import compile as compile_layer
@@ -521,15 +521,9 @@ def plot(results: Sequence[AuditResult], path: str) -> None:
         axis.set_xlabel("x (symlog: linear within |x| < 1)")
     figure.tight_layout()
     # Drawn to a temporary file and renamed, so a failure leaves no partial plot.
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".symgrad-plot-")
+    kind = os.path.splitext(path)[1][1:].lower()
     try:
-        with os.fdopen(handle, "wb") as stream:
-            figure.savefig(stream, format=os.path.splitext(path)[1][1:].lower())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+        replace_atomically(path, lambda stream: figure.savefig(stream, format=kind))
     finally:
         pyplot.close(figure)
 

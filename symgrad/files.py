@@ -18,7 +18,9 @@ import re
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 #: The first line of every generated file (after its comment mark: # in Python,
 #: % in LaTeX); how symgrad recognises its own files.
@@ -141,11 +143,23 @@ def write_module(
             return False
     elif not path.parent.is_dir():
         raise FileNotFoundError(f"folder {path.parent} does not exist")
+    replace_atomically(path, lambda handle: handle.write(encoded))
+    return True
+
+
+def replace_atomically(
+    path: str | os.PathLike[str], write: Callable[[BinaryIO], object]
+) -> None:
+    """Create or replace ``path`` with what ``write`` writes to a binary stream:
+    into a temporary file beside it, synced, given the permissions a new file
+    gets (the umask's, not the temporary's 0600), and renamed over it.  A
+    failure leaves the old file as it was and no temporary behind."""
+    path = Path(path)
     _remove_stale_temporaries(path)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(encoded)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temp, 0o666 & ~_umask())
@@ -153,7 +167,6 @@ def write_module(
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    return True
 
 
 def _remove_stale_temporaries(path: Path) -> None:

@@ -2,7 +2,9 @@
 accuracy (symgrad.conditioning), and `symgrad audit`."""
 
 import math
+import os
 import pickle
+import stat
 
 import numpy as np
 import pytest
@@ -228,6 +230,10 @@ def test_audit_plot_is_written_whole_and_never_over_a_file(tmp_path, capsys):
     assert main(["audit", "tanh", "--dtype", "float64", "--plot", str(target)]) == 0
     assert target.read_bytes().startswith(b"\x89PNG")
     assert [p.name for p in tmp_path.iterdir()] == ["ulps.png"]
+    # The permissions a new file gets, not the temporary's 0600.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
     assert main(["audit", "tanh", "--plot", str(target)]) == 2
     assert "exists; add --force" in capsys.readouterr().err
     assert main(["audit", "tanh", "--plot", str(tmp_path / "u.jpg")]) == 2
