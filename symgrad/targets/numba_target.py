@@ -77,17 +77,9 @@ class NumbaPrinter(FrameworkPrinter):
     calls = {"erf": "_erf", "erfc": "_erfc", "log1p": "_log1p", "expm1": "_expm1"}
     log_sigmoid = "_log_sigmoid"
     in_place = False
-    #: A polynomial about a root is the `numba_helpers._near_root` helper.
+    #: A polynomial about a root is a function of the layer's
+    #: (`near_root_function`), not its select written out.
     written_out = (near_zero,)
-
-    def fn(self, name: str) -> str:
-        try:
-            function = _FUNCTIONS[name]
-        except KeyError:
-            raise UnprintableError(f"the numba target has no {name}") from None
-        if function.startswith("_"):
-            self.helpers.add(function)
-        return function
 
     def __init__(
         self, names, arrays, tables=None, *, table_prefix: str = "", loaded=()
@@ -97,6 +89,15 @@ class NumbaPrinter(FrameworkPrinter):
         self.table_prefix = table_prefix
         #: The symbols the element function reads from the cache.
         self.loaded = frozenset(loaded)
+
+    def fn(self, name: str) -> str:
+        try:
+            function = _FUNCTIONS[name]
+        except KeyError:
+            raise UnprintableError(f"the numba target has no {name}") from None
+        if function.startswith("_"):
+            self.helpers.add(function)
+        return function
 
     def _print_framework_call(self, expr: sympy.Function) -> str:
         self.helpers.add(self.calls[type(expr).__name__])

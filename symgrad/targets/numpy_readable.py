@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sympy
@@ -471,7 +471,7 @@ def print_pass(
     arrays: Iterable[sympy.Symbol],
     taken: Iterable[str] = (),
     indent: int = 8,
-    printer_class: type[ReadablePrinter] | None = None,
+    printer_class: Callable[..., ReadablePrinter] | None = None,
     tables: dict[tuple[float, ...], str] | None = None,
 ) -> PassSource:
     """Statements computing each ``(target, expr)`` into a local ``target``.
