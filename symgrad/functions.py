@@ -11,6 +11,9 @@ x*sigmoid(x)).
 
 from __future__ import annotations
 
+import math
+
+import mpmath
 import sympy
 from mpmath.libmp import prec_to_dps
 
@@ -359,6 +362,40 @@ class minus_root(sympy.Function):  # noqa: N801
         return f"({printer._print(self.args[0])} {sign} {abs(root)!r})"
 
 
+def _held(exact, rounded, root: float, ulps: float = 2.0) -> tuple[float, float]:
+    """The widest [first, last] about ``root`` in [-1, 1] (steps of 1/64) on
+    which float64 Horner with the ``rounded`` coefficients keeps within
+    ``ulps`` of P (its ``exact`` ones, mpmath): where a framework, computing in
+    its own float64, takes the polynomial; the sum beyond, where its terms
+    cancel less than P's own do near a wide window's ends."""
+
+    def holds(s: float) -> bool:
+        total = 0.0
+        for c in reversed(rounded):
+            total = total * s + c
+        truth = mpmath.polyval(exact[::-1], s)
+        spacing = mpmath.mpf(2) ** (mpmath.floor(mpmath.log(abs(truth), 2)) - 52)
+        return abs(total - truth) <= ulps * spacing
+
+    ends = []
+    for direction in (-1, 1):
+        end = root
+        while abs(end + direction / 64) <= 1 and holds(end + direction / 64):
+            end += direction / 64
+        ends.append(end)
+    return ends[0], ends[1]
+
+
+def shifted_polynomial(coefficients, scale, shift) -> list:
+    """The coefficients (lowest power first) of P(scale*t + shift) in t, from
+    P's (mpmath numbers, at the working precision)."""
+    result = [mpmath.mpf(0)] * len(coefficients)
+    for k, c in enumerate(coefficients):
+        for j in range(k + 1):
+            result[j] += c * math.comb(k, j) * scale**j * shift ** (k - j)
+    return result
+
+
 class near_root(_Fitted):  # noqa: N801
     """far, except where lower < u < upper: d*P(d) there, with d = u - r and r
     the sum's root in the window, in four parts (`minus_root`).
@@ -391,18 +428,37 @@ class near_root(_Fitted):  # noqa: N801
         return tuple(float(c) for c in self.args[2:])
 
     def as_piecewise(self, exact: bool = False) -> sympy.Piecewise:
-        """The select; P with its coefficients' high parts (as a framework
-        computes it), or, ``exact``, with each pair's sum (40 digits)."""
+        """The select as a framework computes it in its own float64: P in s =
+        u mapped onto [-1, 1] (in powers of d, P's terms can be 1e7 times P
+        over a wide window, and float64 Horner would lose that much), its
+        coefficients converted from the pairs in 40 digits.  ``exact``: P in
+        d with each pair's sum (40 digits), the fit itself."""
         far, u, hi, mid, lo, rest, lower, upper, *coefficients = self.args
-        d = minus_root(clip(u, lower, upper), hi, mid, lo, rest)
+        near = clip(u, lower, upper)
+        d = minus_root(near, hi, mid, lo, rest)
         inside = sympy.And(u > lower, u < upper)
-        highs, lows = coefficients[0::2], coefficients[1::2]
+        in_d = [
+            sympy.Float(h, 40) + sympy.Float(low, 40)
+            for h, low in zip(coefficients[0::2], coefficients[1::2], strict=True)
+        ]
         if exact:
-            highs = [
-                sympy.Float(h, 40) + sympy.Float(low, 40)
-                for h, low in zip(highs, lows, strict=True)
-            ]
-        return sympy.Piecewise((d * self._horner(highs, d), inside), (far, True))
+            return sympy.Piecewise((d * self._horner(in_d, d), inside), (far, True))
+        with mpmath.workdps(40):
+            half = (mpmath.mpf(float(upper)) - float(lower)) / 2
+            centre = (mpmath.mpf(float(upper)) + float(lower)) / 2
+            root = mpmath.fsum(mpmath.mpf(float(c)) for c in (hi, mid, lo, rest))
+            exact_s = shifted_polynomial(
+                [mpmath.mpf(c._mpf_) for c in in_d], half, centre - root
+            )
+            in_s = [float(c) for c in exact_s]
+            first, last = _held(exact_s, in_s, float((root - centre) / half))
+        s = near * (2 / (upper - lower)) - (upper + lower) / (upper - lower)
+        held = sympy.And(u > centre + half * first, u < centre + half * last)
+        held = held.xreplace(
+            {n: sympy.Float(float(n)) for n in held.atoms(sympy.Number)}
+        )
+        horner = self._horner([sympy.Float(c) for c in in_s], s)
+        return sympy.Piecewise((d * horner, held), (far, True))
 
     def _eval_evalf(self, prec):
         return self.as_piecewise(exact=True)._eval_evalf(prec)

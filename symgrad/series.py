@@ -35,7 +35,16 @@ import mpmath
 import sympy
 
 from .budgets import attempt
-from .functions import blend, clip, finite, near_root, near_zero, scaled, tame
+from .functions import (
+    blend,
+    clip,
+    finite,
+    near_root,
+    near_zero,
+    scaled,
+    shifted_polynomial,
+    tame,
+)
 from .model import X, Y
 from .verify import evaluate_fixed
 
@@ -434,7 +443,7 @@ def _fitted_about(expr, root, lower: float, upper: float):
         if degree is None:
             return None
         # s = (d + root - centre)/half: P's coefficients in d.
-        in_d = _shifted(
+        in_d = shifted_polynomial(
             _monomial(series[: degree + 1]), 1 / half, (root - centre) / half
         )
         pairs = [(float(c), float(c - mpmath.mpf(float(c)))) for c in in_d]
@@ -446,15 +455,6 @@ def _fitted_about(expr, root, lower: float, upper: float):
             if target is None or abs(value - target) > _ROOT_FIT_ERROR * abs(target):
                 return None
     return tuple(part for pair in pairs for part in pair)
-
-
-def _shifted(coefficients, scale, shift):
-    """The coefficients (lowest first) of P(scale*d + shift) in d, from P's."""
-    result = [mpmath.mpf(0)] * len(coefficients)
-    for k, c in enumerate(coefficients):
-        for j in range(k + 1):
-            result[j] += c * math.comb(k, j) * scale**j * shift ** (k - j)
-    return result
 
 
 def _monomial(series):

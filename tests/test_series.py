@@ -109,6 +109,22 @@ def test_the_fit_is_rounded_once_across_its_whole_window(name, target):
     assert errors[worst] <= 1.0, (x[worst], errors[worst])
 
 
+def test_a_framework_takes_the_fit_only_where_its_float64_holds():
+    """PyTorch computes the fit in its own float64, in s = x mapped onto [-1,
+    1], and only where that keeps 2 ulps (`functions._held`); Mish's window is
+    wide, and P in powers of d there was 9e6 ulps off at its end."""
+    torch = pytest.importorskip("torch")
+    act = symgrad.activation("mish", prefer="accuracy")
+    (node,) = stabilize(sympy.diff(act.expr, X), "accuracy").atoms(near_root)
+    x = np.linspace(*node.window, 2001)[1:-1]
+    inputs = torch.tensor(x, requires_grad=True)
+    (slope,) = torch.autograd.grad(
+        symgrad.compile(act, target="torch")()(inputs).sum(), inputs
+    )
+    truth = exact(mpmath_function(sympy.diff(act.expr, X)), x)
+    assert ulps(slope.numpy(), truth, x.dtype).max() <= 8.0
+
+
 @pytest.mark.parametrize("formula, direction", CANCELLING)
 def test_the_sum_as_written_fails_there(formula, direction):
     """Without the polynomial (its far argument, the stable sum) the same
