@@ -15,9 +15,8 @@ window where the terms cancel by more than 1.5x (`symgrad.series`), and the
 verdict counts those points; under `memory` they do not, and that window
 (`cancelling`; a quarter of |r| about a root with none) is left out of the
 verdict and stated.  Either way the worst error there is shown apart
-(``near_roots``).  The range
-where the `memory` policy's output form loses (`symgrad.conditioning`) is left
-out of the verdict, and the audit states it.
+(``near_roots``).  The range where the `memory` policy's output form loses
+(`symgrad.conditioning`) is left out of the verdict, and the audit states it.
 """
 
 from __future__ import annotations
@@ -116,8 +115,8 @@ class AuditResult:
     loss: str
     bytes_per_element: float
     bound: float
-    #: The worst backward error near a root r of f' (|x - r| <= max(|r|, 1)/4),
-    #: where the terms of f' cancel.
+    #: The worst backward error near a root r of f', where its terms cancel:
+    #: in the window about r (`cancelling`), or |x - r| <= max(|r|, 1)/4.
     near_roots: float
     x: np.ndarray = field(repr=False, compare=False)
     forward_ulps: np.ndarray = field(repr=False, compare=False)
