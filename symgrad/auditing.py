@@ -167,21 +167,23 @@ def audit(
     results = []
     for act in [resolve(a) for a in acts]:
         oracle = _Oracle(act)
+        windows = cancelling(act)  # the same for both policies and every dtype
         for policy in prefer:
             chosen = act.preferring(policy)
             if progress is not None:
                 progress(f"auditing {act.name} (prefer={policy})")
             for dtype in dtypes:
-                results.append(_audit_one(chosen, np.dtype(dtype), oracle, fast))
+                results.append(
+                    _audit_one(chosen, np.dtype(dtype), oracle, windows, fast)
+                )
     return results
 
 
-def _audit_one(act: Activation, dtype: np.dtype, oracle: _Oracle, fast: bool):
+def _audit_one(act: Activation, dtype: np.dtype, oracle: _Oracle, windows, fast):
     derivation = derive(act)
     layer_class = compile_layer(act, fast=fast)
     layer = layer_class()
     x, roots = grid(act, dtype, oracle)
-    windows = cancelling(act)
     module = sys.modules[layer_class.__module__]
     # A fast layer gives small arrays to its readable statements: audit its kernels.
     small = getattr(module, "_SMALL", None)

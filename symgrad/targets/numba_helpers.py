@@ -350,13 +350,7 @@ def _polynomial_with_error(v, coefficients):
     p = coefficients[-2]
     e = coefficients[-1]
     for i in range(len(coefficients) - 4, -1, -2):
-        product = p * v
-        total = product + coefficients[i]
-        rounding = _fma(p, v, -product) + _two_sum_error(
-            product, coefficients[i], total
-        )
-        e = e * v + (rounding + coefficients[i + 1])
-        p = total
+        p, e = _horner_step(p, e, v, 0.0, coefficients[i], coefficients[i + 1])
     return p, (e if abs(e) < np.inf else 0.0)
 
 
@@ -435,7 +429,9 @@ def _exp_times(rest, x, tail=0.0):
 
 
 @_inline
-def _tail_product(factor, rest, exponent, float64_out, cached=False, scale=1.0):
+def _tail_product(
+    factor, rest, exponent, float64_out, cached=False, scale=1.0, tail=0.0
+):
     """factor*rest, where factor = scale*exp(exponent) below the normal range
     (`symgrad.functions.tail_product`).  There the factor has few digits left
     while the product can be normal (x*sigmoid(x) at x = -714), so it is
@@ -444,11 +440,12 @@ def _tail_product(factor, rest, exponent, float64_out, cached=False, scale=1.0):
     normal range, where the factor is scale*exp(exponent) to within a relative
     1e-38).  A float32 result of a factor computed in float64 needs nothing.
     Both are computed and one selected, so that the loop stays SIMD code: one
-    more exp per element, where it is needed."""
+    more exp per element, where it is needed.  ``tail`` is a second part of
+    the exponent (a rounding error), which joins it after exp's reduction."""
     if not (float64_out or cached):
         return factor * rest
-    tail = _exp_times(rest * scale, exponent)
-    return tail if abs(factor) < _FLOAT32_TINY else factor * rest
+    exact = _exp_times(rest * scale, exponent, tail)
+    return exact if abs(factor) < _FLOAT32_TINY else factor * rest
 
 
 @_inline
@@ -457,13 +454,10 @@ def _tail_product_of_polynomial(
 ):
     """`_tail_product` for an exponent P(v); for float64 results, its rounding
     carried into exp (`_exp_of_polynomial`)."""
-    if not (float64_out or cached):
-        return factor * rest
     p, e = exponent, 0.0
     if float64_out:
         p, e = _polynomial_with_error(v, coefficients)
-    tail = _exp_times(rest * scale, p, e)
-    return tail if abs(factor) < _FLOAT32_TINY else factor * rest
+    return _tail_product(factor, rest, p, float64_out, cached, scale, e)
 
 
 @_inline

@@ -309,25 +309,35 @@ def _polynomial_error(u, v, coefficients, where):
     power first): in float64 for a float32 v, in double-double arithmetic for
     float64 (Dekker's exact products; NumPy has no fused multiply-add).  0
     where u or v is not finite."""
-    highs, lows = coefficients[0::2], coefficients[1::2]
     v = np.asarray(v)
     at = np.take(v, where).astype(np.float64)
     if v.dtype != np.float64:
-        error = _horner(at, highs) - u  # float64 holds a float32 P's error
+        error = _horner(at, coefficients[0::2]) - u  # float64 holds its error
     else:
-        halves = _split(at)
-        value, error = np.full_like(at, highs[-1]), np.full_like(at, lows[-1])
-        for high, low in zip(reversed(highs[:-1]), reversed(lows[:-1]), strict=True):
-            value, product_error = _two_product(value, at, halves)
-            error *= at
-            error += product_error
-            if high:  # GELU's odd polynomial skips its zero coefficients' sums
-                value, sum_error = _two_sum(value, high)
-                error += sum_error
-            if low:
-                error += low
+        value, error = _horner_double(at, None, coefficients)
         error += value - u
     return np.where(np.isfinite(error), error, 0.0)
+
+
+def _horner_double(t, t_error, coefficients):
+    """(p, error): P(t + t_error) = p + error in double-double arithmetic
+    (Dekker's exact products, Knuth's exact sums), P's coefficients as (high,
+    low) pairs lowest power first; ``t_error`` None where t is exact."""
+    highs, lows = coefficients[0::2], coefficients[1::2]
+    halves = _split(t)
+    p, error = np.full_like(t, highs[-1]), np.full_like(t, lows[-1])
+    for high, low in zip(reversed(highs[:-1]), reversed(lows[:-1]), strict=True):
+        error *= t
+        if t_error is not None:
+            error += p * t_error
+        p, product_error = _two_product(p, t, halves)
+        error += product_error
+        if high:  # GELU's odd polynomial skips its zero coefficients' sums
+            p, sum_error = _two_sum(p, high)
+            error += sum_error
+        if low:
+            error += low
+    return p, error
 
 
 def _two_sum(first, second):
@@ -407,17 +417,8 @@ def _near_root_into(u, table, *, out):
             d, error = _two_sum(d, -part)
             d_error += error
         d, d_error = _two_sum(d, d_error)
-        halves = _split(d)
-        highs, lows = coefficients[0::2], coefficients[1::2]
-        p, p_error = np.full_like(d, highs[-1]), np.full_like(d, lows[-1])
-        for high, low in zip(reversed(highs[:-1]), reversed(lows[:-1]), strict=True):
-            p_error *= d
-            p_error += p * d_error
-            p, error = _two_product(p, d, halves)
-            p_error += error
-            p, error = _two_sum(p, high)
-            p_error += error + low
-        product, error = _two_product(p, d, halves)
+        p, p_error = _horner_double(d, d_error, coefficients)
+        product, error = _two_product(p, d)
         error += p * d_error + p_error * d
         out.flat[near] = product + error
     return out
