@@ -1,4 +1,5 @@
-"""Fit the polynomial tables behind the generated ``_erf`` and ``_erfc`` helpers.
+"""Fit the polynomial tables behind the generated ``_erf``, ``_erfc`` and float32
+``_tanh`` helpers.
 
 Generated modules import only NumPy, which has no erf, so the helpers in
 `symgrad.targets.numpy_helpers` (and `numba_helpers`) carry their own, built
@@ -9,13 +10,15 @@ table          form                                            variable in [-1, 
 =============  ==============================================  ==================
 ERF_SMALL      erf(x) = x * P(u), |x| < 1                      u = 2x^2 - 1
 ERFC_F64/F32   erfc(z) = t * exp(P(u) - z^2), z >= 0           u = 2t - 1, t = 2/(2 + z)
+TANH_F32       tanh(a) = a + a^3 P(u), 0 <= a < 0.625          u = 2a^2/0.390625 - 1
 =============  ==============================================  ==================
 
 The erfc form covers every z >= 0 with one polynomial (t maps [0, inf) onto
 (0, 1], and log(erfc(z) exp(z^2) / t) is smooth there), so the helper needs no
 branches or masks: that is what makes it fast in NumPy.  The fit is in absolute
 error of the log, which is relative error of erfc.  Degree 26 gives about
-2.4e-16 (float64), degree 12 about 6e-9 (float32 and float16).  Each P is the
+2.4e-16 (float64), degree 12 about 6e-9 (float32 and float16); numba's float32
+tanh core, degree 5, about 1.6e-9.  Each P is the
 Chebyshev series of its function, computed at 50 digits by interpolation at
 96 Chebyshev nodes and truncated (within a few ulps of the minimax
 polynomial), then converted to the power basis at 50 digits and rounded once
@@ -55,9 +58,20 @@ def _log_scaled_erfc(u: mpmath.mpf) -> mpmath.mpf:
     return mpmath.log(mpmath.erfc(z) * mpmath.exp(z * z) / t)
 
 
+def _tanh_core(u: mpmath.mpf) -> mpmath.mpf:
+    """(tanh(a) - a)/a^3 with a^2 = (u + 1)/2 * 0.390625 (its limit at a = 0 is
+    -1/3): numba's float32 tanh below 0.625."""
+    square = (u + 1) / 2 * mpmath.mpf(25) / 64
+    if square == 0:
+        return -mpmath.mpf(1) / 3
+    a = mpmath.sqrt(square)
+    return (mpmath.tanh(a) - a) / (a * square)
+
+
 _TABLES["ERF_SMALL"] = (11, _erf_over_x)
 _TABLES["ERFC_F64"] = (26, _log_scaled_erfc)
 _TABLES["ERFC_F32"] = (12, _log_scaled_erfc)
+_TABLES["TANH_F32"] = (5, _tanh_core)
 
 
 def chebyshev_series(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -26,6 +26,7 @@ class _Definition:
     source: str
     constant: bool  # a module-level assignment
     order: tuple[int, int]  # (rank of its module, line)
+    overloads: str | None = None  # the function it implements (numba's overload)
 
 
 class HelperModule:
@@ -64,6 +65,9 @@ class HelperModule:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
                 self._define(node.name, lines, start, node, rank, constant=False)
+                self.definitions[node.name] = replace(
+                    self.definitions[node.name], overloads=_overloaded(node)
+                )
             elif isinstance(node, ast.Assign) and len(node.targets) == 1:
                 target = node.targets[0]
                 if isinstance(target, ast.Name):
@@ -107,6 +111,10 @@ class HelperModule:
                 needed.add(name)
                 pending += [
                     n for n in _names_in(self.source(name)) if n in self.definitions
+                ]
+                # A function's compiled implementation comes with it.
+                pending += [
+                    d.name for d in self.definitions.values() if d.overloads == name
                 ]
         return sorted(needed, key=lambda n: self.definitions[n].order)
 
@@ -165,3 +173,18 @@ def _by_type(member: str) -> tuple[int, str]:
 
 def _names_in(source: str) -> set[str]:
     return {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+
+
+def _overloaded(node: ast.FunctionDef | ast.ClassDef) -> str | None:
+    """The function a definition decorated ``@overload(f, ...)`` implements in
+    numba's compiled code, else None."""
+    for decorator in node.decorator_list:
+        if (
+            isinstance(decorator, ast.Call)
+            and isinstance(decorator.func, ast.Name)
+            and decorator.func.id == "overload"
+            and decorator.args
+            and isinstance(decorator.args[0], ast.Name)
+        ):
+            return decorator.args[0].id
+    return None

@@ -28,7 +28,7 @@ from .interface_helpers import (  # noqa: F401 (the layers' interface, copied to
     _float16_in_float32_out,
     _float_array,
 )
-from .polynomial_tables import _ERF_SMALL, _ERFC_F64
+from .polynomial_tables import _ERF_SMALL, _ERFC_F64, _TANH_F32
 
 #: 1.5 * 2**52: x + _SHIFTER rounds x to an integer, which the low bits hold.
 _SHIFTER = 6755399441055744.0
@@ -143,7 +143,7 @@ def _expm1_core(r):
 
 
 @_inline
-def _exp(x, tail=0.0, small=0.0):
+def _exp_of_sum(x, tail=0.0, small=0.0):
     """exp(x + tail + small): 2**k exp(r), within an ulp.  A ``tail`` and a
     ``small`` part join r after the reduction, so that a sum that would not
     round well (erfc's P - z**2, z**2 in two parts) reaches exp whole."""
@@ -157,7 +157,13 @@ def _exp(x, tail=0.0, small=0.0):
 
 
 @_inline
-def _expm1(x):
+def _exp_f64(x):
+    """exp(x) in float64 (`_exp_of_sum` with no other parts)."""
+    return _exp_of_sum(x)
+
+
+@_inline
+def _expm1_f64(x):
     """exp(x) - 1 = 2**k (exp(r) - 1) + (2**k - 1), the last exact for the k
     that matter (from k = 65 on, exp(x) itself); x itself below 1e-300, -1
     below -40."""
@@ -198,7 +204,7 @@ def _log1p_core(f):
 
 
 @_inline
-def _log(x):
+def _log_f64(x):
     """log(x) = e ln 2 + log(1 + f), within an ulp."""
     x = np.float64(x)
     e, f = _log_parts(x if 0.0 < x < np.inf else 1.0)
@@ -209,46 +215,269 @@ def _log(x):
 
 
 @_inline
-def _log1p(x):
+def _log1p_f64(x):
     """log(1 + x) as log(u) + (x - (u - 1))/u with u = 1 + x rounded: the
     second term is what the rounding lost, to first order."""
     x = np.float64(x)
     u = 1.0 + x
     lost = (x - (u - 1.0)) / u if 0.0 < u < np.inf else 0.0
-    y = _log(u) + lost
+    y = _log_f64(u) + lost
     y = x if abs(x) < 1e-300 else y  # -0.0 and the subnormals as they are
     return x if np.isnan(x) else y
 
 
 @_inline
-def _tanh(x):
+def _tanh_f64(x):
     """tanh(x): a + a**3 P(a**2) below |x| = 0.625, expm1(2a)/(expm1(2a) + 2)
     above (1 from |x| = 20), with x's sign."""
     x = np.float64(x)
     a = abs(x)
     w = a * a
     small = a + a * w * _horner(w, _TANH_CORE)
-    e = _expm1(2.0 * min(a, 20.0))
+    e = _expm1_f64(2.0 * min(a, 20.0))
     y = small if a < _TANH_SMALL else e / (e + 2.0)
     return x if np.isnan(x) else np.copysign(y, x)
 
 
 @_inline
-def _sigmoid(x):
+def _sigmoid_f64(x):
     """1/(1 + exp(-x)), as exp(x)/(1 + exp(x)) for x < 0: no overflow, and the
     tail keeps its digits."""
     x = np.float64(x)
-    e = _exp(-abs(x))
+    e = _exp_f64(-abs(x))
     y = (e if x < 0.0 else 1.0) / (1.0 + e)
     return x if np.isnan(x) else y
 
 
 @_inline
-def _softplus(x):
+def _softplus_f64(x):
     """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow."""
     x = np.float64(x)
-    y = max(x, 0.0) + _log1p(_exp(-abs(x)))
+    y = max(x, 0.0) + _log1p_f64(_exp_f64(-abs(x)))
     return x if np.isnan(x) else y
+
+
+# Float32 arithmetic, for the passes of a `prefer="memory"` layer that read
+# float32 arrays and compute in their precision (16 lanes of AVX-512, not 8).
+# The same algorithms as the float64 functions, on float32 bits and
+# constants (a float64 constant would make the whole expression float64).
+_F32_ZERO = np.float32(0.0)
+_F32_HALF = np.float32(0.5)
+_F32_ONE = np.float32(1.0)
+_F32_TWO = np.float32(2.0)
+_F32_INF = np.float32(np.inf)
+_F32_NAN = np.float32(np.nan)
+#: 1.5 * 2**23: x + _F32_SHIFTER rounds x to an integer, which the low bits hold.
+_F32_SHIFTER = np.float32(12582912.0)
+_F32_SHIFTER_BITS = np.int32(0x4B400000)
+_F32_INV_LN2 = np.float32(1.4426950408889634)
+#: ln 2 in two parts; the first has 15 bits, so k * _F32_LN2_HI is exact for
+#: the |k| <= 152 that exp's reduction and log's exponent meet.
+_F32_LN2_HI = np.float32(0.693145751953125)
+_F32_LN2_LO = np.float32(1.4286068e-06)
+#: exp's range: below, exp rounds to 0; above, it overflows to inf.
+_F32_EXP_LOW = np.float32(-104.0)
+_F32_EXP_HIGH = np.float32(89.0)
+#: Below this, expm1 rounds to -1; below _F32_TINY_ARGUMENT, expm1, log1p
+#: and tanh round to x itself.
+_F32_EXPM1_LOW = np.float32(-18.0)
+_F32_TINY_ARGUMENT = np.float32(1e-30)
+_F32_SMALLEST_NORMAL = np.float32(1.1754943508222875e-38)
+_F32_TWO_TO_25 = np.float32(33554432.0)
+_F32_SQRT2 = np.float32(1.4142135623730951)
+#: exp(r) - 1 = r + r**2 Q(r) for |r| <= ln(2)/2: Q's Taylor coefficients
+#: 1/2! ... 1/7!, whose remainder is below 6e-9.
+_F32_EXPM1_CORE = tuple(np.float32(1 / n) for n in (2, 6, 24, 120, 720, 5040))
+#: log(1 + f) = 2s + s z T(z), T's Taylor coefficients 2/3, 2/5, 2/7, 2/9:
+#: z <= 0.0295, so the remainder is below 3e-9.
+_F32_LOG_CORE = tuple(np.float32(2 / (2 * n + 3)) for n in range(4))
+#: tanh(a) = a + a**3 P(u) with u = a**2 * _F32_TANH_SCALE - 1 for a < 0.625.
+_F32_TANH_CORE = tuple(np.float32(c) for c in _TANH_F32)
+_F32_TANH_SCALE = np.float32(2 / 0.390625)
+_F32_TANH_SMALL = np.float32(0.625)
+_F32_TANH_ONE = np.float32(10.0)
+
+
+@_inline
+def _two_to_f32(k):
+    """2.0**k in float32 for an integer k in [-126, 127], built from its bits."""
+    return np.int32((k + np.int32(127)) << np.int32(23)).view(np.float32)
+
+
+@_inline
+def _reduce_f32(x):
+    """`_reduce` in float32: (k, r) with x = k ln 2 + r, |r| <= ln(2)/2."""
+    t = x * _F32_INV_LN2 + _F32_SHIFTER
+    k = np.float32(t).view(np.int32) - _F32_SHIFTER_BITS
+    kf = t - _F32_SHIFTER
+    return k, (x - kf * _F32_LN2_HI) - kf * _F32_LN2_LO
+
+
+@_inline
+def _scaled_f32(p, k):
+    """p * 2**k in float32 for k in [-152, 152], in two exact steps (`_scaled`)."""
+    half = k >> np.int32(1)
+    return p * _two_to_f32(half) * _two_to_f32(k - half)
+
+
+@_inline
+def _expm1_core_f32(r):
+    """exp(r) - 1 for |r| <= ln(2)/2, in float32."""
+    return r + r * r * _horner(r, _F32_EXPM1_CORE)
+
+
+@_inline
+def _exp_f32(x):
+    """exp(x) for a float32 x, in float32: 2**k exp(r), within an ulp."""
+    inside = _F32_EXP_LOW <= x <= _F32_EXP_HIGH
+    clipped = _F32_ZERO if np.isnan(x) else min(max(x, _F32_EXP_LOW), _F32_EXP_HIGH)
+    k, r = _reduce_f32(x if inside else clipped)
+    y = _scaled_f32(_F32_ONE + _expm1_core_f32(r), k)
+    return x if np.isnan(x) else y
+
+
+@_inline
+def _expm1_f32(x):
+    """`_expm1_f64`'s method in float32 (exp(x) itself from k = 33 on)."""
+    xc = _F32_ZERO if np.isnan(x) else min(max(x, _F32_EXPM1_LOW), _F32_EXP_HIGH)
+    k, r = _reduce_f32(xc)
+    p = _expm1_core_f32(r)
+    scale = _scaled_f32(_F32_ONE, min(k, np.int32(32)))
+    y = scale * p + (scale - _F32_ONE)
+    y = p if k == 0 else y
+    y = _scaled_f32(_F32_ONE + p, k) if k > 32 else y
+    y = y if x > _F32_EXPM1_LOW else -_F32_ONE
+    y = x if abs(x) < _F32_TINY_ARGUMENT else y  # -0.0 and the subnormals
+    return x if np.isnan(x) else y
+
+
+@_inline
+def _log_parts_f32(x):
+    """`_log_parts` in float32: (e, f) with x = 2**e (1 + f), sqrt(1/2) <= 1 +
+    f < sqrt(2), a subnormal x scaled by 2**25 first."""
+    small = x < _F32_SMALLEST_NORMAL
+    x = x * _F32_TWO_TO_25 if small else x
+    bits = np.float32(x).view(np.int32)
+    e = ((bits >> np.int32(23)) & np.int32(0xFF)) - np.int32(152 if small else 127)
+    m = np.int32((bits & np.int32(0x007FFFFF)) | np.int32(0x3F800000))
+    m = m.view(np.float32)
+    big = m > _F32_SQRT2
+    return np.float32(e + np.int32(1) if big else e), (
+        m * _F32_HALF if big else m
+    ) - _F32_ONE
+
+
+@_inline
+def _log_f32(x):
+    """log(x) for a float32 x, in float32: e ln 2 + log(1 + f), within an ulp."""
+    e, f = _log_parts_f32(x if _F32_ZERO < x < _F32_INF else _F32_ONE)
+    s = f / (_F32_TWO + f)
+    z = s * s
+    half_square = _F32_HALF * f * f
+    core = f - (half_square - s * (half_square + z * _horner(z, _F32_LOG_CORE)))
+    y = e * _F32_LN2_HI + (core + e * _F32_LN2_LO)
+    y = y if x < _F32_INF else x
+    y = y if x > _F32_ZERO else (-_F32_INF if x == _F32_ZERO else _F32_NAN)
+    return x if np.isnan(x) else y
+
+
+@_inline
+def _log1p_f32(x):
+    """`_log1p_f64`'s method in float32."""
+    u = _F32_ONE + x
+    lost = (x - (u - _F32_ONE)) / u if _F32_ZERO < u < _F32_INF else _F32_ZERO
+    y = _log_f32(u) + lost
+    y = x if abs(x) < _F32_TINY_ARGUMENT else y  # -0.0 and the subnormals
+    return x if np.isnan(x) else y
+
+
+@_inline
+def _tanh_f32(x):
+    """`_tanh_f64`'s method in float32 (1 from |x| = 10)."""
+    a = abs(x)
+    w = a * a
+    small = a + a * w * _horner(w * _F32_TANH_SCALE - _F32_ONE, _F32_TANH_CORE)
+    e = _expm1_f32(_F32_TWO * min(a, _F32_TANH_ONE))
+    y = small if a < _F32_TANH_SMALL else e / (e + _F32_TWO)
+    return x if np.isnan(x) else np.copysign(y, x)
+
+
+@_inline
+def _sigmoid_f32(x):
+    """`_sigmoid_f64`'s method in float32."""
+    e = _exp_f32(-abs(x))
+    y = (e if x < _F32_ZERO else _F32_ONE) / (_F32_ONE + e)
+    return x if np.isnan(x) else y
+
+
+@_inline
+def _softplus_f32(x):
+    """`_softplus_f64`'s method in float32."""
+    y = max(x, _F32_ZERO) + _log1p_f32(_exp_f32(-abs(x)))
+    return x if np.isnan(x) else y
+
+
+@_inline
+def _exp(x):
+    """exp(x) in x's precision: `_exp_f32` for a float32 x, else `_exp_f64`
+    (numba types the branch it takes only)."""
+    if isinstance(x, numba.float32):
+        return _exp_f32(x)
+    return _exp_f64(x)
+
+
+@_inline
+def _expm1(x):
+    """exp(x) - 1 in x's precision: `_expm1_f32` for a float32 x, else `_expm1_f64`
+    (numba types the branch it takes only)."""
+    if isinstance(x, numba.float32):
+        return _expm1_f32(x)
+    return _expm1_f64(x)
+
+
+@_inline
+def _log(x):
+    """log(x) in x's precision: `_log_f32` for a float32 x, else `_log_f64`
+    (numba types the branch it takes only)."""
+    if isinstance(x, numba.float32):
+        return _log_f32(x)
+    return _log_f64(x)
+
+
+@_inline
+def _log1p(x):
+    """log(1 + x) in x's precision: `_log1p_f32` for a float32 x, else `_log1p_f64`
+    (numba types the branch it takes only)."""
+    if isinstance(x, numba.float32):
+        return _log1p_f32(x)
+    return _log1p_f64(x)
+
+
+@_inline
+def _tanh(x):
+    """tanh(x) in x's precision: `_tanh_f32` for a float32 x, else `_tanh_f64`
+    (numba types the branch it takes only)."""
+    if isinstance(x, numba.float32):
+        return _tanh_f32(x)
+    return _tanh_f64(x)
+
+
+@_inline
+def _sigmoid(x):
+    """sigmoid(x) in x's precision: `_sigmoid_f32` for a float32 x, else `_sigmoid_f64`
+    (numba types the branch it takes only)."""
+    if isinstance(x, numba.float32):
+        return _sigmoid_f32(x)
+    return _sigmoid_f64(x)
+
+
+@_inline
+def _softplus(x):
+    """softplus(x) in x's precision: `_softplus_f32` for a float32 x, else `_softplus_f64`
+    (numba types the branch it takes only)."""
+    if isinstance(x, numba.float32):
+        return _softplus_f32(x)
+    return _softplus_f64(x)
 
 
 @_inline
@@ -295,7 +524,7 @@ def _tame(u, degree):
 def _log_sigmoid(u):
     """log(sigmoid(u)) = min(u, 0) - log1p(exp(-|u|)): no overflow."""
     u = np.float64(u)
-    y = min(u, 0.0) - _log1p(_exp(-abs(u)))
+    y = min(u, 0.0) - _log1p_f64(_exp_f64(-abs(u)))
     return u if np.isnan(u) else y
 
 
@@ -399,20 +628,20 @@ def _exp_of_polynomial(u, v, coefficients, float64_out, sign=1.0):
     as much as P, 700 ulps at GELU-tanh's x = -19.  A float32 result is not
     affected: exp(u)."""
     if not float64_out:
-        return _exp(u)
+        return _exp_f64(u)
     p, e = _polynomial_with_error(v, coefficients)
-    return _exp(sign * p, sign * e)
+    return _exp_of_sum(sign * p, sign * e)
 
 
 @_inline
 def _sigmoid_of_polynomial(u, v, coefficients, float64_out, sign=1.0):
     """sigmoid(P(v)), as `_exp_of_polynomial` computes exp(P(v))."""
     if not float64_out:
-        return _sigmoid(u)
+        return _sigmoid_f64(u)
     p, e = _polynomial_with_error(v, coefficients)
     p, e = sign * p, sign * e
     negative = p < 0.0
-    z = _exp(-abs(p), e if negative else -e)
+    z = _exp_of_sum(-abs(p), e if negative else -e)
     return (z if negative else 1.0) / (1.0 + z)
 
 
@@ -494,7 +723,7 @@ def _erfc(u, scale=1.0, square=1.0):
     p_low = p_low + (p1_low * v + v_low * slope)
     h = np.int64(np.float64(a).view(np.int64) & _HIGH_26_BITS).view(np.float64)
     small = p_low - square * ((a - h) * (a + h))
-    e = _exp(-square * (h * h), p, small)
+    e = _exp_of_sum(-square * (h * h), p, small)
     tail = t * e + t_low * e
     y = 2.0 - tail if scale * u < 0.0 else tail
     s = scale * u
@@ -519,7 +748,7 @@ def _like(like, value):
     return type(like)(value)
 
 
-@overload(_like, inline="always")
+@overload(_like)
 def _like_in_numba(like, value):
     """`_like` in compiled code: the cast to like's numba type."""
     kind = like

@@ -200,16 +200,20 @@ class NumbaPrinter(FrameworkPrinter):
         return NumPyPrinter._print(self, expr, **kwargs)
 
 
-class NumbaOutputPrinter(NumbaPrinter):
-    """`NumbaPrinter` for a backward that reads only the cached output y: its
-    numbers in y's precision (``_like(y, c)``), so that a float32 y computes in
-    float32 as NumPy's layer does.  In float64, y's rounding (y = -1.7580993 at
-    SELU's limit) would meet the exact constant and leave 2e-8 where the slope
-    is 0."""
+class InPrecisionPrinter(NumbaPrinter):
+    """`NumbaPrinter` for a pass that computes in its arrays' precision: its
+    numbers as ``_like(x, c)``, of the type of ``reference`` (the pass's first
+    float argument), so that float32 arrays compute in float32 (a float64
+    constant would make the whole expression float64), as NumPy's layers do.
+    It also keeps an output form exact at its limit: SELU's cached float32 y =
+    -1.7580993 meets the float32 constant, where in float64 the slope would be
+    2e-8 instead of 0."""
+
+    reference = "x"
 
     def _number(self, value: float) -> str:
-        self.helpers |= {"_like", "_like_in_numba"}
-        return f"_like(y, {_float_literal(value)})"
+        self.helpers.add("_like")
+        return f"_like({self.reference}, {_float_literal(value)})"
 
     def _print_Float(self, expr) -> str:
         return self._number(float(expr))
@@ -273,13 +277,31 @@ class Pass:
     notes: tuple[str, ...] = ()  # comment lines: the calls merged into one exp
 
 
-def _pass(name, arguments, lines, inputs, params, outputs, values, exact=()) -> Pass:
-    """A `Pass`; ``values`` maps a parameter to what the class passes for it,
-    and the inputs in ``exact`` are read in their own dtype."""
+def _reads_flag(lines) -> bool:
+    """Whether printed statements take the `EXACT` flag (an exact path)."""
+    return any(re.search(rf"\b{EXACT}\b", line) for line in lines)
+
+
+@functools.cache
+def _in_precision(reference: str) -> type[InPrecisionPrinter]:
+    """`InPrecisionPrinter` with its numbers of ``reference``'s type."""
+    return type(
+        f"InPrecisionPrinter_{reference}",
+        (InPrecisionPrinter,),
+        {"reference": reference},
+    )
+
+
+def _pass(
+    name, arguments, lines, inputs, params, outputs, values, native=False
+) -> Pass:
+    """A `Pass`; ``values`` maps a parameter to what the class passes for it.
+    A ``native`` pass reads its arrays, and takes its parameters, in the
+    arrays' precision; any other reads numbers in float64."""
     arrays = [f"{a}s" for a in inputs]
     results = [f"{r}s" for r in outputs]
     flag = []
-    if any(re.search(rf"\b{EXACT}\b", line) for line in lines):
+    if _reads_flag(lines):
         arguments = (*arguments, EXACT)
         flag = [f"{results[0]}.itemsize == 8"]
     return Pass(
@@ -291,11 +313,15 @@ def _pass(name, arguments, lines, inputs, params, outputs, values, exact=()) -> 
         loop_arguments=", ".join([*arrays, *params, *results]),
         stores=", ".join(f"{r}[i]" for r in results),
         # Numbers in float64 (booleans as they are): the element function
-        # computes in float64, and the loop's store rounds once.
+        # computes in float64, and the loop's store rounds once; a native
+        # pass's numbers in its first array's type.
         reads=", ".join(
             [
-                *(f"{a}[i]" if a == "masks" else f"float({a}[i])" for a in arrays),
-                *params,
+                *(
+                    f"{a}[i]" if a == "masks" or native else f"np.float64({a}[i])"
+                    for a in arrays
+                ),
+                *(f"_like({arrays[0]}[i], {p})" if native else p for p in params),
                 *flag,
             ]
         ),
@@ -388,20 +414,42 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
     forward_assignments, forward_notes = _for_fused_loops(formulas.forward)
     backward_assignments, backward_notes = _for_fused_loops(formulas.backward)
     tables: dict[tuple[float, ...], str] = {}
-    from_output = formulas.saves == "output"
     loaded = [symbol for symbol, _ in formulas.reads]
+    loaded_names = [local_name(symbol) for symbol in loaded]
     printers = [
         functools.partial(NumbaPrinter, table_prefix=prefix.upper()),
-        functools.partial(
-            NumbaOutputPrinter if from_output else NumbaPrinter,
-            table_prefix=prefix.upper(),
-            loaded=loaded,
-        ),
+        functools.partial(NumbaPrinter, table_prefix=prefix.upper(), loaded=loaded),
     ]
+    passes = list(
+        zip((forward_assignments, backward_assignments), printers, strict=True)
+    )
     forward_lines, backward_lines = (
         print_pass(assignments, names, arrays, taken, 4, printer, tables)
-        for assignments, printer in zip(
-            (forward_assignments, backward_assignments), printers, strict=True
+        for assignments, printer in passes
+    )
+    # Under prefer='memory', a pass whose results need no exact float64 path
+    # computes in its arrays' precision: float32 arrays in float32 arithmetic.
+    references = ("x", next((a for a in loaded_names if a != "mask"), "dout"))
+    native = [
+        act.prefer == "memory" and not _reads_flag(lines.lines)
+        for lines in (forward_lines, backward_lines)
+    ]
+    forward_lines, backward_lines = (
+        print_pass(
+            assignments,
+            names,
+            arrays,
+            taken,
+            4,
+            functools.partial(
+                _in_precision(reference), table_prefix=prefix.upper(), loaded=loaded
+            ),
+            tables,
+        )
+        if in_precision
+        else lines
+        for (assignments, _), lines, in_precision, reference in zip(
+            passes, (forward_lines, backward_lines), native, references, strict=True
         )
     )
     forward_results = ("out", *(n for n, _ in formulas.forward if n != "out"))
@@ -421,6 +469,7 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
         forward_params,
         forward_results,
         values,
+        native=native[0],
     )
     forward = replace(forward, notes=comment_lines(forward_notes, indent=4))
     backward = _pass(
@@ -431,7 +480,7 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
         backward_params,
         backward_results,
         values,
-        exact=("y",) if from_output else (),
+        native=native[1],
     )
     backward = replace(backward, notes=comment_lines(backward_notes, indent=4))
     cache = {attribute: attribute for attribute in formulas.saved_attributes}
@@ -455,6 +504,8 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
     if formulas.param_grads:
         helpers.add("_total")
     helpers |= {"_float16_in_float32_out", "_inline"}
+    if (native[0] and forward_params) or (native[1] and backward_params):
+        helpers.add("_like")  # the loops pass parameters in the arrays' type
     calls = sum(
         exp_like_calls([e for _, e in assignments])
         for assignments in (forward_assignments, backward_assignments)
