@@ -277,6 +277,9 @@ def _ddp_worker(rank, path, store, results):
         )
         model(data).pow(2).sum().backward()
         torch.save([p.grad for p in model.parameters()], f"{results}.{rank}")
+        # Neither rank tears gloo down while the other still talks to it (under
+        # load one aborted: "terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

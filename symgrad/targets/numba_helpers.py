@@ -7,14 +7,21 @@ where the libm code would branch: the loop vectoriser turns a whole fused pass
 into SIMD code.  The polynomial tables are fitted by `symgrad.approximations`
 (``python -m symgrad.approximations`` prints them).  Accuracy, against mpmath
 over each function's whole float64 range (`tests/test_numba.py`): exp, log,
-log1p, expm1 and tanh within 2 ulps, erf and erfc within 4 (measured: 1.8
-and 2.1); inf, NaN, -0.0 and subnormals as NumPy gives them.
+log1p, expm1, tanh, sigmoid and softplus within 2 ulps (measured: 1.8), erf
+and erfc within 4 (measured: 1.66 and 1.93); inf, NaN, -0.0 and subnormals as
+NumPy gives them.
 
-Every function takes float32 or float64 and computes in float64, so a float32
-layer is computed in float64 and rounded once when the loop stores it.  All are
-``inline="always"`` (inlined into the loop before LLVM sees it) and use NumPy's
-error model: a division by zero gives inf, as in NumPy, instead of raising,
-which would put a branch in the loop.
+exp, expm1, log, log1p, tanh, sigmoid and softplus have float32 code too (the
+same algorithms on float32 bits and constants, shorter polynomials: twice the
+SIMD lanes), within 2 ulps of float32 over its whole range; ``_exp`` and the
+others pick it for a float32 argument (`_exp_f32`) and the float64 code
+(`_exp_f64`) for anything else.  A pass of a ``prefer="memory"`` layer calls
+those (it computes in its arrays' precision, as NumPy's layers do); every other
+pass calls the float64 code directly, so a float32 layer there is computed in
+float64 and rounded once when the loop stores it.  The rest (erf, erfc, the
+exact tails) compute in float64.  All are ``inline="always"`` (inlined into the
+loop before LLVM sees it) and use NumPy's error model: a division by zero gives
+inf, as in NumPy, instead of raising, which would put a branch in the loop.
 """
 
 import numba
@@ -228,14 +235,15 @@ def _log1p_f64(x):
 
 @_inline
 def _tanh_f64(x):
-    """tanh(x): a + a**3 P(a**2) below |x| = 0.625, expm1(2a)/(expm1(2a) + 2)
-    above (1 from |x| = 20), with x's sign."""
+    """tanh(x): a + a**3 P(a**2) below |x| = 0.625, 1 - 2/(exp(2a) + 1) above
+    (1 from |x| = 20), with x's sign: there 2/(exp(2a) + 1) < 0.45, so its
+    error shrinks in the difference (exp is cheaper than expm1)."""
     x = np.float64(x)
     a = abs(x)
     w = a * a
     small = a + a * w * _horner(w, _TANH_CORE)
-    e = _expm1_f64(2.0 * min(a, 20.0))
-    y = small if a < _TANH_SMALL else e / (e + 2.0)
+    e = _exp_f64(2.0 * min(a, 20.0))
+    y = small if a < _TANH_SMALL else 1.0 - 2.0 / (e + 1.0)
     return x if np.isnan(x) else np.copysign(y, x)
 
 
@@ -397,8 +405,8 @@ def _tanh_f32(x):
     a = abs(x)
     w = a * a
     small = a + a * w * _horner(w * _F32_TANH_SCALE - _F32_ONE, _F32_TANH_CORE)
-    e = _expm1_f32(_F32_TWO * min(a, _F32_TANH_ONE))
-    y = small if a < _F32_TANH_SMALL else e / (e + _F32_TWO)
+    e = _exp_f32(_F32_TWO * min(a, _F32_TANH_ONE))
+    y = small if a < _F32_TANH_SMALL else _F32_ONE - _F32_TWO / (e + _F32_ONE)
     return x if np.isnan(x) else np.copysign(y, x)
 
 

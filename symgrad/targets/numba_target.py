@@ -10,8 +10,12 @@ softplus ...), and two loops call it over the flattened arrays: one serial, one
 over threads (``numba.prange``) from the class's ``parallel_from`` elements on
 (`PARALLEL_WORK` over the element's exp-like calls).  A loop reads each input
 once and writes only the outputs and the arrays forward keeps for backward.
-Every value is computed in float64 and rounded once where the loop stores it,
-so a float32 layer keeps its float32 arrays and float64's accuracy.  Loops
+Under ``prefer="memory"`` a pass computes in its arrays' precision, as NumPy's
+layers do (float32 in float32 arithmetic: twice the SIMD lanes), unless it
+needs an exact float64 path (a product with a subnormal factor, exp of a
+polynomial that rounds: the `EXACT` flag); such passes, and every pass under
+``prefer="accuracy"``, compute in float64 and round once where the loop
+stores the result.  Loops
 compile on first use and are cached next to the module (``cache=True``).  The
 class around them has the NumPy ``--fast`` layers' API: ``forward(x,
 out=None)``, ``backward(dout, out=None)``, ``params`` and ``grads``.
@@ -70,9 +74,19 @@ _FUNCTIONS = {
 }
 
 
+#: The helpers with float32 code of their own.  A pass computing in float64
+#: calls their float64 code (``_exp_f64``); one computing in its arrays'
+#: precision calls the function that picks by type (``_exp``), which doubles
+#: numba's typing of the loop (its branch on the type is pruned after a first
+#: typing), so only those passes do.
+IN_PRECISION = frozenset(
+    {"_exp", "_expm1", "_log", "_log1p", "_tanh", "_sigmoid", "_softplus"}
+)
+
+
 class NumbaPrinter(FrameworkPrinter):
     """The readable printer on numbers: statements of an element function, with
-    the vectorisable helpers of `numba_helpers` as its functions."""
+    the vectorisable helpers of `numba_helpers` as its functions, in float64."""
 
     calls = {"erf": "_erf", "erfc": "_erfc", "log1p": "_log1p", "expm1": "_expm1"}
     log_sigmoid = "_log_sigmoid"
@@ -90,18 +104,33 @@ class NumbaPrinter(FrameworkPrinter):
         #: The symbols the element function reads from the cache.
         self.loaded = frozenset(loaded)
 
+    #: What a pass computing in float64 calls of the `IN_PRECISION` helpers.
+    precision = "_f64"
+
+    def _helper(self, name: str) -> str:
+        """The helper ``name`` as this pass calls it, recorded."""
+        if name in IN_PRECISION:
+            name += self.precision
+        self.helpers.add(name)
+        return name
+
     def fn(self, name: str) -> str:
         try:
             function = _FUNCTIONS[name]
         except KeyError:
             raise UnprintableError(f"the numba target has no {name}") from None
-        if function.startswith("_"):
-            self.helpers.add(function)
-        return function
+        return self._helper(function) if function.startswith("_") else function
 
     def _print_framework_call(self, expr: sympy.Function) -> str:
-        self.helpers.add(self.calls[type(expr).__name__])
-        return super()._print_framework_call(expr)
+        helper = self._helper(self.calls[type(expr).__name__])
+        return f"{helper}({self._print(expr.args[0])})"
+
+    def _print_Function(self, expr: sympy.Function) -> str:
+        name = f"_{type(expr).__name__}"
+        if name not in IN_PRECISION:
+            return super()._print_Function(expr)
+        helper = self._helper(name)
+        return f"{helper}({', '.join(self._print(a) for a in expr.args)})"
 
     def _table(self, coefficients: tuple[float, ...]) -> tuple[str, bool]:
         """(the module constant holding P's coefficients, whether it holds
@@ -210,6 +239,7 @@ class InPrecisionPrinter(NumbaPrinter):
     2e-8 instead of 0."""
 
     reference = "x"
+    precision = ""
 
     def _number(self, value: float) -> str:
         self.helpers.add("_like")
