@@ -238,8 +238,11 @@ class InPrecisionPrinter(NumbaPrinter):
     -1.7580993 meets the float32 constant, where in float64 the slope would be
     2e-8 instead of 0."""
 
-    reference = "x"
     precision = ""
+
+    def __init__(self, *args, reference: str = "x", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.reference = reference
 
     def _number(self, value: float) -> str:
         self.helpers.add("_like")
@@ -310,16 +313,6 @@ class Pass:
 def _reads_flag(lines) -> bool:
     """Whether printed statements take the `EXACT` flag (an exact path)."""
     return any(re.search(rf"\b{EXACT}\b", line) for line in lines)
-
-
-@functools.cache
-def _in_precision(reference: str) -> type[InPrecisionPrinter]:
-    """`InPrecisionPrinter` with its numbers of ``reference``'s type."""
-    return type(
-        f"InPrecisionPrinter_{reference}",
-        (InPrecisionPrinter,),
-        {"reference": reference},
-    )
 
 
 def _pass(
@@ -431,6 +424,22 @@ class NumbaLayer:
         return (self.class_name, *functions, *tables, *fits)
 
 
+def _print_numba_pass(
+    assignments, names, arrays, taken, tables, prefix, loaded, reference, memory
+):
+    """A pass's statements, and whether it computes in its arrays' precision:
+    under prefer='memory', where no statement takes the `EXACT` flag (no exact
+    float64 path), its numbers are then of ``reference``'s type
+    (`InPrecisionPrinter`); otherwise it computes in float64."""
+    options = {"table_prefix": prefix.upper(), "loaded": loaded}
+    printer = functools.partial(NumbaPrinter, **options)
+    lines = print_pass(assignments, names, arrays, taken, 4, printer, tables)
+    if not memory or _reads_flag(lines.lines):
+        return lines, False
+    printer = functools.partial(InPrecisionPrinter, reference=reference, **options)
+    return print_pass(assignments, names, arrays, taken, 4, printer, tables), True
+
+
 def layer_source(formulas: LayerFormulas) -> NumbaLayer:
     """Print one layer as element functions, loops and a class."""
     act = formulas.derivation.activation
@@ -445,42 +454,20 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
     backward_assignments, backward_notes = _for_fused_loops(formulas.backward)
     tables: dict[tuple[float, ...], str] = {}
     loaded = [symbol for symbol, _ in formulas.reads]
-    loaded_names = [local_name(symbol) for symbol in loaded]
-    printers = [
-        functools.partial(NumbaPrinter, table_prefix=prefix.upper()),
-        functools.partial(NumbaPrinter, table_prefix=prefix.upper(), loaded=loaded),
-    ]
-    passes = list(
-        zip((forward_assignments, backward_assignments), printers, strict=True)
+    memory = act.prefer == "memory"
+    forward_lines, forward_native = _print_numba_pass(
+        forward_assignments, names, arrays, taken, tables, prefix, (), "x", memory
     )
-    forward_lines, backward_lines = (
-        print_pass(assignments, names, arrays, taken, 4, printer, tables)
-        for assignments, printer in passes
-    )
-    # Under prefer='memory', a pass whose results need no exact float64 path
-    # computes in its arrays' precision: float32 arrays in float32 arithmetic.
-    references = ("x", next((a for a in loaded_names if a != "mask"), "dout"))
-    native = [
-        act.prefer == "memory" and not _reads_flag(lines.lines)
-        for lines in (forward_lines, backward_lines)
-    ]
-    forward_lines, backward_lines = (
-        print_pass(
-            assignments,
-            names,
-            arrays,
-            taken,
-            4,
-            functools.partial(
-                _in_precision(reference), table_prefix=prefix.upper(), loaded=loaded
-            ),
-            tables,
-        )
-        if in_precision
-        else lines
-        for (assignments, _), lines, in_precision, reference in zip(
-            passes, (forward_lines, backward_lines), native, references, strict=True
-        )
+    backward_lines, backward_native = _print_numba_pass(
+        backward_assignments,
+        names,
+        arrays,
+        taken,
+        tables,
+        prefix,
+        loaded,
+        next((local_name(s) for s in loaded if s != MASK), "dout"),
+        memory,
     )
     forward_results = ("out", *(n for n, _ in formulas.forward if n != "out"))
     loads = tuple(local_name(symbol) for symbol, _ in formulas.reads)
@@ -499,7 +486,7 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
         forward_params,
         forward_results,
         values,
-        native=native[0],
+        native=forward_native,
     )
     forward = replace(forward, notes=comment_lines(forward_notes, indent=4))
     backward = _pass(
@@ -510,7 +497,7 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
         backward_params,
         backward_results,
         values,
-        native=native[1],
+        native=backward_native,
     )
     backward = replace(backward, notes=comment_lines(backward_notes, indent=4))
     cache = {attribute: attribute for attribute in formulas.saved_attributes}
@@ -534,7 +521,7 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
     if formulas.param_grads:
         helpers.add("_total")
     helpers |= {"_float16_in_float32_out", "_inline"}
-    if (native[0] and forward_params) or (native[1] and backward_params):
+    if (forward_native and forward_params) or (backward_native and backward_params):
         helpers.add("_like")  # the loops pass parameters in the arrays' type
     calls = sum(
         exp_like_calls([e for _, e in assignments])
