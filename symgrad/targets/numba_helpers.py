@@ -11,17 +11,18 @@ log1p, expm1, tanh, sigmoid and softplus within 2 ulps (measured: 1.8), erf
 and erfc within 4 (measured: 1.66 and 1.93); inf, NaN, -0.0 and subnormals as
 NumPy gives them.
 
-exp, expm1, log, log1p, tanh, sigmoid and softplus have float32 code too (the
-same algorithms on float32 bits and constants, shorter polynomials: twice the
-SIMD lanes), within 2 ulps of float32 over its whole range; ``_exp`` and the
-others pick it for a float32 argument (`_exp_f32`) and the float64 code
-(`_exp_f64`) for anything else.  A pass of a ``prefer="memory"`` layer calls
-those (it computes in its arrays' precision, as NumPy's layers do); every other
-pass calls the float64 code directly, so a float32 layer there is computed in
-float64 and rounded once when the loop stores it.  The rest (erf, erfc, the
-exact tails) compute in float64.  All are ``inline="always"`` (inlined into the
-loop before LLVM sees it) and use NumPy's error model: a division by zero gives
-inf, as in NumPy, instead of raising, which would put a branch in the loop.
+exp, expm1, log, log1p, tanh, sigmoid and softplus compute in their argument's
+precision: the same algorithm, on float32 bits and float32 constants with
+shorter polynomials for a float32 argument (twice the SIMD lanes), within 2
+ulps of float32 over its whole range.  `_pick` gives each constant of the
+argument's precision when numba types the call, so nothing branches and each
+function is written once.  A pass of a ``prefer="memory"`` layer reads float32
+arrays as they are (it computes in their precision, as NumPy's layers do); every
+other pass reads float64, so a float32 layer there is computed in float64 and
+rounded once when the loop stores it.  The rest (erf, erfc, the exact tails)
+compute in float64.  All are ``inline="always"`` (inlined into the loop before
+LLVM sees it) and use NumPy's error model: a division by zero gives inf, as in
+NumPy, instead of raising, which would put a branch in the loop.
 """
 
 import numba
@@ -118,163 +119,10 @@ def _horner_long(t, coefficients):
     return _horner(t, coefficients[:13]) + t**13 * _horner(t, coefficients[13:])
 
 
-@_inline
-def _two_to(k):
-    """2.0**k for an integer k in [-1022, 1023], built from its bits."""
-    return np.int64((k + 1023) << 52).view(np.float64)
-
-
-@_inline
-def _reduce(x, tail=0.0, small=0.0):
-    """(k, r) with x + tail + small = k ln 2 + r, k an integer and |r| <=
-    ln(2)/2 (Cody and Waite: k ln 2 in two parts, the first product exact;
-    the other parts, if any, join after it)."""
-    t = (x + tail) * _INV_LN2 + _SHIFTER
-    k = np.float64(t).view(np.int64) - _SHIFTER_BITS
-    kf = t - _SHIFTER
-    return k, ((x - kf * _LN2_HI) + tail) + (small - kf * _LN2_LO)
-
-
-@_inline
-def _scaled(p, k):
-    """p * 2**k for k in [-2100, 2100] in two exact steps, so that a result that
-    overflows is inf and one in the subnormals is rounded once."""
-    half = k >> 1
-    return p * _two_to(half) * _two_to(k - half)
-
-
-@_inline
-def _expm1_core(r):
-    """exp(r) - 1 for |r| <= ln(2)/2."""
-    return r + r * r * _horner(r, _EXPM1_CORE)
-
-
-@_inline
-def _exp_of_sum(x, tail=0.0, small=0.0):
-    """exp(x + tail + small): 2**k exp(r), within an ulp.  A ``tail`` and a
-    ``small`` part join r after the reduction, so that a sum that would not
-    round well (erfc's P - z**2, z**2 in two parts) reaches exp whole."""
-    x = np.float64(x)
-    whole = x + tail
-    inside = -746.0 <= whole <= 710.0
-    head = x if inside else (0.0 if np.isnan(whole) else min(max(whole, -746.0), 710.0))
-    k, r = _reduce(head, tail if inside else 0.0, small if inside else 0.0)
-    y = _scaled(1.0 + _expm1_core(r), k)
-    return x if np.isnan(x) else y
-
-
-@_inline
-def _exp_f64(x):
-    """exp(x) in float64 (`_exp_of_sum` with no other parts)."""
-    return _exp_of_sum(x)
-
-
-@_inline
-def _expm1_f64(x):
-    """exp(x) - 1 = 2**k (exp(r) - 1) + (2**k - 1), the last exact for the k
-    that matter (from k = 65 on, exp(x) itself); x itself below 1e-300, -1
-    below -40."""
-    x = np.float64(x)
-    xc = 0.0 if np.isnan(x) else min(max(x, -40.0), 710.0)
-    k, r = _reduce(xc)
-    p = _expm1_core(r)
-    scale = _scaled(1.0, min(k, 64))
-    y = scale * p + (scale - 1.0)
-    y = p if k == 0 else y
-    y = _scaled(1.0 + p, k) if k > 64 else y  # exp(x) - 1 rounds to exp(x)
-    y = y if x > -40.0 else -1.0
-    y = x if abs(x) < 1e-300 else y  # -0.0 and the subnormals as they are
-    return x if np.isnan(x) else y
-
-
-@_inline
-def _log_parts(x):
-    """(e, f) with x = 2**e (1 + f) and sqrt(1/2) <= 1 + f < sqrt(2), for a
-    positive finite x (a subnormal is scaled by 2**54 first)."""
-    small = x < _SMALLEST_NORMAL
-    x = x * _TWO_TO_54 if small else x
-    bits = np.float64(x).view(np.int64)
-    e = ((bits >> 52) & 0x7FF) - (1077 if small else 1023)
-    m = np.int64((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000).view(np.float64)
-    big = m > _SQRT2
-    return np.float64(e + 1 if big else e), (m * 0.5 if big else m) - 1.0
-
-
-@_inline
-def _log1p_core(f):
-    """log(1 + f) for sqrt(1/2) <= 1 + f < sqrt(2): f - (f**2/2 - s (f**2/2 +
-    z T(z))), which adds the small corrections to f, exact, last."""
-    s = f / (2.0 + f)
-    z = s * s
-    half_square = 0.5 * f * f
-    return f - (half_square - s * (half_square + z * _horner(z, _LOG_CORE)))
-
-
-@_inline
-def _log_f64(x):
-    """log(x) = e ln 2 + log(1 + f), within an ulp."""
-    x = np.float64(x)
-    e, f = _log_parts(x if 0.0 < x < np.inf else 1.0)
-    y = e * _LN2_HI + (_log1p_core(f) + e * _LN2_LO)
-    y = y if x < np.inf else x
-    y = y if x > 0.0 else (-np.inf if x == 0.0 else np.nan)
-    return x if np.isnan(x) else y
-
-
-@_inline
-def _log1p_f64(x):
-    """log(1 + x) as log(u) + (x - (u - 1))/u with u = 1 + x rounded: the
-    second term is what the rounding lost, to first order."""
-    x = np.float64(x)
-    u = 1.0 + x
-    lost = (x - (u - 1.0)) / u if 0.0 < u < np.inf else 0.0
-    y = _log_f64(u) + lost
-    y = x if abs(x) < 1e-300 else y  # -0.0 and the subnormals as they are
-    return x if np.isnan(x) else y
-
-
-@_inline
-def _tanh_f64(x):
-    """tanh(x): a + a**3 P(a**2) below |x| = 0.625, 1 - 2/(exp(2a) + 1) above
-    (1 from |x| = 20), with x's sign: there 2/(exp(2a) + 1) < 0.45, so its
-    error shrinks in the difference (exp is cheaper than expm1)."""
-    x = np.float64(x)
-    a = abs(x)
-    w = a * a
-    small = a + a * w * _horner(w, _TANH_CORE)
-    e = _exp_f64(2.0 * min(a, 20.0))
-    y = small if a < _TANH_SMALL else 1.0 - 2.0 / (e + 1.0)
-    return x if np.isnan(x) else np.copysign(y, x)
-
-
-@_inline
-def _sigmoid_f64(x):
-    """1/(1 + exp(-x)), as exp(x)/(1 + exp(x)) for x < 0: no overflow, and the
-    tail keeps its digits."""
-    x = np.float64(x)
-    e = _exp_f64(-abs(x))
-    y = (e if x < 0.0 else 1.0) / (1.0 + e)
-    return x if np.isnan(x) else y
-
-
-@_inline
-def _softplus_f64(x):
-    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow."""
-    x = np.float64(x)
-    y = max(x, 0.0) + _log1p_f64(_exp_f64(-abs(x)))
-    return x if np.isnan(x) else y
-
-
-# Float32 arithmetic, for the passes of a `prefer="memory"` layer that read
-# float32 arrays and compute in their precision (16 lanes of AVX-512, not 8).
-# The same algorithms as the float64 functions, on float32 bits and
-# constants (a float64 constant would make the whole expression float64).
-_F32_ZERO = np.float32(0.0)
-_F32_HALF = np.float32(0.5)
+# The float32 constants, for the passes of a `prefer="memory"` layer that read
+# float32 arrays and compute in their precision (16 lanes of AVX-512, not 8):
+# a float64 constant would make the whole expression float64.
 _F32_ONE = np.float32(1.0)
-_F32_TWO = np.float32(2.0)
-_F32_INF = np.float32(np.inf)
-_F32_NAN = np.float32(np.nan)
 #: 1.5 * 2**23: x + _F32_SHIFTER rounds x to an integer, which the low bits hold.
 _F32_SHIFTER = np.float32(12582912.0)
 _F32_SHIFTER_BITS = np.int32(0x4B400000)
@@ -293,6 +141,15 @@ _F32_TINY_ARGUMENT = np.float32(1e-30)
 _F32_SMALLEST_NORMAL = np.float32(1.1754943508222875e-38)
 _F32_TWO_TO_25 = np.float32(33554432.0)
 _F32_SQRT2 = np.float32(1.4142135623730951)
+#: Per precision, for log's decomposition: the smallest normal number, the
+#: power of 2 that makes a subnormal normal and its exponent, sqrt(2).
+_LOG_PARTS = (_SMALLEST_NORMAL, _TWO_TO_54, 54, _SQRT2)
+_F32_LOG_PARTS = (
+    _F32_SMALLEST_NORMAL,
+    _F32_TWO_TO_25,
+    np.int32(25),
+    _F32_SQRT2,
+)
 #: exp(r) - 1 = r + r**2 Q(r) for |r| <= ln(2)/2: Q's Taylor coefficients
 #: 1/2! ... 1/7!, whose remainder is below 6e-9.
 _F32_EXPM1_CORE = tuple(np.float32(1 / n) for n in (2, 6, 24, 120, 720, 5040))
@@ -302,190 +159,255 @@ _F32_LOG_CORE = tuple(np.float32(2 / (2 * n + 3)) for n in range(4))
 #: tanh(a) = a + a**3 P(u) with u = a**2 * _F32_TANH_SCALE - 1 for a < 0.625.
 _F32_TANH_CORE = tuple(np.float32(c) for c in _TANH_F32)
 _F32_TANH_SCALE = np.float32(2 / 0.390625)
-_F32_TANH_SMALL = np.float32(0.625)
 _F32_TANH_ONE = np.float32(10.0)
 
 
-@_inline
-def _two_to_f32(k):
-    """2.0**k in float32 for an integer k in [-126, 127], built from its bits."""
-    return np.int32((k + np.int32(127)) << np.int32(23)).view(np.float32)
+def _pick(like, narrow, wide):
+    """``narrow`` where ``like`` is a float32, ``wide`` otherwise: the helpers'
+    constants of their argument's precision (in compiled code, `_pick_in_numba`
+    settles it when numba types the call, with no branch)."""
+    return narrow if isinstance(like, np.float32) else wide
+
+
+@overload(_pick, inline="always")
+def _pick_in_numba(like, narrow, wide):
+    if like == types.float32:
+        return lambda like, narrow, wide: narrow
+    return lambda like, narrow, wide: wide
+
+
+def _float(x):
+    """x as a float of its precision: a float32 stays one, anything else is
+    float64."""
+    return x if isinstance(x, np.float32) else np.float64(x)
+
+
+@overload(_float, inline="always")
+def _float_in_numba(x):
+    if x == types.float32:
+        return lambda x: x
+    return lambda x: np.float64(x)
+
+
+def _bits(x):
+    """A float's bits as the signed integer of its width."""
+    return np.asarray(x).view(np.int32 if x.dtype == np.float32 else np.int64)
+
+
+@overload(_bits, inline="always")
+def _bits_in_numba(x):
+    if x == types.float32:
+        return lambda x: np.float32(x).view(np.int32)
+    return lambda x: np.float64(x).view(np.int64)
+
+
+def _from_bits(like, bits):
+    """The float of like's precision whose bits are ``bits``."""
+    wide = not isinstance(like, np.float32)
+    return np.asarray(bits, np.int64 if wide else np.int32).view(
+        np.float64 if wide else np.float32
+    )
+
+
+@overload(_from_bits, inline="always")
+def _from_bits_in_numba(like, bits):
+    if like == types.float32:
+        return lambda like, bits: np.int32(bits).view(np.float32)
+    return lambda like, bits: np.int64(bits).view(np.float64)
+
+
+#: Per precision, the constants of exp's reduction: 1.5 * 2**52 (2**23) and
+#: its bits, 1/ln 2, ln 2 in two parts.
+_REDUCTION = (_SHIFTER, _SHIFTER_BITS, _INV_LN2, _LN2_HI, _LN2_LO)
+_F32_REDUCTION = (
+    _F32_SHIFTER,
+    _F32_SHIFTER_BITS,
+    _F32_INV_LN2,
+    _F32_LN2_HI,
+    _F32_LN2_LO,
+)
+#: Per precision, a float's layout: the exponent's bias, its position, its
+#: mask, and the mantissa's mask.
+_LAYOUT = (1023, 52, 0x7FF, 0x000FFFFFFFFFFFFF)
+_F32_LAYOUT = (np.int32(127), np.int32(23), np.int32(0xFF), np.int32(0x007FFFFF))
+#: Per precision: exp's range (0 below, inf above), where expm1 is -1, the k
+#: up to which 2**k - 1 is exact, and below which |x| expm1 and log1p are x.
+_RANGES = (-746.0, 710.0, -40.0, 64, 1e-300)
+_F32_RANGES = (
+    _F32_EXP_LOW,
+    _F32_EXP_HIGH,
+    _F32_EXPM1_LOW,
+    np.int32(32),
+    _F32_TINY_ARGUMENT,
+)
 
 
 @_inline
-def _reduce_f32(x):
-    """`_reduce` in float32: (k, r) with x = k ln 2 + r, |r| <= ln(2)/2."""
-    t = x * _F32_INV_LN2 + _F32_SHIFTER
-    k = np.float32(t).view(np.int32) - _F32_SHIFTER_BITS
-    kf = t - _F32_SHIFTER
-    return k, (x - kf * _F32_LN2_HI) - kf * _F32_LN2_LO
+def _two_to(like, k):
+    """2.0**k in like's precision, for an integer k in its normal exponents
+    ([-126, 127] in float32, [-1022, 1023] in float64), built from its bits."""
+    bias, width, _, _ = _pick(like, _F32_LAYOUT, _LAYOUT)
+    return _from_bits(like, (k + bias) << width)
 
 
 @_inline
-def _scaled_f32(p, k):
-    """p * 2**k in float32 for k in [-152, 152], in two exact steps (`_scaled`)."""
-    half = k >> np.int32(1)
-    return p * _two_to_f32(half) * _two_to_f32(k - half)
+def _reduce(x, tail, small):
+    """(k, r) with x + tail + small = k ln 2 + r, k an integer and |r| <=
+    ln(2)/2 (Cody and Waite: k ln 2 in two parts, the first product exact;
+    the other parts, if any, join after it)."""
+    shifter, bits, inv_ln2, high, low = _pick(x, _F32_REDUCTION, _REDUCTION)
+    t = (x + tail) * inv_ln2 + shifter
+    k = _bits(t) - bits
+    kf = t - shifter
+    return k, ((x - kf * high) + tail) + (small - kf * low)
 
 
 @_inline
-def _expm1_core_f32(r):
-    """exp(r) - 1 for |r| <= ln(2)/2, in float32."""
-    return r + r * r * _horner(r, _F32_EXPM1_CORE)
+def _scaled(p, k):
+    """p * 2**k for k up to twice the normal exponents in two exact steps, so
+    that a result that overflows is inf and one in the subnormals is rounded
+    once."""
+    half = k >> 1
+    return p * _two_to(p, half) * _two_to(p, k - half)
 
 
 @_inline
-def _exp_f32(x):
-    """exp(x) for a float32 x, in float32: 2**k exp(r), within an ulp."""
-    inside = _F32_EXP_LOW <= x <= _F32_EXP_HIGH
-    clipped = _F32_ZERO if np.isnan(x) else min(max(x, _F32_EXP_LOW), _F32_EXP_HIGH)
-    k, r = _reduce_f32(x if inside else clipped)
-    y = _scaled_f32(_F32_ONE + _expm1_core_f32(r), k)
-    return x if np.isnan(x) else y
+def _expm1_core(r):
+    """exp(r) - 1 for |r| <= ln(2)/2."""
+    return r + r * r * _horner(r, _pick(r, _F32_EXPM1_CORE, _EXPM1_CORE))
 
 
 @_inline
-def _expm1_f32(x):
-    """`_expm1_f64`'s method in float32 (exp(x) itself from k = 33 on)."""
-    xc = _F32_ZERO if np.isnan(x) else min(max(x, _F32_EXPM1_LOW), _F32_EXP_HIGH)
-    k, r = _reduce_f32(xc)
-    p = _expm1_core_f32(r)
-    scale = _scaled_f32(_F32_ONE, min(k, np.int32(32)))
-    y = scale * p + (scale - _F32_ONE)
-    y = p if k == 0 else y
-    y = _scaled_f32(_F32_ONE + p, k) if k > 32 else y
-    y = y if x > _F32_EXPM1_LOW else -_F32_ONE
-    y = x if abs(x) < _F32_TINY_ARGUMENT else y  # -0.0 and the subnormals
-    return x if np.isnan(x) else y
-
-
-@_inline
-def _log_parts_f32(x):
-    """`_log_parts` in float32: (e, f) with x = 2**e (1 + f), sqrt(1/2) <= 1 +
-    f < sqrt(2), a subnormal x scaled by 2**25 first."""
-    small = x < _F32_SMALLEST_NORMAL
-    x = x * _F32_TWO_TO_25 if small else x
-    bits = np.float32(x).view(np.int32)
-    e = ((bits >> np.int32(23)) & np.int32(0xFF)) - np.int32(152 if small else 127)
-    m = np.int32((bits & np.int32(0x007FFFFF)) | np.int32(0x3F800000))
-    m = m.view(np.float32)
-    big = m > _F32_SQRT2
-    return np.float32(e + np.int32(1) if big else e), (
-        m * _F32_HALF if big else m
-    ) - _F32_ONE
-
-
-@_inline
-def _log_f32(x):
-    """log(x) for a float32 x, in float32: e ln 2 + log(1 + f), within an ulp."""
-    e, f = _log_parts_f32(x if _F32_ZERO < x < _F32_INF else _F32_ONE)
-    s = f / (_F32_TWO + f)
-    z = s * s
-    half_square = _F32_HALF * f * f
-    core = f - (half_square - s * (half_square + z * _horner(z, _F32_LOG_CORE)))
-    y = e * _F32_LN2_HI + (core + e * _F32_LN2_LO)
-    y = y if x < _F32_INF else x
-    y = y if x > _F32_ZERO else (-_F32_INF if x == _F32_ZERO else _F32_NAN)
-    return x if np.isnan(x) else y
-
-
-@_inline
-def _log1p_f32(x):
-    """`_log1p_f64`'s method in float32."""
-    u = _F32_ONE + x
-    lost = (x - (u - _F32_ONE)) / u if _F32_ZERO < u < _F32_INF else _F32_ZERO
-    y = _log_f32(u) + lost
-    y = x if abs(x) < _F32_TINY_ARGUMENT else y  # -0.0 and the subnormals
-    return x if np.isnan(x) else y
-
-
-@_inline
-def _tanh_f32(x):
-    """`_tanh_f64`'s method in float32 (1 from |x| = 10)."""
-    a = abs(x)
-    w = a * a
-    small = a + a * w * _horner(w * _F32_TANH_SCALE - _F32_ONE, _F32_TANH_CORE)
-    e = _exp_f32(_F32_TWO * min(a, _F32_TANH_ONE))
-    y = small if a < _F32_TANH_SMALL else _F32_ONE - _F32_TWO / (e + _F32_ONE)
-    return x if np.isnan(x) else np.copysign(y, x)
-
-
-@_inline
-def _sigmoid_f32(x):
-    """`_sigmoid_f64`'s method in float32."""
-    e = _exp_f32(-abs(x))
-    y = (e if x < _F32_ZERO else _F32_ONE) / (_F32_ONE + e)
-    return x if np.isnan(x) else y
-
-
-@_inline
-def _softplus_f32(x):
-    """`_softplus_f64`'s method in float32."""
-    y = max(x, _F32_ZERO) + _log1p_f32(_exp_f32(-abs(x)))
+def _exp_of_sum(x, tail, small):
+    """exp(x + tail + small): 2**k exp(r), within an ulp.  A ``tail`` and a
+    ``small`` part join r after the reduction, so that a sum that would not
+    round well (erfc's P - z**2, z**2 in two parts) reaches exp whole."""
+    low, high, _, _, _ = _pick(x, _F32_RANGES, _RANGES)
+    zero = _like(x, 0.0)
+    whole = x + tail
+    inside = low <= whole <= high
+    head = x if inside else (zero if np.isnan(whole) else min(max(whole, low), high))
+    k, r = _reduce(head, tail if inside else zero, small if inside else zero)
+    y = _scaled(_like(x, 1.0) + _expm1_core(r), k)
     return x if np.isnan(x) else y
 
 
 @_inline
 def _exp(x):
-    """exp(x) in x's precision: `_exp_f32` for a float32 x, else `_exp_f64`
-    (numba types the branch it takes only)."""
-    if isinstance(x, numba.float32):
-        return _exp_f32(x)
-    return _exp_f64(x)
+    """exp(x) in x's precision (float32 or float64), within an ulp."""
+    x = _float(x)
+    zero = _like(x, 0.0)
+    return _exp_of_sum(x, zero, zero)
 
 
 @_inline
 def _expm1(x):
-    """exp(x) - 1 in x's precision: `_expm1_f32` for a float32 x, else `_expm1_f64`
-    (numba types the branch it takes only)."""
-    if isinstance(x, numba.float32):
-        return _expm1_f32(x)
-    return _expm1_f64(x)
+    """exp(x) - 1 = 2**k (exp(r) - 1) + (2**k - 1), the last exact for the k
+    that matter (from k = 33 in float32, 65 in float64, on: exp(x) itself); x
+    itself below 1e-30 (1e-300), -1 below -18 (-40)."""
+    x = _float(x)
+    zero, one = _like(x, 0.0), _like(x, 1.0)
+    _, high, low, exact_up_to, tiny = _pick(x, _F32_RANGES, _RANGES)
+    xc = zero if np.isnan(x) else min(max(x, low), high)
+    k, r = _reduce(xc, zero, zero)
+    p = _expm1_core(r)
+    scale = _scaled(one, min(k, exact_up_to))
+    y = scale * p + (scale - one)
+    y = p if k == 0 else y
+    y = _scaled(one + p, k) if k > exact_up_to else y  # rounds to exp(x)
+    y = y if x > low else -one
+    y = x if abs(x) < tiny else y  # -0.0 and the subnormals as they are
+    return x if np.isnan(x) else y
+
+
+@_inline
+def _log_parts(x):
+    """(e, f) with x = 2**e (1 + f) and sqrt(1/2) <= 1 + f < sqrt(2), for a
+    positive finite x (a subnormal is scaled by 2**25 in float32, 2**54 in
+    float64, first)."""
+    smallest, scale, extra, sqrt2 = _pick(x, _F32_LOG_PARTS, _LOG_PARTS)
+    bias, width, exponent_mask, mantissa_mask = _pick(x, _F32_LAYOUT, _LAYOUT)
+    small = x < smallest
+    x = x * scale if small else x
+    bits = _bits(x)
+    e = ((bits >> width) & exponent_mask) - (bias + extra if small else bias)
+    m = _from_bits(x, (bits & mantissa_mask) | (bias << width))
+    big = m > sqrt2
+    f = (m * _like(x, 0.5) if big else m) - _like(x, 1.0)
+    return _like(x, e + 1 if big else e), f
+
+
+@_inline
+def _log1p_core(f):
+    """log(1 + f) for sqrt(1/2) <= 1 + f < sqrt(2): f - (f**2/2 - s (f**2/2 +
+    z T(z))), which adds the small corrections to f, exact, last."""
+    s = f / (_like(f, 2.0) + f)
+    z = s * s
+    half_square = _like(f, 0.5) * f * f
+    core = _pick(f, _F32_LOG_CORE, _LOG_CORE)
+    return f - (half_square - s * (half_square + z * _horner(z, core)))
 
 
 @_inline
 def _log(x):
-    """log(x) in x's precision: `_log_f32` for a float32 x, else `_log_f64`
-    (numba types the branch it takes only)."""
-    if isinstance(x, numba.float32):
-        return _log_f32(x)
-    return _log_f64(x)
+    """log(x) = e ln 2 + log(1 + f), within an ulp."""
+    x = _float(x)
+    zero, inf = _like(x, 0.0), _like(x, np.inf)
+    e, f = _log_parts(x if zero < x < inf else _like(x, 1.0))
+    high, low = _pick(x, _F32_LN2_HI, _LN2_HI), _pick(x, _F32_LN2_LO, _LN2_LO)
+    y = e * high + (_log1p_core(f) + e * low)
+    y = y if x < inf else x
+    y = y if x > zero else (-inf if x == zero else _like(x, np.nan))
+    return x if np.isnan(x) else y
 
 
 @_inline
 def _log1p(x):
-    """log(1 + x) in x's precision: `_log1p_f32` for a float32 x, else `_log1p_f64`
-    (numba types the branch it takes only)."""
-    if isinstance(x, numba.float32):
-        return _log1p_f32(x)
-    return _log1p_f64(x)
+    """log(1 + x) as log(u) + (x - (u - 1))/u with u = 1 + x rounded: the
+    second term is what the rounding lost, to first order."""
+    x = _float(x)
+    zero, one = _like(x, 0.0), _like(x, 1.0)
+    u = one + x
+    lost = (x - (u - one)) / u if zero < u < _like(x, np.inf) else zero
+    y = _log(u) + lost
+    y = x if abs(x) < _pick(x, _F32_RANGES, _RANGES)[4] else y  # -0.0, subnormals
+    return x if np.isnan(x) else y
 
 
 @_inline
 def _tanh(x):
-    """tanh(x) in x's precision: `_tanh_f32` for a float32 x, else `_tanh_f64`
-    (numba types the branch it takes only)."""
-    if isinstance(x, numba.float32):
-        return _tanh_f32(x)
-    return _tanh_f64(x)
+    """tanh(x): a + a**3 P(.) below |x| = 0.625 (P of a**2 in float64, of
+    a**2 mapped onto [-1, 1] in float32), 1 - 2/(exp(2a) + 1) above (1 from |x|
+    = 20, 10 in float32), with x's sign: there 2/(exp(2a) + 1) < 0.45, so its
+    error shrinks in the difference (exp is cheaper than expm1)."""
+    x = _float(x)
+    one, two = _like(x, 1.0), _like(x, 2.0)
+    a = abs(x)
+    w = a * a
+    u = w * _pick(x, _F32_TANH_SCALE, 1.0) - _pick(x, _F32_ONE, 0.0)
+    small = a + a * w * _horner(u, _pick(x, _F32_TANH_CORE, _TANH_CORE))
+    e = _exp(two * min(a, _pick(x, _F32_TANH_ONE, 20.0)))
+    y = small if a < _like(x, _TANH_SMALL) else one - two / (e + one)
+    return x if np.isnan(x) else np.copysign(y, x)
 
 
 @_inline
 def _sigmoid(x):
-    """sigmoid(x) in x's precision: `_sigmoid_f32` for a float32 x, else `_sigmoid_f64`
-    (numba types the branch it takes only)."""
-    if isinstance(x, numba.float32):
-        return _sigmoid_f32(x)
-    return _sigmoid_f64(x)
+    """1/(1 + exp(-x)), as exp(x)/(1 + exp(x)) for x < 0: no overflow, and the
+    tail keeps its digits."""
+    x = _float(x)
+    one = _like(x, 1.0)
+    e = _exp(-abs(x))
+    y = (e if x < _like(x, 0.0) else one) / (one + e)
+    return x if np.isnan(x) else y
 
 
 @_inline
 def _softplus(x):
-    """softplus(x) in x's precision: `_softplus_f32` for a float32 x, else `_softplus_f64`
-    (numba types the branch it takes only)."""
-    if isinstance(x, numba.float32):
-        return _softplus_f32(x)
-    return _softplus_f64(x)
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow."""
+    x = _float(x)
+    y = max(x, _like(x, 0.0)) + _log1p(_exp(-abs(x)))
+    return x if np.isnan(x) else y
 
 
 @_inline
@@ -532,7 +454,7 @@ def _tame(u, degree):
 def _log_sigmoid(u):
     """log(sigmoid(u)) = min(u, 0) - log1p(exp(-|u|)): no overflow."""
     u = np.float64(u)
-    y = min(u, 0.0) - _log1p_f64(_exp_f64(-abs(u)))
+    y = min(u, 0.0) - _log1p(_exp(-abs(u)))
     return u if np.isnan(u) else y
 
 
@@ -636,20 +558,20 @@ def _exp_of_polynomial(u, v, coefficients, float64_out, sign=1.0):
     as much as P, 700 ulps at GELU-tanh's x = -19.  A float32 result is not
     affected: exp(u)."""
     if not float64_out:
-        return _exp_f64(u)
+        return _exp(u)
     p, e = _polynomial_with_error(v, coefficients)
-    return _exp_of_sum(sign * p, sign * e)
+    return _exp_of_sum(sign * p, sign * e, 0.0)
 
 
 @_inline
 def _sigmoid_of_polynomial(u, v, coefficients, float64_out, sign=1.0):
     """sigmoid(P(v)), as `_exp_of_polynomial` computes exp(P(v))."""
     if not float64_out:
-        return _sigmoid_f64(u)
+        return _sigmoid(u)
     p, e = _polynomial_with_error(v, coefficients)
     p, e = sign * p, sign * e
     negative = p < 0.0
-    z = _exp_of_sum(-abs(p), e if negative else -e)
+    z = _exp_of_sum(-abs(p), e if negative else -e, 0.0)
     return (z if negative else 1.0) / (1.0 + z)
 
 
@@ -660,9 +582,9 @@ def _exp_times(rest, x, tail=0.0):
     digits, the product is rounded once, and a rest up to the largest float
     does not overflow first (x*sigmoid(x) at x = -1.8e308)."""
     x = min(max(np.float64(x), -1400.0), 710.0)
-    k, r = _reduce(x, tail)
+    k, r = _reduce(x, tail, 0.0)
     half = k >> 1
-    return (1.0 + _expm1_core(r)) * _two_to(half) * rest * _two_to(k - half)
+    return (1.0 + _expm1_core(r)) * _two_to(x, half) * rest * _two_to(x, k - half)
 
 
 @_inline

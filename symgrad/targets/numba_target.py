@@ -74,19 +74,10 @@ _FUNCTIONS = {
 }
 
 
-#: The helpers with float32 code of their own.  A pass computing in float64
-#: calls their float64 code (``_exp_f64``); one computing in its arrays'
-#: precision calls the function that picks by type (``_exp``), which doubles
-#: numba's typing of the loop (its branch on the type is pruned after a first
-#: typing), so only those passes do.
-IN_PRECISION = frozenset(
-    {"_exp", "_expm1", "_log", "_log1p", "_tanh", "_sigmoid", "_softplus"}
-)
-
-
 class NumbaPrinter(FrameworkPrinter):
     """The readable printer on numbers: statements of an element function, with
-    the vectorisable helpers of `numba_helpers` as its functions, in float64."""
+    the vectorisable helpers of `numba_helpers` as its functions (each computes
+    in its argument's precision)."""
 
     calls = {"erf": "_erf", "erfc": "_erfc", "log1p": "_log1p", "expm1": "_expm1"}
     log_sigmoid = "_log_sigmoid"
@@ -104,33 +95,18 @@ class NumbaPrinter(FrameworkPrinter):
         #: The symbols the element function reads from the cache.
         self.loaded = frozenset(loaded)
 
-    #: What a pass computing in float64 calls of the `IN_PRECISION` helpers.
-    precision = "_f64"
-
-    def _helper(self, name: str) -> str:
-        """The helper ``name`` as this pass calls it, recorded."""
-        if name in IN_PRECISION:
-            name += self.precision
-        self.helpers.add(name)
-        return name
-
     def fn(self, name: str) -> str:
         try:
             function = _FUNCTIONS[name]
         except KeyError:
             raise UnprintableError(f"the numba target has no {name}") from None
-        return self._helper(function) if function.startswith("_") else function
+        if function.startswith("_"):
+            self.helpers.add(function)
+        return function
 
     def _print_framework_call(self, expr: sympy.Function) -> str:
-        helper = self._helper(self.calls[type(expr).__name__])
-        return f"{helper}({self._print(expr.args[0])})"
-
-    def _print_Function(self, expr: sympy.Function) -> str:
-        name = f"_{type(expr).__name__}"
-        if name not in IN_PRECISION:
-            return super()._print_Function(expr)
-        helper = self._helper(name)
-        return f"{helper}({', '.join(self._print(a) for a in expr.args)})"
+        self.helpers.add(self.calls[type(expr).__name__])
+        return super()._print_framework_call(expr)
 
     def _table(self, coefficients: tuple[float, ...]) -> tuple[str, bool]:
         """(the module constant holding P's coefficients, whether it holds
@@ -237,8 +213,6 @@ class InPrecisionPrinter(NumbaPrinter):
     It also keeps an output form exact at its limit: SELU's cached float32 y =
     -1.7580993 meets the float32 constant, where in float64 the slope would be
     2e-8 instead of 0."""
-
-    precision = ""
 
     def __init__(self, *args, reference: str = "x", **kwargs) -> None:
         super().__init__(*args, **kwargs)
