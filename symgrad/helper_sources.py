@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -64,9 +64,8 @@ class HelperModule:
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-                self._define(node.name, lines, start, node, rank, constant=False)
-                self.definitions[node.name] = replace(
-                    self.definitions[node.name], overloads=_overloaded(node)
+                self._define(
+                    node.name, lines, start, node, rank, False, _overloaded(node)
                 )
             elif isinstance(node, ast.Assign) and len(node.targets) == 1:
                 target = node.targets[0]
@@ -83,13 +82,15 @@ class HelperModule:
                         ast.ImportFrom(node.module, [alias], 0)
                     )
 
-    def _define(self, name, lines, start, node, rank, constant) -> None:
+    def _define(self, name, lines, start, node, rank, constant, overloads=None):
         if name in self.definitions:
             raise RuntimeError(f"helper {name!r} is defined in two helper modules")
         while start > 1 and lines[start - 2].startswith("#"):
             start -= 1  # the comment that says what it is goes with it
         text = "\n".join(lines[start - 1 : node.end_lineno])
-        self.definitions[name] = _Definition(name, text, constant, (rank, start))
+        self.definitions[name] = _Definition(
+            name, text, constant, (rank, start), overloads
+        )
 
     def names(self) -> set[str]:
         """Every name a generated module could take from here: the definitions

@@ -191,7 +191,8 @@ def _float_in_numba(x):
 
 def _bits(x):
     """A float's bits as the signed integer of its width."""
-    return np.asarray(x).view(np.int32 if x.dtype == np.float32 else np.int64)
+    x = _float(x)
+    return x.view(np.int32 if isinstance(x, np.float32) else np.int64)
 
 
 @overload(_bits, inline="always")
@@ -203,10 +204,9 @@ def _bits_in_numba(x):
 
 def _from_bits(like, bits):
     """The float of like's precision whose bits are ``bits``."""
-    wide = not isinstance(like, np.float32)
-    return np.asarray(bits, np.int64 if wide else np.int32).view(
-        np.float64 if wide else np.float32
-    )
+    if isinstance(like, np.float32):
+        return np.int32(bits).view(np.float32)
+    return np.int64(bits).view(np.float64)
 
 
 @overload(_from_bits, inline="always")
