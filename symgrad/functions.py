@@ -464,6 +464,77 @@ class near_root(_Fitted):  # noqa: N801
         return self.as_piecewise(exact=True)._eval_evalf(prec)
 
 
+class near_tail(_Fitted):  # noqa: N801
+    """far, except beyond a switch point, where the sum decays like exp(b(v)):
+    there e**m * sum c_k(v)*e**k with e = exp(b(v)).
+
+    `symgrad.tails.series_in_tails` builds it; the arguments are (far, v,
+    *table), the table being what the NumPy helpers read (`table`): they
+    compute b and c_0 in double-double arithmetic, on the tail's elements
+    only.  `as_piecewise` writes the tail out (frameworks, fused loops).
+    """
+
+    @property
+    def switch(self) -> float:
+        return float(self.args[2])
+
+    @property
+    def side(self) -> int:
+        return int(self.args[3])
+
+    @property
+    def table(self) -> tuple[float, ...]:
+        """switch, side, lowest, m, terms, the coefficients' degree, the
+        exponent's degree, b's coefficients and c_0's as (high, low) pairs, then
+        c_1, c_2 ... (lowest power first)."""
+        return tuple(float(c) for c in self.args[2:])
+
+    def series(self) -> tuple[int, sympy.Expr, list[sympy.Expr]]:
+        """(m, b, [c_0, c_1, ...]) as polynomials in the tail's variable v
+        (c_0 and b from their pairs, in 40 digits)."""
+        v = self.args[1]
+        switch, side, lowest, m, terms, degree, exponent_degree = self.args[2:9]
+        values = self.args[9:]
+        width, exponent_width = int(degree) + 1, int(exponent_degree) + 1
+
+        def from_pairs(pairs):
+            """Each pair's sum; an integer as one (x is exact, 1.0*x is not)."""
+            sums = [
+                sympy.Float(h, 40) + sympy.Float(low, 40)
+                for h, low in zip(pairs[0::2], pairs[1::2], strict=True)
+            ]
+            return [sympy.Integer(c) if c == int(c) else c for c in sums]
+
+        def polynomial(coefficients):
+            return sympy.Poly(coefficients[::-1], v).as_expr()
+
+        b = polynomial(from_pairs(values[: 2 * exponent_width]))
+        rest = values[2 * exponent_width :]
+        leading = from_pairs(rest[: 2 * width])
+        later = rest[2 * width :]
+        rows = [leading] + [
+            later[k * width : (k + 1) * width] for k in range(int(terms) - 1)
+        ]
+        return int(m), b, [polynomial(row) for row in rows]
+
+    def as_piecewise(self) -> sympy.Piecewise:
+        """The tail written out in v clamped to it, b's exp and the product
+        past underflow made exact by the rules that do so elsewhere."""
+        from .rewrite import exact_branch  # the rules build on these functions
+
+        far, v, switch, side, lowest = self.args[:5]
+        m, b, polynomials = self.series()
+        low, high = (lowest, switch) if side < 0 else (switch, lowest)
+        clamped = clip(v, low, high)
+        e = sympy.exp(b.xreplace({v: clamped}))
+        total = sympy.S.Zero
+        for p in reversed(polynomials):
+            total = sympy.horner(p, v).xreplace({v: clamped}) + e * total
+        near = exact_branch(sympy.exp(m * b.xreplace({v: clamped})) * total)
+        beyond = v < switch if side < 0 else v > switch
+        return sympy.Piecewise((near, beyond), (far, True))
+
+
 class _OfPolynomial(sympy.Function):
     """f(P) for a polynomial P in v with exact coefficients: the arguments are
     (P, v, beyond, hi_0, lo_0, hi_1, lo_1, ...), each coefficient c_k = hi_k +

@@ -70,7 +70,8 @@ from .functions import (
 )
 from .model import X, Y
 from .printing import Times
-from .series import series_near_root, series_near_zero
+from .series import in_one_variable, series_near_root, series_near_zero
+from .tails import rational_in_exponential, series_in_tails
 from .tidy import tidy
 from .verify import evaluate_fixed
 
@@ -117,12 +118,9 @@ def rational_in_exp_as_sigmoid(expr: sympy.Expr) -> sympy.Expr | None:
     return tidy(in_s).xreplace({s: sigmoid(-v)})
 
 
-#: Functions that are rational in exp of their argument (or, for softplus, whose
-#: exp of an integer multiple is): what `one_exponential` can merge.
-_OF_EXP = (sympy.exp, sympy.tanh, sympy.cosh, sympy.sinh, sigmoid, softplus, Expm1)
-#: The largest multiple of the argument, and degree in e, that `one_exponential`
-#: takes: beyond them the polynomials cost more than the calls they replace.
-_MAX_MULTIPLE, _MAX_DEGREE = 4, 8
+#: The largest degree in e that `one_exponential` takes: beyond it the
+#: polynomials cost more than the calls they replace.
+_MAX_DEGREE = 8
 
 
 #: Calls that cost about one exp, and those that cost two (a log and an exp, or
@@ -155,7 +153,7 @@ def exp_like_calls(expressions) -> int:
 def one_exponential(expr: sympy.Expr) -> sympy.Expr | None:
     """Several exp-like calls of one argument a -> one exp and a rational function.
 
-    Every function in `_OF_EXP` of an integer multiple of a, nested or not, is
+    Every function in `symgrad.tails.OF_EXP` of an integer multiple of a, nested or not, is
     rational in e = exp(a) (tanh(softplus(a)) = (e**2 + 2e)/(e**2 + 2e + 2));
     the part is rewritten so when that takes fewer calls, and only where the
     coefficients of its numerator, and those of its denominator, as polynomials
@@ -167,27 +165,11 @@ def one_exponential(expr: sympy.Expr) -> sympy.Expr | None:
     """
     if exp_like_calls([expr]) < 2:
         return None  # one call already
-    calls = list(
-        dict.fromkeys(
-            n for n in sympy.preorder_traversal(expr) if isinstance(n, _OF_EXP)
-        )
-    )
-    base = _common_base(calls)
-    if base is None:
+    found = rational_in_exponential(expr)
+    if found is None:
         return None
-    e = sympy.Dummy("e", positive=True)
-    log_e = sympy.log(e)
-    outermost = {
-        call: call.func(*(arg.xreplace({base: log_e}) for arg in call.args)).rewrite(
-            sympy.exp
-        )
-        for call in calls
-        if not any(call is not other and other.has(call) for other in calls)
-    }
-    in_e = sympy.cancel(sympy.together(expr.xreplace(outermost)))
+    base, e, in_e = found
     numerator, denominator = sympy.fraction(in_e)
-    if in_e.has(sympy.exp, sympy.log) or not in_e.has(e):
-        return None
     polynomials = []
     for part in (numerator, denominator):
         if not part.is_polynomial(e):
@@ -247,21 +229,6 @@ def for_fused_loops(
         return replacement
 
     return _top_down(expr, recorded), tuple(merged)
-
-
-def _common_base(calls: list[sympy.Expr]) -> sympy.Expr | None:
-    """The argument a of which every innermost call takes a small integer
-    multiple (with a free of such calls), or None."""
-    innermost = [c for c in calls if not any(c.args[0].has(o) for o in calls)]
-    bases = set()
-    for call in innermost:
-        coefficient, rest = call.args[0].as_coeff_Mul()
-        if not coefficient.is_Integer or abs(coefficient) > _MAX_MULTIPLE:
-            return None
-        if rest.has(*_OF_EXP) or not rest.free_symbols:
-            return None
-        bases.add(rest)
-    return bases.pop() if len(bases) == 1 else None
 
 
 def clip_saturating(expr: sympy.Expr) -> sympy.Expr | None:
@@ -1118,9 +1085,40 @@ def stabilize(expr: sympy.Basic, prefer: str = "memory") -> sympy.Basic:
 
 def _cancelling_sums(expr: sympy.Expr) -> sympy.Expr | None:
     """A sum whose terms cancel at 0, else one whose terms cancel at a root
-    (`accuracy` only: the polynomial about a root costs SiLU's layer 3-7x its
-    time, where the one about 0 costs tanhshrink's a few passes on |x| < 1.55)."""
-    return series_near_zero(expr) or series_near_root(expr)
+    and that decays in a tail, each fitted where it loses (`accuracy` only:
+    the polynomial about a root costs SiLU's layer 3-7x its time, where the
+    one about 0 costs tanhshrink's a few passes on |x| < 1.55)."""
+    near_zero = series_near_zero(expr)
+    if near_zero is not None:
+        return near_zero
+    tails = _decaying_tails(expr)
+    about_roots = series_near_root(expr)
+    if tails is None or about_roots is None:
+        return tails or about_roots
+    return about_roots.xreplace({expr: tails})  # the root's window comes first
+
+
+def _decaying_tails(expr: sympy.Expr) -> sympy.Expr | None:
+    """`symgrad.tails.series_in_tails` for a sum in x (or in p*x alone)."""
+    if not isinstance(expr, sympy.Add) or X not in expr.free_symbols:
+        return None
+    found = in_one_variable(expr)
+    if found is None:
+        return None
+    shape, v = found
+    return attempt(
+        "expanding a decaying sum in its exponential",
+        lambda: series_in_tails(expr, v, shape),
+        lambda: None,
+        share=0.2,
+    )
+
+
+def exact_branch(expr: sympy.Expr) -> sympy.Expr:
+    """The rules that make a branch exact where its values are: a rounding
+    polynomial's exp corrected, products past underflow computed in halves."""
+    exact = _top_down(expr, rounded_polynomial_arguments, descend=True)
+    return _top_down(exact, tail_products, descend=True)
 
 
 #: The rule for cancelling sums, per policy.

@@ -260,7 +260,7 @@ def series_near_root(expr: sympy.Expr) -> sympy.Expr | None:
         return None
     if expr.has(sympy.Piecewise, blend, near_zero, near_root):
         return None
-    found = _in_one_variable(expr)
+    found = in_one_variable(expr)
     if found is None:
         return None
     shape, u = found
@@ -274,7 +274,7 @@ def series_near_root(expr: sympy.Expr) -> sympy.Expr | None:
     )
 
 
-def _in_one_variable(expr) -> tuple[sympy.Expr, sympy.Expr] | None:
+def in_one_variable(expr) -> tuple[sympy.Expr, sympy.Expr] | None:
     """(the sum as a function of X, the array it reads there): (expr, x) for
     a sum in x alone; for one in x and one parameter p that reads x only as
     p*x, (the sum with p*x as X, p*x as `scaled`); else None."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sympy
 
-from ..functions import near_root, near_zero, softplus
+from ..functions import near_root, near_tail, near_zero, softplus
 from .numpy_readable import ReadablePrinter
 
 
@@ -24,7 +24,7 @@ class FrameworkPrinter(ReadablePrinter):
     log_sigmoid: str = ""
     #: A fitted polynomial prints as its select, written out.
     tables = False
-    written_out = (near_zero, near_root)
+    written_out = (near_zero, near_root, near_tail)
 
     def _print_framework_call(self, expr: sympy.Function) -> str:
         return f"{self.calls[type(expr).__name__]}({self._print(expr.args[0])})"

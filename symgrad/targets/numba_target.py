@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
-from ..functions import near_root, near_zero, softplus
+from ..functions import near_root, near_tail, near_zero, softplus
 from ..layer import DOUT, LayerFormulas, comment_lines, local_name, snake_name
 from ..model import MASK, X, Y
 from ..printing import LayerPrinter, UnprintableError, _float_literal
@@ -84,7 +84,7 @@ class NumbaPrinter(FrameworkPrinter):
     in_place = False
     #: A polynomial about a root is a function of the layer's
     #: (`near_root_function`), not its select written out.
-    written_out = (near_zero,)
+    written_out = (near_zero, near_tail)
 
     def __init__(
         self, names, arrays, tables=None, *, table_prefix: str = "", loaded=()

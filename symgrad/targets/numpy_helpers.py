@@ -424,6 +424,60 @@ def _near_root_into(u, table, *, out):
     return out
 
 
+def _near_tail(far, u, table):
+    """far, except beyond the table's switch, where the sum decays like
+    exp(b(u)): there the series e**m * sum c_k(u)*e**k, e = exp(b(u)), that
+    symgrad derived for it (Mish's slope is (x + 1)*e + ... for x < -3)."""
+    out = np.array(far, dtype=np.result_type(far, u))
+    return _near_tail_into(u, table, out=out)
+
+
+@np.errstate(under="ignore")
+def _near_tail_into(u, table, *, out):
+    """Beyond the switch, out = e**m * (c_0(u) + e*(c_1(u) + e*(...))) with
+    e = exp(b(u)); elsewhere out is left as it is (the sum).  The table is
+    (switch, side, lowest, m, terms, the coefficients' degree, b's degree,
+    b's coefficients and c_0's as high and low floats, then c_1, c_2 ...,
+    lowest power first).  b and c_0 are computed in double-double arithmetic
+    (`_horner_double`) and the other terms, each e times smaller, in float64:
+    the value is within 2 ulps, where the sum's 4-5 rounded functions lost
+    up to 7.  u is clamped at lowest, beyond which the value is 0."""
+    switch, side, lowest, m, terms, degree, exponent_degree = table[:7]
+    width, exponent_width = int(degree) + 1, int(exponent_degree) + 1
+    exponent = table[7 : 7 + 2 * exponent_width]
+    leading = table[7 + 2 * exponent_width : 7 + 2 * (exponent_width + width)]
+    rows = table[7 + 2 * (exponent_width + width) :]
+    tail = np.flatnonzero(u < switch if side < 0 else u > switch)
+    if tail.size:
+        v = u.flat[tail].astype(np.float64)
+        v = np.clip(v, lowest, switch) if side < 0 else np.clip(v, switch, lowest)
+        b, b_error = _horner_double(v, None, exponent)
+        e = np.exp(b)
+        e += e * b_error
+        later = np.zeros_like(v)
+        for k in range(int(terms) - 1, 0, -1):
+            later *= e
+            later += _horner(v, rows[(k - 1) * width : k * width])
+        c, c_error = _horner_double(v, None, leading)
+        series = c + (c_error + e * later)
+        out.flat[tail] = _times_exp(series, m * b, m * b_error)
+    return out
+
+
+def _times_exp(value, exponent, error):
+    """value*exp(exponent + error), in halves where exp(exponent) is below the
+    normal range while the product may not be: (value*h)*h, h = exp(exponent/2)."""
+    whole = np.exp(exponent)
+    whole += whole * error
+    low = exponent < _LOG_TINY[np.dtype(np.float64)]
+    product = value * whole
+    if low.any():
+        half = np.exp(0.5 * exponent[low])
+        half += half * (0.5 * error[low])
+        product[low] = value[low] * half * half
+    return product
+
+
 def _erf(u):
     """erf(u), to about 3e-15 relative (float64): u P(2u^2 - 1) for |u| <= 1
     (fitted by symgrad.approximations), sign(u) (1 - erfc(|u|)) beyond."""

@@ -588,6 +588,13 @@ class _Emitter:
         table = table_name(self.tables, expr.table, "_NEAR_ROOT")
         return self._then_near(far, u, "_near_root_into", [f"self.{table}"], dest)
 
+    def _near_tail(self, expr, dest) -> _Operand:
+        """The sum everywhere, then the series on the tail's elements only
+        (`_near_tail_into`), its table a class attribute."""
+        far, u = expr.args[:2]
+        table = table_name(self.tables, expr.table, "_NEAR_TAIL")
+        return self._then_near(far, u, "_near_tail_into", [f"self.{table}"], dest)
+
     def _near_zero(self, expr, dest) -> _Operand:
         """The sum everywhere, then the polynomial on the elements near 0 only
         (`_near_zero_into`), its coefficients a class attribute."""

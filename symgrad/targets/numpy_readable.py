@@ -35,6 +35,7 @@ from ..functions import (
     exp_of_polynomial,
     finite,
     near_root,
+    near_tail,
     near_zero,
     sigmoid,
     sigmoid_of_polynomial,
@@ -134,6 +135,12 @@ class ReadablePrinter(LayerPrinter):
         table = table_name(self.table_names, expr.table, "_NEAR_ROOT")
         self.helpers.add("_near_root")
         return f"_near_root({self._print(far)}, {self._print(u)}, self.{table})"
+
+    def _print_near_tail(self, expr: near_tail) -> str:
+        far, u = expr.args[:2]
+        table = table_name(self.table_names, expr.table, "_NEAR_TAIL")
+        self.helpers.add("_near_tail")
+        return f"_near_tail({self._print(far)}, {self._print(u)}, self.{table})"
 
     def _print_sigmoid_of_polynomial(self, expr: sympy.Function) -> str:
         """f(u) for u = P(v), by the helper that corrects u's rounding from P's
@@ -635,10 +642,13 @@ def class_tables(
     """Each coefficient table as (attribute, comment, literals), with the
     comment saying what the coefficients stand for."""
     found = {}
-    for _, expr in (*formulas.forward, *formulas.backward):
+    expressions = [expr for _, expr in (*formulas.forward, *formulas.backward)]
+    # A tail's series written out (frameworks, fused loops) has tables of its own.
+    expressions += [n.as_piecewise() for e in expressions for n in e.atoms(near_tail)]
+    for expr in expressions:
         for node in expr.atoms(near_zero, sigmoid_of_polynomial, exp_of_polynomial):
             found[node.coefficients] = node
-        for node in expr.atoms(near_root):
+        for node in expr.atoms(near_root, near_tail):
             found[node.table] = node
         for node in expr.atoms(tail_product):
             if node.polynomial is not None:
@@ -675,6 +685,21 @@ def _table_comment(node: sympy.Function, formulas: LayerFormulas) -> str:
             "first, each as a high and a low float (fitted by symgrad in 40 "
             "digits; evaluated in double-double arithmetic, rounded once)."
         )
+    if isinstance(node, near_tail):
+        far, u = node.args[:2]
+        if formulas.shared is not None:
+            far = far.xreplace({S: formulas.shared.part})
+        v, switch = text(u), node.switch
+        where = f"{v} < {switch!r}" if node.side < 0 else f"{v} > {switch!r}"
+        return (
+            f"Where {where}, {text(_as_defined(far))} decays like a power of an "
+            f"exponential e = exp(b({v})); there it is e**m * (c_0({v}) + "
+            f"e*(c_1({v}) + ...)), the series symgrad derived.  These are the "
+            "switch, the side, the clamp, m, the number of terms, the "
+            "coefficients' degree and b's, b's coefficients and c_0's (each as "
+            "a high and a low float, evaluated in double-double arithmetic), "
+            "then c_1, c_2 ..., lowest power first."
+        )
     if isinstance(node, tail_product):
         p, v = node.args[2], node.polynomial[0]
     else:
@@ -689,7 +714,8 @@ def _table_comment(node: sympy.Function, formulas: LayerFormulas) -> str:
 
 
 def _as_defined(expr: sympy.Expr) -> sympy.Expr:
-    """expr with x for each clamp of x, as the definition writes it."""
+    """expr with x for each clamp of x, and the sum for its tail's series, as
+    the definition writes it."""
     return expr.replace(
-        lambda e: isinstance(e, (clip, finite, tame)), lambda e: e.args[0]
+        lambda e: isinstance(e, (clip, finite, tame, near_tail)), lambda e: e.args[0]
     )
