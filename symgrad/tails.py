@@ -63,17 +63,26 @@ _MAX_DEGREE = 8
 
 def common_base(calls: list[sympy.Expr]) -> sympy.Expr | None:
     """The argument a of which every innermost call takes a small integer
-    multiple (with a free of such calls), or None."""
+    multiple (with a free of such calls), or None.  a is each argument's part
+    after its integer coefficient where that serves all (sigmoid(2*u) and
+    sigmoid(-2*u): u), else one of the arguments (sigmoid(0.8*x) and
+    tanh(1.6*x): 0.8*x)."""
     innermost = [c for c in calls if not any(c.args[0].has(o) for o in calls)]
-    bases = set()
-    for call in innermost:
-        coefficient, rest = call.args[0].as_coeff_Mul()
-        if not coefficient.is_Integer or abs(coefficient) > MAX_MULTIPLE:
-            return None
-        if rest.has(*OF_EXP) or not rest.free_symbols:
-            return None
-        bases.add(rest)
-    return bases.pop() if len(bases) == 1 else None
+    arguments = [call.args[0] for call in innermost]
+    if not arguments or any(a.has(*OF_EXP) or not a.free_symbols for a in arguments):
+        return None
+    bases = {a.as_coeff_Mul()[1] for a in arguments}
+    candidates = [bases.pop()] if len(bases) == 1 else []
+    for base in [*candidates, *dict.fromkeys(arguments)]:
+        if all(_small_multiple(a, base) for a in arguments):
+            return base
+    return None
+
+
+def _small_multiple(argument: sympy.Expr, base: sympy.Expr) -> bool:
+    """Whether argument = k*base for an integer k, 0 < |k| <= `MAX_MULTIPLE`."""
+    ratio = sympy.simplify(argument / base)
+    return ratio.is_Integer and 0 < abs(ratio) <= MAX_MULTIPLE
 
 
 def rational_in_exponential(
@@ -91,11 +100,14 @@ def rational_in_exponential(
     if base is None:
         return None
     e = sympy.Dummy("e", positive=True)
-    log_e = sympy.log(e)
+    # Each innermost argument is k*a: it becomes k*log(e).
+    logs = {
+        c.args[0]: sympy.simplify(c.args[0] / base) * sympy.log(e)
+        for c in calls
+        if not any(c.args[0].has(o) for o in calls)
+    }
     outermost = {
-        call: call.func(*(arg.subs(base, log_e) for arg in call.args)).rewrite(
-            sympy.exp
-        )
+        call: call.func(*(arg.xreplace(logs) for arg in call.args)).rewrite(sympy.exp)
         for call in calls
         if not any(call is not other and other.has(call) for other in calls)
     }
@@ -249,9 +261,7 @@ def _terms_needed(value, exponent, polynomials, m, switch, lowest):
             truth = value(mpmath.mpf(x)) / e**m
             if truth == 0:
                 return None
-            terms = [
-                mpmath.polyval(p, x) * e**k for k, p in enumerate(polynomials)
-            ]
+            terms = [mpmath.polyval(p, x) * e**k for k, p in enumerate(polynomials)]
             if sum(abs(t) for t in terms) > _CANCELLATION * abs(truth):
                 return None
             total = mpmath.mpf(0)
