@@ -1091,24 +1091,28 @@ def _cancelling_sums(expr: sympy.Expr) -> sympy.Expr | None:
     near_zero = series_near_zero(expr)
     if near_zero is not None:
         return near_zero
-    tails = _decaying_tails(expr)
     about_roots = series_near_root(expr)
+    windows = [n.window for n in (about_roots or expr).atoms(near_root)]
+    tails = _decaying_tails(expr, windows)
     if tails is None or about_roots is None:
         return tails or about_roots
     return about_roots.xreplace({expr: tails})  # the root's window comes first
 
 
-def _decaying_tails(expr: sympy.Expr) -> sympy.Expr | None:
-    """`symgrad.tails.series_in_tails` for a sum in x (or in p*x alone)."""
+def _decaying_tails(expr: sympy.Expr, windows) -> sympy.Expr | None:
+    """`symgrad.tails.series_in_tails` for a sum in x (or in p*x alone), each
+    tail beginning outside the ``windows`` fitted about roots."""
     if not isinstance(expr, sympy.Add) or X not in expr.free_symbols:
         return None
     found = in_one_variable(expr)
     if found is None:
         return None
     shape, v = found
+    outside = {-1: min((w[0] for w in windows), default=0.0)}
+    outside[1] = max((w[1] for w in windows), default=0.0)
     return attempt(
         "expanding a decaying sum in its exponential",
-        lambda: series_in_tails(expr, v, shape),
+        lambda: series_in_tails(expr, v, shape, outside),
         lambda: None,
         share=0.2,
     )

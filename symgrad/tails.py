@@ -136,10 +136,13 @@ def series_in_tails(
     expr: sympy.Expr,
     v: sympy.Expr,
     shape: sympy.Expr,
+    outside: dict[int, float] | None = None,
 ) -> sympy.Expr | None:
     """expr with a `near_tail` on each side where it decays exponentially, or
     None.  ``shape`` is expr as a function of X standing for ``v`` (x itself,
-    or p*x for a parameter p: `symgrad.series.in_one_variable`)."""
+    or p*x for a parameter p: `symgrad.series.in_one_variable`).  A tail
+    begins no nearer than ``outside[side]`` (a root's fitted window ends
+    there: fewer elements and fewer terms)."""
     if not isinstance(expr, sympy.Add):
         return None
     found = rational_in_exponential(plain(shape))
@@ -158,7 +161,7 @@ def series_in_tails(
         lead = exponent.LC() * side ** exponent.degree()
         b = base if lead < 0 else -base  # b -> -inf on this side
         rational = in_e if lead < 0 else sympy.cancel(in_e.xreplace({e: 1 / e}))
-        tail = _tail(rational, e, b, side)
+        tail = _tail(rational, e, b, side, (outside or {}).get(side, 0.0))
         if tail is not None:
             b, switch, lowest, m, coefficients = tail
             table = _table(b, m, coefficients, switch, lowest, side)
@@ -166,7 +169,7 @@ def series_in_tails(
     return None if result is expr else result
 
 
-def _tail(rational, e, b, side):
+def _tail(rational, e, b, side, outside=0.0):
     """(b, switch, lowest, m, [c_0, c_1, ...]) with rational = e**m * sum
     c_k*e**k, e = exp(b), to `_TRUNCATION` for side*x > side*switch, clamped at
     lowest (beyond which the value is 0 in every float); or None.  b is the
@@ -211,7 +214,10 @@ def _tail(rational, e, b, side):
         return None
     for at in _SWITCHES:
         switch = _where(exponent, at, side)
-        if switch is None or (lowest - switch) * side <= 0:
+        if switch is None:
+            continue
+        switch = max(switch, outside) if side > 0 else min(switch, outside)
+        if (lowest - switch) * side <= 0:
             continue
         terms = _terms_needed(value, exponent, in_mpmath, m, switch, lowest)
         if terms is not None:
