@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import mpmath
 import sympy
 
-from .functions import near_root, near_zero
+from .functions import near_root, near_tail, near_zero
 from .model import X
 from .verify import evaluate_fixed
 
@@ -148,7 +148,8 @@ class _Conditioning:
     def __init__(self, form, reads, truth, values) -> None:
         # A fitted polynomial reads x alone; as a select, SymPy differentiates it.
         form = form.replace(
-            lambda e: isinstance(e, (near_root, near_zero)), lambda e: e.as_piecewise()
+            lambda e: isinstance(e, (near_root, near_zero, near_tail)),
+            lambda e: e.as_piecewise(),
         )
         self.form, self.reads, self.truth = form, dict(reads), truth
         self.partials = {v: sympy.diff(form, v) for v in reads}

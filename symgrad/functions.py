@@ -490,23 +490,28 @@ class near_tail(_Fitted):  # noqa: N801
         return tuple(float(c) for c in self.args[2:])
 
     def series(self) -> tuple[int, sympy.Expr, list[sympy.Expr]]:
-        """(m, b, [c_0, c_1, ...]) as polynomials in the tail's variable v
-        (c_0 and b from their pairs, in 40 digits)."""
+        """(m, b, [c_0, c_1, ...]) as polynomials in the tail's variable v, in
+        Horner's form (c_0 and b from their pairs, in 40 digits)."""
         v = self.args[1]
         switch, side, lowest, m, terms, degree, exponent_degree = self.args[2:9]
         values = self.args[9:]
         width, exponent_width = int(degree) + 1, int(exponent_degree) + 1
 
         def from_pairs(pairs):
-            """Each pair's sum; an integer as one (x is exact, 1.0*x is not)."""
-            sums = [
+            """Each pair's sum, in 40 digits."""
+            return [
                 sympy.Float(h, 40) + sympy.Float(low, 40)
                 for h, low in zip(pairs[0::2], pairs[1::2], strict=True)
             ]
-            return [sympy.Integer(c) if c == int(c) else c for c in sums]
 
         def polynomial(coefficients):
-            return sympy.Poly(coefficients[::-1], v).as_expr()
+            """In Horner's form, an integer coefficient as one (x is exact,
+            1.0*x is not)."""
+            total = sympy.S.Zero
+            for c in reversed(coefficients):
+                whole = sympy.Integer(int(c)) if float(c).is_integer() else c
+                total = whole + v * total
+            return total
 
         b = polynomial(from_pairs(values[: 2 * exponent_width]))
         rest = values[2 * exponent_width :]
@@ -520,17 +525,29 @@ class near_tail(_Fitted):  # noqa: N801
     def as_piecewise(self) -> sympy.Piecewise:
         """The tail written out in v clamped to it, b's exp and the product
         past underflow made exact by the rules that do so elsewhere."""
+        from .printing import Times
         from .rewrite import exact_branch  # the rules build on these functions
 
         far, v, switch, side, lowest = self.args[:5]
         m, b, polynomials = self.series()
         low, high = (lowest, switch) if side < 0 else (switch, lowest)
         clamped = clip(v, low, high)
-        e = sympy.exp(b.xreplace({v: clamped}))
+        exponent = b.xreplace({v: clamped})
+        # e's rounding corrected where b rounds; the products in the series are
+        # corrections, left plain (a product past underflow is not needed there).
+        e = exact_branch(sympy.exp(exponent))
         total = sympy.S.Zero
         for p in reversed(polynomials):
-            total = sympy.horner(p, v).xreplace({v: clamped}) + e * total
-        near = exact_branch(sympy.exp(m * b.xreplace({v: clamped})) * total)
+            # Unevaluated: e*(e*...) where a c_k is 0 would become exp(2*b).
+            later = Times(e, total) if total != 0 else total
+            total = p.xreplace({v: clamped}) + later
+        # The product past underflow is decided by the leading term, c_0.
+        leading = polynomials[0].xreplace({v: clamped})
+        product = exact_branch(sympy.exp(m * exponent) * leading)
+        if isinstance(product, tail_product):
+            near = product.func(product.args[0], total, *product.args[2:])
+        else:
+            near = Times(exact_branch(sympy.exp(m * exponent)), total)
         beyond = v < switch if side < 0 else v > switch
         return sympy.Piecewise((near, beyond), (far, True))
 

@@ -292,6 +292,8 @@ def _walk(expr, env):
         return value if lower == -sympy.oo else max(value, _walk(lower, env))
     if name == "near_root":  # the fit as its coefficient pairs give it
         return _walk(expr.as_piecewise(exact=True), env)
+    if name == "near_tail":  # the series is the sum's value: the sum, exactly
+        return _walk(expr.args[0], env)
     if name in ("blend", "near_zero"):
         return _walk(expr.as_piecewise(), env)
     if name == "minus_root":  # u - (hi + mid + lo), exactly
