@@ -165,7 +165,7 @@ def one_exponential(expr: sympy.Expr) -> sympy.Expr | None:
     """
     if exp_like_calls([expr]) < 2:
         return None  # one call already
-    found = rational_in_exponential(expr)
+    found = rational_in_exponential(expr, scaled=False)
     if found is None:
         return None
     base, e, in_e = found

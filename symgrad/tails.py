@@ -61,19 +61,21 @@ _SILENT = mpmath.mpf(2) ** -1100
 _MAX_DEGREE = 8
 
 
-def common_base(calls: list[sympy.Expr]) -> sympy.Expr | None:
+def common_base(calls: list[sympy.Expr], scaled: bool = True) -> sympy.Expr | None:
     """The argument a of which every innermost call takes a small integer
     multiple (with a free of such calls), or None.  a is each argument's part
     after its integer coefficient where that serves all (sigmoid(2*u) and
-    sigmoid(-2*u): u), else one of the arguments (sigmoid(0.8*x) and
-    tanh(1.6*x): 0.8*x)."""
+    sigmoid(-2*u): u), else, if ``scaled``, one of the arguments
+    (sigmoid(0.8*x) and tanh(1.6*x): 0.8*x)."""
     innermost = [c for c in calls if not any(c.args[0].has(o) for o in calls)]
     arguments = [call.args[0] for call in innermost]
     if not arguments or any(a.has(*OF_EXP) or not a.free_symbols for a in arguments):
         return None
     bases = {a.as_coeff_Mul()[1] for a in arguments}
     candidates = [bases.pop()] if len(bases) == 1 else []
-    for base in [*candidates, *dict.fromkeys(arguments)]:
+    if scaled:
+        candidates += dict.fromkeys(arguments)
+    for base in candidates:
         if all(_small_multiple(a, base) for a in arguments):
             return base
     return None
@@ -86,17 +88,17 @@ def _small_multiple(argument: sympy.Expr, base: sympy.Expr) -> bool:
 
 
 def rational_in_exponential(
-    expr: sympy.Expr,
+    expr: sympy.Expr, scaled: bool = True
 ) -> tuple[sympy.Expr, sympy.Dummy, sympy.Expr] | None:
     """(a, e, R) with expr = R(e) at e = exp(a), R rational in e, for an
     expression whose exp-like calls (`OF_EXP`) all take integer multiples of
-    one argument a, nested or not; else None."""
+    one argument a, nested or not (`common_base`); else None."""
     calls = list(
         dict.fromkeys(
             n for n in sympy.preorder_traversal(expr) if isinstance(n, OF_EXP)
         )
     )
-    base = common_base(calls)
+    base = common_base(calls, scaled)
     if base is None:
         return None
     e = sympy.Dummy("e", positive=True)
