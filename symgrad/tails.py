@@ -3,23 +3,27 @@
 Mish's slope, tanh(sp) + 4*x*sigmoid(x)*sigmoid(-2*sp)*sigmoid(2*sp) with sp =
 softplus(x), tends to 0 like (x + 1)*exp(x) as x -> -inf.  Its terms hardly
 cancel there, but each is a product of three or four NumPy functions of an ulp
-or so, and their roundings add up: 6.9 ulps at x = -9.03.  Written in e =
+or so, and their roundings add up: 6.7 ulps at x = -9.01.  Written in e =
 exp(x), the slope is rational in e with coefficients that are polynomials in x,
 
     e*(4*(x + 1) + (4*x + 6)*e + 4*e**2 + e**3)/(e**2 + 2*e + 2)**2,
 
 and in the tail, where e is small, it is e**m * sum c_k(x)*e**k: the leading
 coefficient c_0 (x + 1) computed in double-double arithmetic, the others plain
-(each is e times smaller), and one exp.  That is within 2 ulps.
+(each is e times smaller), and one exp.  That is within 2 ulps (1.93 on
+20,000 random points in x < -3).
 
 `series_in_tails` finds such sums for any formula: every exp-like call (exp,
 sigmoid, softplus, tanh ... of an integer multiple of one polynomial a(x)) is
-written in e = exp(a), or exp(-a) on the side where a grows, and SymPy divides
-the numerator's power series by the denominator's.  It takes the first switch
-point, from b = log(e) = -3 outward, from which `_MAX_TERMS` terms reach
-`_TRUNCATION` of the sum and the series' terms do not cancel, and builds
-`symgrad.functions.near_tail`.  It is an `accuracy` rule: NumPy computes it on
-the tail's elements only; a fused loop (numba) computes it per element.
+written in e = exp(a), or exp(-a) on the side where a grows, and the
+numerator's power series is divided by the denominator's.  It takes the first
+switch point, from b = log(e) = -3 outward and no nearer than a root's fitted
+window, from which `_MAX_TERMS` terms reach `_TRUNCATION` of the sum and the
+series' terms do not cancel (checked in mpmath out to where the value
+underflows), and builds `symgrad.functions.near_tail`.  It is an `accuracy`
+rule: NumPy computes it on the tail's elements only (1.00-1.14x the layer's
+time on standard-normal data), a fused loop (numba) on every element (1.1-1.35x),
+which the `memory` policy does not pay.
 """
 
 from __future__ import annotations
