@@ -153,8 +153,9 @@ def exp_like_calls(expressions) -> int:
 def one_exponential(expr: sympy.Expr) -> sympy.Expr | None:
     """Several exp-like calls of one argument a -> one exp and a rational function.
 
-    Every function in `symgrad.tails.OF_EXP` of an integer multiple of a, nested or not, is
-    rational in e = exp(a) (tanh(softplus(a)) = (e**2 + 2e)/(e**2 + 2e + 2));
+    Every function in `symgrad.tails.OF_EXP` of an integer multiple of a,
+    nested or not, is rational in e = exp(a) (tanh(softplus(a)) = (e**2 +
+    2e)/(e**2 + 2e + 2));
     the part is rewritten so when that takes fewer calls, and only where the
     coefficients of its numerator, and those of its denominator, as polynomials
     in e, have one sign: a sum of like-signed terms cannot cancel, so each
@@ -1084,10 +1085,11 @@ def stabilize(expr: sympy.Basic, prefer: str = "memory") -> sympy.Basic:
 
 
 def _cancelling_sums(expr: sympy.Expr) -> sympy.Expr | None:
-    """A sum whose terms cancel at 0, else one whose terms cancel at a root
-    and that decays in a tail, each fitted where it loses (`accuracy` only:
-    the polynomial about a root costs SiLU's layer 3-7x its time, where the
-    one about 0 costs tanhshrink's a few passes on |x| < 1.55)."""
+    """A sum whose terms cancel at 0 -> the polynomial there; else the
+    polynomial about each root where its terms cancel and the series in each
+    tail where it decays (`accuracy` only: the polynomial about a root costs
+    SiLU's layer 3-7x its time, where the one about 0 costs tanhshrink's a few
+    passes on |x| < 1.55)."""
     near_zero = series_near_zero(expr)
     if near_zero is not None:
         return near_zero
