@@ -166,3 +166,16 @@ def test_special_values_in_the_tail(target, fast):
     assert dx[0] == 0.0 and np.isnan(dx[1]) and dx[2] == 0.0 and dx[3] == 0.0
     truth = exact(mpmath_function(_slope("x*tanh(softplus(x))")), x[4:])
     assert ulps(dx[4:], truth, x.dtype).max() <= 3.0
+
+
+@pytest.mark.parametrize(
+    "name, prefer, stated",
+    [("mish", "memory", True), ("gelu_tanh", "memory", True)]
+    + [("mish", "accuracy", False), ("silu", "memory", False)],
+)
+def test_memory_states_the_tail_loss_it_keeps(name, prefer, stated):
+    """A memory layer whose audit is over its bound where accuracy's is not says
+    so in its docstring, with accuracy's figure; the others do not."""
+    doc = " ".join(symgrad.compile(name, prefer=prefer).__doc__.split())
+    assert ("backward is over its bound" in doc) is stated
+    assert ("prefer='accuracy' is within it" in doc) is stated
