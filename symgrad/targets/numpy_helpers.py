@@ -460,20 +460,20 @@ def _near_tail_into(u, table, *, out):
             later += _horner(v, rows[(k - 1) * width : k * width])
         c, c_error = _horner_double(v, None, leading)
         series = c + (c_error + e * later)
-        out.flat[tail] = _times_exp(series, m * b, m * b_error)
+        out.flat[tail] = _times_power(series, e, int(m), b, b_error)
     return out
 
 
-def _times_exp(value, exponent, error):
-    """value*exp(exponent + error), in halves where exp(exponent) is below the
-    normal range while the product may not be: (value*h)*h, h = exp(exponent/2)."""
-    whole = np.exp(exponent)
-    whole += whole * error
-    low = exponent < _LOG_TINY[np.dtype(np.float64)]
-    product = value * whole
+def _times_power(value, e, m, b, b_error):
+    """value*e**m, e = exp(b + b_error); where e**m is below the normal range
+    while the product may not be, in halves: (value*h)*h, h = exp(m*b/2)."""
+    product = value * e
+    for _ in range(m - 1):
+        product *= e
+    low = m * b < _LOG_TINY[np.dtype(np.float64)]
     if low.any():
-        half = np.exp(0.5 * exponent[low])
-        half += half * (0.5 * error[low])
+        half = np.exp(0.5 * m * b[low])
+        half += half * (0.5 * m * b_error[low])
         product[low] = value[low] * half * half
     return product
 
