@@ -79,8 +79,8 @@ def audited_sentence(act: Activation, lossy: bool = False) -> str:
 
 def _over_the_bound(act: Activation, found: dict[str, dict]) -> str:
     """Under `memory`, where the audit failed and `accuracy`'s passed: which
-    dtypes, and what `accuracy` measures instead (its series in a decaying
-    tail, say), so the docstring states the loss `memory` keeps."""
+    dtypes, and what `accuracy` measures instead, so the docstring states the
+    loss `memory` keeps (no catalog layer has one: a safety net)."""
     if act.prefer != "memory":
         return ""
     other = audited(act.preferring("accuracy"))
@@ -91,9 +91,8 @@ def _over_the_bound(act: Activation, found: dict[str, dict]) -> str:
     windowed = any(found[d].get("windows") for d in failed)
     where = " outside the window named next" if windowed else ""
     return (
-        f" In {' and '.join(failed)}, backward is over its bound{where}, where "
-        "the slope's rounded terms add up; prefer='accuracy' is within it "
-        f"(backward {figures})."
+        f" In {' and '.join(failed)}, backward is over its bound{where}; "
+        f"prefer='accuracy' is within it (backward {figures})."
     )
 
 

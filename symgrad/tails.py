@@ -20,10 +20,10 @@ numerator's power series is divided by the denominator's.  It takes the first
 switch point, from b = log(e) = -3 outward and no nearer than a root's fitted
 window, from which `_MAX_TERMS` terms reach `_TRUNCATION` of the sum and the
 series' terms do not cancel (checked in mpmath out to where the value
-underflows), and builds `symgrad.functions.near_tail`.  It is an `accuracy`
-rule: NumPy computes it on the tail's elements only (1.00-1.14x the layer's
-time on standard-normal data), a fused loop (numba) on every element (1.1-1.35x),
-which the `memory` policy does not pay.
+underflows), and builds `symgrad.functions.near_tail`.  Both policies apply
+it (`memory` keeps the sum about a root, and its tail begins beyond that
+window all the same): NumPy computes it on the tail's elements only, a fused
+loop (numba) on every element.
 """
 
 from __future__ import annotations

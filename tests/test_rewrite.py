@@ -195,7 +195,7 @@ PRINTED = [
         "c0 = _clip_into(x, lower=-750.0, upper=46.0, out=t0) | _sigmoid_into(c0, t1) | "
         "np.subtract(1.0, t1, out=t2) | np.multiply(c0, t2, out=t2) | "
         "np.multiply(t1, t2, out=out) | _tail_product_into(t1, t2, c0, out=out) | "
-        "out += t1",
+        "out += t1 | _near_tail_into(x, self._NEAR_TAIL, out=out)",
     ),
     ("softplus", log(1 + exp(X)), "_softplus_into(x, out, t0, t1)"),
     (

@@ -264,7 +264,23 @@ def _for_fused_loops(assignments) -> tuple[tuple, tuple[str, ...]]:
                 notes.append(f"a = {sympy.sstr(argument)}")
             part = sympy.sstr(part.xreplace({argument: a}))
             notes.append(f"{part} = rational in exp(-|{a}|)")
+        notes += [_tail_note(node) for node in expr.atoms(near_tail)]
     return tuple(merged), tuple(dict.fromkeys(notes))  # each note once
+
+
+def _tail_note(node: near_tail) -> str:
+    """The comment on a tail written out: where, and the series' shape."""
+    m, b, coefficients = node.series()
+    v = sympy.sstr(node.args[1])
+    where = f"{v} {'<' if node.side < 0 else '>'} {node.switch!r}"
+    power = "e" if m == 1 else f"e**{m}"
+    exponent = sympy.sstr(sympy.Float(1) * b if b.has(sympy.Float) else b)
+    if len(exponent) > 30:
+        exponent = f"b({v})"
+    return (
+        f"{where}: {power}*(c0 + c1*e + ...), e = exp({exponent}), "
+        f"{len(coefficients)} terms (symgrad.tails)"
+    )
 
 
 @dataclass(frozen=True)

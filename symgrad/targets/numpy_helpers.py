@@ -434,34 +434,76 @@ def _near_tail(far, u, table):
 
 @np.errstate(under="ignore")
 def _near_tail_into(u, table, *, out):
-    """Beyond the switch, out = e**m * (c_0(u) + e*(c_1(u) + e*(...))) with
-    e = exp(b(u)); elsewhere out is left as it is (the sum).  The table is
-    (switch, side, lowest, m, terms, the coefficients' degree, b's degree,
-    b's coefficients and c_0's as high and low floats, then c_1, c_2 ...,
-    lowest power first).  b and c_0 are computed in double-double arithmetic
-    (`_horner_double`) and the other terms, each e times smaller, in float64:
-    the value is within 2 ulps, where the sum's 4-5 rounded functions lost
-    up to 7.  u is clamped at lowest, beyond which the value is 0."""
-    switch, side, lowest, m, terms, degree, exponent_degree = table[:7]
-    width, exponent_width = int(degree) + 1, int(exponent_degree) + 1
-    exponent = table[7 : 7 + 2 * exponent_width]
-    leading = table[7 + 2 * exponent_width : 7 + 2 * (exponent_width + width)]
-    rows = table[7 + 2 * (exponent_width + width) :]
-    tail = np.flatnonzero(u < switch if side < 0 else u > switch)
-    if tail.size:
-        v = u.flat[tail].astype(np.float64)
+    """Beyond the switch, out = e**m * (c_0(u) + c_1(u)*e + c_2(u)*e**2 + ...)
+    with e = exp(b(u)); elsewhere out is left as it is (the sum).  In float64,
+    b and c_0 are computed in double-double arithmetic (`_exact_polynomial`);
+    the other terms, each e times smaller, in float64 as one matrix product,
+    a dozen NumPy calls whatever the number of terms (the book's batches have
+    a few elements in the tail).  The value is within 2 ulps, where the sum's
+    4-5 rounded functions lost up to 7.  u is clamped at lowest, beyond which
+    the value is 0.  The tail is taken in slices (`_chunks`) that stay in the
+    cache.  See `_tail_parts` for the table."""
+    switch, side, lowest, m, exponent, leading, later = _tail_parts(table)
+    exact = out.dtype == np.float64  # float64 arithmetic is exact enough for less
+    for tail in _chunks(np.flatnonzero(u < switch if side < 0 else u > switch)):
+        v = np.take(u, tail).astype(np.float64)
         v = np.clip(v, lowest, switch) if side < 0 else np.clip(v, switch, lowest)
-        b, b_error = _horner_double(v, None, exponent)
+        b, b_error = _exact_polynomial(v, exponent, exact)
+        c, c_error = _exact_polynomial(v, leading, exact)
         e = np.exp(b)
         e += e * b_error
-        later = np.zeros_like(v)
-        for k in range(int(terms) - 1, 0, -1):
-            later *= e
-            later += _horner(v, rows[(k - 1) * width : k * width])
-        c, c_error = _horner_double(v, None, leading)
-        series = c + (c_error + e * later)
-        out.flat[tail] = _times_power(series, e, int(m), b, b_error)
+        rest = np.zeros_like(v)
+        for c_k in (later.T @ _powers(v, later.shape[0]))[::-1]:  # c_k(v), k >= 1
+            rest += c_k
+            rest *= e
+        np.put(out, tail, _times_power(c + (c_error + rest), e, m, b, b_error))
     return out
+
+
+def _powers(v, count):
+    """[1, v, v**2 ...], count rows."""
+    rows = np.empty((count, v.size))
+    rows[0] = 1.0
+    for j in range(1, count):
+        np.multiply(rows[j - 1], v, out=rows[j])
+    return rows
+
+
+def _exact_polynomial(v, coefficients, exact):
+    """(p, error), P(v) = p + error: in double-double arithmetic if ``exact``
+    (`_horner_double`), by one exact product and sum for a line k*v + c with
+    k a power of two (Mish's b = x and c_0 = x + 1), else in float64, error 0."""
+    if not exact:
+        return _horner(v, coefficients[0::2]), np.zeros_like(v)
+    if len(coefficients) == 4 and not coefficients[3]:
+        intercept, low, slope = coefficients[:3]
+        if slope and abs(np.frexp(slope)[0]) == 0.5:  # k*v is exact
+            p, error = _two_sum(slope * v, intercept)
+            return p, error + low
+    return _horner_double(v, None, coefficients)
+
+
+def _tail_parts(table):
+    """The table of `_near_tail_into`, (switch, side, lowest, m, terms, the
+    coefficients' degree, b's degree, b's and c_0's coefficients as high and
+    low floats, then c_1, c_2 ..., lowest power first), as (switch, side,
+    lowest, m, b's and c_0's coefficients, the others as a matrix with a
+    column per power of e).  Worked out once per table."""
+    parts = _TAIL_PARTS.get(table)
+    if parts is None:
+        switch, side, lowest, m, terms, degree, exponent_degree = table[:7]
+        width, exponent_width = int(degree) + 1, int(exponent_degree) + 1
+        exponent = table[7 : 7 + 2 * exponent_width]
+        leading = table[7 + 2 * exponent_width : 7 + 2 * (exponent_width + width)]
+        rows = table[7 + 2 * (exponent_width + width) :]
+        later = np.reshape(rows, (int(terms) - 1, width)).T
+        parts = (switch, side, lowest, int(m), exponent, leading, later)
+        _TAIL_PARTS[table] = parts
+    return parts
+
+
+#: Each tail table's parts (`_tail_parts`), worked out on its first call.
+_TAIL_PARTS = {}
 
 
 def _times_power(value, e, m, b, b_error):

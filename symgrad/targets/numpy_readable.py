@@ -647,9 +647,9 @@ def class_tables(
     expressions += [n.as_piecewise() for e in expressions for n in e.atoms(near_tail)]
     for expr in expressions:
         for node in expr.atoms(near_zero, sigmoid_of_polynomial, exp_of_polynomial):
-            found[node.coefficients] = node
+            found.setdefault(node.coefficients, node)  # as the definition has it
         for node in expr.atoms(near_root, near_tail):
-            found[node.table] = node
+            found.setdefault(node.table, node)
         for node in expr.atoms(tail_product):
             if node.polynomial is not None:
                 found.setdefault(node.polynomial[1], node)
