@@ -274,9 +274,9 @@ def _tail_note(node: near_tail) -> str:
     v = sympy.sstr(node.args[1])
     where = f"{v} {'<' if node.side < 0 else '>'} {node.switch!r}"
     power = "e" if m == 1 else f"e**{m}"
-    exponent = sympy.sstr(sympy.Float(1) * b if b.has(sympy.Float) else b)
+    exponent = sympy.sstr(b)
     if len(exponent) > 30:
-        exponent = f"b({v})"
+        exponent = f"b({v})"  # a polynomial of long floats
     return (
         f"{where}: {power}*(c0 + c1*e + ...), e = exp({exponent}), "
         f"{len(coefficients)} terms (symgrad.tails)"

@@ -439,8 +439,9 @@ def _near_tail_into(u, table, *, out):
     b and c_0 are computed in double-double arithmetic (`_exact_polynomial`);
     the other terms, each e times smaller, in float64 as one matrix product,
     a dozen NumPy calls whatever the number of terms (the book's batches have
-    a few elements in the tail).  The value is within 2 ulps, where the sum's
-    4-5 rounded functions lost up to 7.  u is clamped at lowest, beyond which
+    a few elements in the tail).  The value is about 2 ulps off at most (1.9
+    for Mish, 2.3 for GELU-tanh, on random tail points), where the sum's 4-5
+    rounded functions lost up to 7.  u is clamped at lowest, beyond which
     the value is 0.  The tail is taken in slices (`_chunks`) that stay in the
     cache.  See `_tail_parts` for the table."""
     switch, side, lowest, m, exponent, leading, later = _tail_parts(table)
@@ -470,9 +471,10 @@ def _powers(v, count):
 
 
 def _exact_polynomial(v, coefficients, exact):
-    """(p, error), P(v) = p + error: in double-double arithmetic if ``exact``
-    (`_horner_double`), by one exact product and sum for a line k*v + c with
-    k a power of two (Mish's b = x and c_0 = x + 1), else in float64, error 0."""
+    """(p, error), P(v) = p + error.  If ``exact``, in double-double
+    arithmetic (`_horner_double`), or for a line k*v + c with k a power of two
+    (Mish's b = x and c_0 = x + 1) by one exact product and sum; otherwise (a
+    float32 result) P in float64, error 0."""
     if not exact:
         return _horner(v, coefficients[0::2]), np.zeros_like(v)
     if len(coefficients) == 4 and not coefficients[3]:
