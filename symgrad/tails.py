@@ -22,8 +22,8 @@ window, from which `_MAX_TERMS` terms reach `_TRUNCATION` of the sum and the
 series' terms do not cancel (checked in mpmath out to where the value
 underflows), and builds `symgrad.functions.near_tail`.  Both policies apply
 it (`memory` keeps the sum about a root, and its tail begins beyond that
-window all the same): NumPy computes it on the tail's elements only, a fused
-loop (numba) on every element.
+window all the same), on the tail's elements only: the NumPy helpers pick
+them out, the fused loops (numba) gather them per block of the array.
 """
 
 from __future__ import annotations

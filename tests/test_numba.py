@@ -370,3 +370,41 @@ def test_a_product_with_a_subnormal_factor_keeps_its_digits():
     with np.errstate(all="raise"):
         run(np.array([-1.7976931348623157e308]), np.zeros(1), out, True, False)
     assert out[0] == 0.0
+
+
+def test_a_tail_is_computed_again_on_its_elements_in_blocks(mish):
+    """Mish's backward computes the sum on every element and the series on
+    those beyond x = -5.0625, block by block: each element is the element
+    function its side asks for, across block edges and in the last, partial
+    block, and the loop over threads gives the same bits."""
+    module, _ = mish
+    rng = np.random.default_rng(11)
+    x = rng.uniform(-12.0, 3.0, 3 * 4096 + 1000)
+    x[[4095, 4096, 8191, 8192, x.size - 1]] = -7.0  # tails at the blocks' edges
+    dout = rng.standard_normal(x.size)
+    s = np.tanh(np.log1p(np.exp(x)))
+    serial, parallel = np.empty_like(x), np.empty_like(x)
+    module._mish_backward(dout, x, s, serial)
+    module._mish_backward_parallel(dout, x, s, parallel)
+    np.testing.assert_array_equal(serial, parallel)
+    tail = x < -5.0625
+    assert 0 < tail.sum() < x.size
+    for i in np.flatnonzero(tail)[::97].tolist() + [4095, 4096, x.size - 1]:
+        want = module._mish_backward_tail(dout[i], x[i], s[i], True)
+        assert serial[i] == want, i
+    for i in np.flatnonzero(~tail)[::97]:
+        assert serial[i] == module._mish_backward_one(dout[i], x[i], s[i], True), i
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_block_with_a_tail_is_simd_code(mish, dtype):
+    """The block's loops (the sums, and the tail's gathered elements) work on
+    vectors: a branch per element would have kept them scalar."""
+    module, _ = mish
+    x = np.linspace(-9.0, 3.0, 512).astype(dtype)
+    dx = np.empty_like(x)
+    module._mish_backward_block(np.ones_like(x), x, x, dx)
+    block = module._mish_backward_block
+    signature = next(s for s in block.signatures if str(s[0].dtype) == x.dtype.name)
+    ir = block.inspect_llvm(signature)
+    assert "x double>" in ir

@@ -316,8 +316,9 @@ def split_tails(assignments) -> tuple[tuple, tuple[sympy.Basic, ...]]:
     """(the assignments with each tail's series replaced by its sum, the tails'
     conditions).  A fused loop that computed the series for every element
     took Mish's and GELU-tanh's loops 1.5-1.8x their time, for the 0.6-15% of
-    standard-normal data in the tail; the loops compute the sum everywhere and
-    then the layer's whole function again on the tail's elements only."""
+    standard-normal data in the tail.  The loops compute the sums everywhere,
+    then gather a block's tail elements and compute the function again on
+    them, with the series: 1.04-1.16x the time without tails."""
     nodes = {n for _, expr in assignments for n in expr.atoms(near_tail)}
     if not nodes:
         return tuple(assignments), ()
