@@ -138,11 +138,13 @@ def fused(args, names: list[str], dtypes: list[str], info: dict) -> int:
     with tempfile.TemporaryDirectory() as folder:
         report = numba_target.run(names, dtypes, Path(folder), args)
     report["machine"] = info
-    report["targets"] = numba_target.targets(report)
-    _print_targets(report["targets"], info)
     if args.json is None:
         stem = "results-numba-avx2" if info["emulated"] else "results-numba"
         args.json = HERE / f"{stem}.json"
+    if args.update and args.json.exists():
+        report = updated(json.loads(args.json.read_text()), report)
+    report["targets"] = numba_target.targets(report)
+    _print_targets(report["targets"], info)
     args.json.write_text(json.dumps(report, indent=1) + "\n")
     print(f"\nwrote {args.json}")
     return 0
@@ -721,6 +723,7 @@ def updated(old: dict, new: dict) -> dict:
     keys = {
         "learner": ("activation", "dtype", "shape"),
         "sizes": ("activation", "dtype", "size"),
+        "threads": ("activation", "dtype"),  # numba's serial against threads
     }
     merged = {**old, "machine": new["machine"]}
     for section, value in new.items():
@@ -731,6 +734,14 @@ def updated(old: dict, new: dict) -> dict:
                 for r in old.get(section, [])
             ]
             merged[section] = rows + list(fresh.values())
+        elif isinstance(value, dict) and isinstance(old.get(section), dict):
+            # numba's one-time costs: per layer, one level down
+            merged[section] = {
+                key: {**old[section].get(key, {}), **part}
+                if isinstance(part, dict)
+                else part
+                for key, part in {**old[section], **value}.items()
+            }
         elif section != "machine":
             merged[section] = value
     return merged
