@@ -137,3 +137,37 @@ def test_the_framework_benchmark_runs_and_checks_its_targets(tmp_path, target):
     }
     assert all(r["generated_over_native"] > 0 for r in report["rows"])
     assert len(report["targets"]) == 4  # two layers at 1e6 and 1e7
+
+
+def test_an_update_replaces_only_the_rows_measured_again():
+    """``--update`` of a numba report keeps every other layer's rows, threads
+    and one-time costs, so that measuring two layers again does not lose the
+    other 84 targets' figures."""
+    from run import updated
+
+    old = {
+        "machine": {"cpu": "old"},
+        "sizes": [
+            {"activation": "relu", "dtype": "float64", "size": 10, "t": 1.0},
+            {"activation": "mish", "dtype": "float64", "size": 10, "t": 2.0},
+        ],
+        "threads": [
+            {"activation": "relu", "dtype": "float64", "from": 4},
+            {"activation": "mish", "dtype": "float64", "from": 8},
+        ],
+        "costs": {"import_numba_s": 0.1, "first_call_compile_s": {"relu": 0.4}},
+    }
+    new = {
+        "machine": {"cpu": "new"},
+        "sizes": [{"activation": "mish", "dtype": "float64", "size": 10, "t": 3.0}],
+        "threads": [{"activation": "mish", "dtype": "float64", "from": 16}],
+        "costs": {"import_numba_s": 0.2, "first_call_compile_s": {"mish": 5.0}},
+    }
+    merged = updated(old, new)
+    assert merged["machine"] == {"cpu": "new"}
+    assert [r["t"] for r in merged["sizes"]] == [1.0, 3.0]
+    assert [r["from"] for r in merged["threads"]] == [4, 16]
+    assert merged["costs"] == {
+        "import_numba_s": 0.2,
+        "first_call_compile_s": {"relu": 0.4, "mish": 5.0},
+    }
