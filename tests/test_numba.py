@@ -165,6 +165,58 @@ def test_the_compiled_loop_is_simd_code(loops, name, dtype):
         assert f"x {'float' if dtype == np.float32 else 'double'}>" in ir
 
 
+def test_polynomials_take_fused_multiply_adds_of_their_arguments_precision():
+    """`_mul_add` is LLVM's fmuladd (one FMA instruction where the CPU has it),
+    in float32 when all three numbers are, as a*b + c would be."""
+
+    @numba.njit
+    def horner(t):
+        table = helpers._pick(t, (np.float32(1), np.float32(2)), (1.0, 2.0))
+        return helpers._horner(t, table)
+
+    @numba.njit
+    def mul_add(a, b, c):
+        return helpers._mul_add(a, b, c)
+
+    assert horner(np.float32(3)) == 7.0 and horner(3.0) == 7.0
+    assert mul_add(np.float32(0.1), np.float32(3), 0.2) == np.float32(0.1) * 3.0 + 0.2
+    for signature in horner.signatures:
+        (kind,) = signature
+        assert horner.overloads[signature].signature.return_type == kind
+        assert f"@llvm.fmuladd.f{kind.bitwidth}" in horner.inspect_llvm(signature)
+    mul_add(np.float32(1), np.float32(2), np.float32(3))
+    returns = {
+        tuple(s): mul_add.overloads[s].signature.return_type for s in mul_add.signatures
+    }
+    assert returns == {
+        (numba.float32, numba.float32, numba.float64): numba.float64,
+        (numba.float32, numba.float32, numba.float32): numba.float32,
+    }
+
+
+def test_erfc_of_a_float32_argument_takes_the_float32_fit():
+    """A float32 argument gets `_erfc_float32` (float32's fit in float64), a
+    float64 one `_erfc_float64`; the float32 one is within float32's 4 ulps
+    (test above) with a third of the work."""
+
+    @numba.njit(error_model="numpy")
+    def both(xs, dispatched, short, scale, square):
+        for i in range(xs.size):
+            dispatched[i] = helpers._erfc(xs[i], scale, square)
+            short[i] = helpers._erfc_float32(xs[i], scale, square)
+
+    scale, square = np.float32(-0.70710677), np.float32(0.5)
+    xs = np.linspace(-15, 15, 3001).astype(np.float32)
+    dispatched, short = np.empty_like(xs), np.empty_like(xs)
+    both(xs, dispatched, short, scale, square)
+    np.testing.assert_array_equal(dispatched, short)
+    wide = np.empty(xs.shape)
+    both(xs.astype(np.float64), wide, np.empty_like(wide), scale, square)
+    assert not np.array_equal(wide.astype(np.float32), short)  # not the same code
+    long = [helpers._erfc_float64(x, scale, square) for x in xs[::60].tolist()]
+    np.testing.assert_array_equal(wide[::60], long)
+
+
 @pytest.fixture(scope="module")
 def mish(tmp_path_factory):
     """A numba Mish module, written to a folder of its own (its cache goes there)."""
