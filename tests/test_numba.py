@@ -460,3 +460,26 @@ def test_the_block_with_a_tail_is_simd_code(mish, dtype):
     signature = next(s for s in block.signatures if str(s[0].dtype) == x.dtype.name)
     ir = block.inspect_llvm(signature)
     assert "x double>" in ir
+
+
+def test_the_loops_ask_for_512_bit_vectors(mish):
+    """Each loop's function (a loop over threads: its body, compiled apart)
+    carries LLVM's "prefer-vector-width"="512", which it takes on a CPU with
+    AVX-512, where LLVM's own tuning stops at 256 bits."""
+    from llvmlite import binding
+
+    module, _ = mish
+    x = np.linspace(-9.0, 3.0, 512)
+    out, s = np.empty_like(x), np.empty_like(x)
+    loops = {
+        module._mish_forward: (x, out, s),
+        module._mish_forward_parallel: (x, out, s),
+        module._mish_backward_block: (np.ones_like(x), x, s, np.empty_like(x)),
+    }
+    avx512 = binding.get_host_cpu_features().get("avx512f", False)
+    for loop, arguments in loops.items():
+        loop(*arguments)
+        ir = loop.inspect_llvm(loop.signatures[0])
+        assert '"prefer-vector-width"="512"' in ir, loop.__name__
+        if avx512:
+            assert "<8 x double>" in ir, loop.__name__

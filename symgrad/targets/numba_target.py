@@ -628,6 +628,7 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
     if kept != "x.dtype" and allocate and loads[0] != "x":
         cache["dtype"] = "x.dtype"  # the cache's arrays do not say dx's dtype
     helpers = {"_float_array", "_check_out", "_check_backward", "_flat", "_run"}
+    helpers.add("_prefer_512_bit_vectors")
     if formulas.param_grads:
         helpers.add("_total")
     helpers |= {"_float16_in_float32_out", "_inline"}
