@@ -483,3 +483,79 @@ def test_the_loops_ask_for_512_bit_vectors(mish):
         assert '"prefer-vector-width"="512"' in ir, loop.__name__
         if avx512:
             assert "<8 x double>" in ir, loop.__name__
+
+
+def test_products_with_a_subnormal_factor_are_a_tail_of_their_own():
+    """A `tail_product` is computed plainly in the sums; its exact path is a
+    tail, with its condition solved for x where SymPy can (GELU-tanh's cubic
+    exponent below log(tiny) + 1 is x < -9.956, rounded up to a 16th).  A
+    float32 result computed in float64 skips it (the flag), unless the factor
+    is read from the cache; a series' tail that holds it adds no condition."""
+    from symgrad.functions import tail_product
+
+    def passes(name):
+        from symgrad.layer import layer_formulas
+
+        formulas = layer_formulas(symgrad.derive(name))
+        forward, _ = numba_target._for_fused_loops(formulas.forward)
+        backward, _ = numba_target._for_fused_loops(formulas.backward)
+        return forward, backward, [s for s, _ in formulas.reads]
+
+    forward, _, _ = passes("silu")
+    plain, conditions, nodes, float64_only = numba_target.split_tails(forward)
+    assert not any(expr.has(tail_product) for _, expr in plain)
+    assert any(isinstance(n, tail_product) for n in nodes)
+    assert [str(c) for c in conditions] == ["x < -86.3125"]
+    assert float64_only == frozenset(conditions)
+
+    forward, backward, loaded = passes("gelu_tanh")
+    _, conditions, _, _ = numba_target.split_tails(forward)
+    assert [str(c) for c in conditions] == ["x < -9.9375"]
+    # Backward: the series' tail x < -2.0625 holds the cached product's.
+    _, conditions, nodes, float64_only = numba_target.split_tails(backward, loaded)
+    assert [str(c) for c in conditions] == ["x < -2.0625"]
+    assert any(isinstance(n, tail_product) for n in nodes)
+    assert float64_only == frozenset()
+
+
+@pytest.fixture(scope="module")
+def silu(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("numba_silu")
+    path = folder / "silu_numba.py"
+    path.write_text(symgrad.generate(["silu", "gelu_tanh"], target="numba"))
+    from symgrad.loader import import_path
+
+    return import_path(path, "silu_numba")
+
+
+def test_the_product_tail_takes_the_exact_product_across_blocks(silu):
+    """SiLU's forward: x*sigmoid(x) from exp(x) below x = -86.3 (where sigmoid
+    is below float32's normal range), at block edges too; the plain product
+    elsewhere, with the same bits over threads."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-800.0, 5.0, 2 * 4096 + 77)
+    x[[4095, 4096, x.size - 1]] = -720.0
+    serial = [np.empty_like(x), np.empty_like(x)]
+    parallel = [np.empty_like(x), np.empty_like(x)]
+    silu._silu_forward(x, *serial)
+    silu._silu_forward_parallel(x, *parallel)
+    np.testing.assert_array_equal(serial[0], parallel[0])
+    with mpmath.workdps(30):
+        for i in [4095, 4096, x.size - 1, *range(0, x.size, 301)]:
+            truth = mpmath.mpf(x[i]) / (1 + mpmath.exp(-mpmath.mpf(x[i])))
+            if abs(truth) >= np.finfo(np.float64).tiny:
+                assert _ulps(serial[0][i], truth) <= 2.0, (i, x[i])
+
+
+def test_the_flag_is_a_constant_of_the_loop(silu):
+    """`_holds_float64` is a constant of the array's type: the float32 loop of
+    GELU-tanh's forward carries no double-double path (LLVM's fma, which only
+    the float64 results take), the float64 loop does."""
+    for dtype, fused in ((np.float32, False), (np.float64, True)):
+        x = np.linspace(-3.0, 3.0, 64).astype(dtype)
+        block = silu._gelu_tanh_forward_block
+        block(x, np.empty_like(x), np.empty_like(x))
+        signature = next(
+            s for s in block.signatures if s[0].dtype == numba.from_dtype(dtype)
+        )
+        assert ("@llvm.fma." in block.inspect_llvm(signature)) == fused, dtype

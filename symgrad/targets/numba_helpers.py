@@ -225,6 +225,20 @@ def _pick_in_numba(like, narrow, wide):
     return lambda like, narrow, wide: wide
 
 
+def _holds_float64(array):
+    """Whether ``array`` holds float64 numbers: in compiled code a constant of
+    the array's type (`_holds_float64_in_numba`), so that LLVM drops the path
+    the other dtype takes (``array.itemsize == 8`` is read at run time, and a
+    loop LLVM does not split in two computes both paths)."""
+    return array.dtype == np.float64
+
+
+@overload(_holds_float64, inline="always")
+def _holds_float64_in_numba(array):
+    holds = array.dtype == types.float64
+    return lambda array: holds
+
+
 def _float(x):
     """x as a float of its precision: a float32 stays one, anything else is
     float64."""

@@ -24,6 +24,7 @@ out=None)``, ``backward(dout, out=None)``, ``params`` and ``grads``.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import textwrap
 from dataclasses import dataclass, replace
@@ -31,7 +32,7 @@ from dataclasses import dataclass, replace
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
-from ..functions import near_root, near_tail, near_zero, softplus
+from ..functions import near_root, near_tail, near_zero, softplus, tail_product
 from ..layer import DOUT, LayerFormulas, comment_lines, local_name, snake_name
 from ..model import MASK, X, Y
 from ..printing import LayerPrinter, UnprintableError, _float_literal
@@ -39,6 +40,10 @@ from ..rewrite import exp_like_calls, for_fused_loops
 from ..sharing import S
 from .framework_printer import FrameworkPrinter
 from .numpy_readable import class_tables, print_pass, table_name
+
+#: float32's smallest normal number: below it, `numba_helpers._tail_product`
+#: computes a product from its factor's exponent.
+_FLOAT32_TINY = 1.1754943508222875e-38
 
 #: The element functions' flag: whether the loop stores float64 results, which
 #: need products with subnormal factors and polynomial arguments of exp computed
@@ -267,8 +272,14 @@ def _for_fused_loops(assignments) -> tuple[tuple, tuple[str, ...]]:
     return tuple(merged), tuple(dict.fromkeys(notes))  # each note once
 
 
-def _tail_note(node: near_tail) -> str:
-    """The comment on a tail written out: where, and the series' shape."""
+def _tail_note(node: near_tail | tail_product) -> str:
+    """The comment on a tail written out: where, and the series' shape (or,
+    for a product, how it is computed there)."""
+    if isinstance(node, tail_product):
+        return (
+            "A product whose factor may be below float32's normal range: from "
+            "the factor's exponent (_tail_product)."
+        )
     m, b, coefficients = node.series()
     v = sympy.sstr(node.args[1])
     where = f"{v} {'<' if node.side < 0 else '>'} {node.switch!r}"
@@ -301,8 +312,12 @@ class Pass:
     #: (``function`` then has the sum in its place), and the condition, in
     #: the element function's arguments, for the elements that need it.
     tail_lines: tuple[str, ...] = ()
-    in_tail: str = ""
+    in_tail: str = ""  # the tail's condition, as the comments give it
+    in_tail_lines: tuple[str, ...] = ()  # the statements that test it
+    in_tail_result: str = ""  # and what the test returns
     tail_notes: tuple[str, ...] = ()  # comment lines: each series' shape
+    tail_takes: str = ""  # what the tail's elements take: "the series", ...
+    block_notes: tuple[str, ...] = ()  # the comment on the loop over a block
     block_arguments: str = ""  # the loop's, each array cut to the block b
     picked_arguments: str = ""  # the loop's, inputs picked, results new arrays
     result_arrays: tuple[str, ...] = ()  # the loop's results: "dxs"
@@ -313,28 +328,100 @@ class Pass:
         return f"{self.loop}_tail"
 
 
-def split_tails(assignments) -> tuple[tuple, tuple[sympy.Basic, ...], list]:
-    """(the assignments with each tail's series replaced by its sum, the tails'
-    conditions, the tails).  A fused loop that computed the series for every element
-    took Mish's and GELU-tanh's loops 1.5-1.8x their time, for the 0.6-15% of
-    standard-normal data in the tail.  The loops compute the sums everywhere,
-    then gather a block's tail elements and compute the function again on
-    them, with the series: 1.04-1.16x the time without tails."""
-    nodes = sorted(
+def split_tails(
+    assignments, loaded=()
+) -> tuple[tuple, tuple[sympy.Basic, ...], list, frozenset]:
+    """(the assignments with each tail's series replaced by its sum and each
+    product with a subnormal factor by the plain product, the tails'
+    conditions, the tails).  A fused loop that computed the series for every
+    element took Mish's and GELU-tanh's loops 1.5-1.8x their time, for the
+    0.6-15% of standard-normal data in the tail; an exact product
+    (`tail_product`) costs one more exp on every element, for the elements
+    whose factor is below float32's normal range.  The loops compute the sums
+    and plain products everywhere, then gather a block's tail elements and
+    compute the function again on them, with the series and exact products.
+    A product's tail that a series' tail already holds adds no condition.
+    Last, the conditions only float64 results need: a product's whose factor
+    is not read from the cache (``loaded``), which a float32 result computed
+    in float64 takes plainly."""
+    series = sorted(
         {n for _, expr in assignments for n in expr.atoms(near_tail)},
         key=sympy.default_sort_key,
     )
-    if not nodes:
-        return tuple(assignments), (), []
+    products = {
+        node: condition
+        for _, expr in assignments
+        for node in expr.atoms(tail_product)
+        if (condition := _tail_product_condition(node)) is not None
+    }
+    if not series and not products:
+        return tuple(assignments), (), [], frozenset()
     plain = tuple(
         (
             target,
-            expr.replace(lambda e: isinstance(e, near_tail), lambda e: e.args[0]),
+            expr.replace(
+                lambda e: isinstance(e, near_tail), lambda e: e.args[0]
+            ).xreplace({node: node.as_product() for node in products}),
         )
         for target, expr in assignments
     )
-    conditions = {node.as_piecewise().args[0][1] for node in nodes}
-    return plain, tuple(sorted(conditions, key=sympy.default_sort_key)), nodes
+    conditions = {node.as_piecewise().args[0][1] for node in series}
+    held = _union_of_sets(conditions)
+    new = {c for c in products.values() if not _holds(held, c)}
+    cached = {c for node, c in products.items() if node.args[0] in loaded}
+    nodes = [*series, *sorted(products, key=sympy.default_sort_key)]
+    every = tuple(sorted(conditions | new, key=sympy.default_sort_key))
+    return plain, every, nodes, frozenset(new - conditions - cached)
+
+
+def _tail_product_condition(node: tail_product) -> sympy.Basic | None:
+    """Where ``node``'s factor may be below float32's normal range, where
+    `numba_helpers._tail_product` computes the product from the exponent: the
+    exponent below log(tiny/|scale|), with a factor e to spare for the
+    factor's own rounding, rounded up to a 16th.  None for a scale that is
+    not a number."""
+    scale, exponent = node.args[3], node.args[2]
+    if not scale.is_number or scale == 0:
+        return None
+    bound = math.log(_FLOAT32_TINY / abs(float(scale))) + 1.0
+    return _as_bound(sympy.Lt(exponent, sympy.Float(math.ceil(bound * 16) / 16)))
+
+
+def _as_bound(condition: sympy.Basic) -> sympy.Basic:
+    """``condition`` as v < c where it holds on (-oo, c) of its one variable v
+    (SymPy solves it; c rounded up to a 16th, a tail a little larger), so
+    that the loop tests a number, not the exponent: GELU-tanh's cubic becomes
+    x < -9.9375.  Otherwise the condition as it is."""
+    region = _union_of_sets([condition])
+    if not (
+        isinstance(region, sympy.Interval)
+        and region.start == -sympy.oo
+        and region.end.is_finite
+        and len(condition.free_symbols) == 1
+    ):
+        return condition
+    (v,) = condition.free_symbols
+    return sympy.Lt(v, sympy.Float(math.ceil(float(region.end) * 16) / 16))
+
+
+def _union_of_sets(conditions) -> sympy.Set | None:
+    """The real numbers where any of ``conditions`` holds, or None where SymPy
+    cannot say."""
+    try:
+        return sympy.Union(*(c.rewrite(sympy.Max).as_set() for c in conditions))
+    except (NotImplementedError, ValueError, TypeError):
+        return None
+
+
+def _holds(held: sympy.Set | None, condition) -> bool:
+    """Whether ``held`` (`_union_of_sets`) holds every number ``condition``
+    holds for, as far as SymPy can prove it."""
+    if held is None:
+        return False
+    try:
+        return bool(condition.rewrite(sympy.Max).as_set().is_subset(held))
+    except (NotImplementedError, ValueError, TypeError):
+        return False
 
 
 def _reads_flag(lines) -> bool:
@@ -353,7 +440,7 @@ def _pass(
     flag = []
     if _reads_flag(lines):
         arguments = (*arguments, EXACT)
-        flag = [f"{results[0]}.itemsize == 8"]
+        flag = [f"_holds_float64({results[0]})"]
     return Pass(
         function=f"{name}_one",
         loop=name,
@@ -494,7 +581,7 @@ def _print_with_tails(assignments, names, arrays, taken, tables, *rest):
     Both element functions take the same arguments, in the same precision:
     where either has a float64 path, both compute in float64.  With one
     condition, the tail's elements take the series alone, not the select."""
-    plain, conditions, nodes = split_tails(assignments)
+    plain, conditions, nodes, float64_only = split_tails(assignments, rest[1])
     if len(conditions) == 1:  # its elements need the series alone
         assignments = [(target, _series_alone(expr)) for target, expr in assignments]
     lines, native = _print_numba_pass(assignments, names, arrays, taken, tables, *rest)
@@ -511,8 +598,28 @@ def _print_with_tails(assignments, names, arrays, taken, tables, *rest):
             plain, names, arrays, taken, tables, *options, False
         )
     printer = NumbaPrinter(names, arrays, tables)
-    condition = " or ".join(printer.doprint(c) for c in conditions)
-    return sums, native, (lines, condition, nodes)
+    flags = [f"{EXACT} and " if c in float64_only else "" for c in conditions]
+    condition = " or ".join(
+        flag + printer.doprint(c) for flag, c in zip(flags, conditions, strict=True)
+    )
+    targets = [f"tail_{k}" for k in range(1, len(conditions) + 1)]
+    test = print_pass(
+        list(zip(targets, conditions, strict=True)),
+        names,
+        arrays,
+        taken,
+        4,
+        NumbaPrinter,
+        tables,
+    )
+    lines.helpers.update(test.helpers)  # the condition's, with the tail's
+    statements = test.lines
+    result = " or ".join(flag + t for flag, t in zip(flags, targets, strict=True))
+    if len(statements) == 1 and len(targets) == 1:  # return it, if on one line
+        tested = flags[0] + statements[0].removeprefix(f"{targets[0]} = ")
+        if len(f"    return {tested}") <= 88:
+            statements, result = [], tested
+    return sums, native, (lines, condition, nodes, statements, result)
 
 
 def _series_alone(expr: sympy.Expr) -> sympy.Expr:
@@ -533,14 +640,34 @@ def _with_tail(part: Pass, sums, tail) -> Pass:
     the series for the tail's elements, where there is a tail."""
     if not tail:
         return part
-    lines, condition, nodes = tail
-    notes = dict.fromkeys(_tail_note(node) for node in nodes)
+    lines, condition, nodes, test, tested = tail
+    notes = dict.fromkeys(_tail_note(n) for n in nodes if isinstance(n, near_tail))
+    products = dict.fromkeys(
+        _tail_note(n) for n in nodes if isinstance(n, tail_product)
+    )
+    kinds = {isinstance(node, near_tail) for node in nodes}
+    takes = " and ".join(
+        what
+        for kind, what in ((True, "the series"), (False, "exact products"))
+        if kind in kinds
+    )
+    block = (
+        f"The sums, vectorised; then the elements where {condition} again, with "
+        f"{takes}."
+    )
     return replace(
         part,
         lines=tuple(sums.lines),
         tail_lines=tuple(lines.lines),
         in_tail=condition,
-        tail_notes=comment_lines(notes, indent=4),
+        in_tail_lines=tuple(test),
+        in_tail_result=tested,
+        tail_notes=(
+            *comment_lines(tuple(notes), indent=4),
+            *(line for note in products for line in textwrap.wrap(note, 84)),
+        ),
+        tail_takes=takes,
+        block_notes=tuple(textwrap.wrap(block, 80, break_long_words=False)),
     )
 
 
@@ -629,6 +756,8 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
         cache["dtype"] = "x.dtype"  # the cache's arrays do not say dx's dtype
     helpers = {"_float_array", "_check_out", "_check_backward", "_flat", "_run"}
     helpers.add("_prefer_512_bit_vectors")
+    if any(EXACT in part.arguments for part in (forward, backward)):
+        helpers.add("_holds_float64")  # the loops' flag
     if formulas.param_grads:
         helpers.add("_total")
     helpers |= {"_float16_in_float32_out", "_inline"}
