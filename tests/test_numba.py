@@ -195,9 +195,8 @@ def test_polynomials_take_fused_multiply_adds_of_their_arguments_precision():
 
 
 def test_erfc_of_a_float32_argument_takes_the_float32_fit():
-    """A float32 argument gets `_erfc_float32` (float32's fit in float64), a
-    float64 one `_erfc_float64`; the float32 one is within float32's 4 ulps
-    (test above) with a third of the work."""
+    """A float32 argument gets `_erfc_float32` (float32's fit in float64),
+    within float32's 4 ulps (test above) with a third of the work."""
 
     @numba.njit(error_model="numpy")
     def both(xs, dispatched, short, scale, square):
@@ -210,11 +209,6 @@ def test_erfc_of_a_float32_argument_takes_the_float32_fit():
     dispatched, short = np.empty_like(xs), np.empty_like(xs)
     both(xs, dispatched, short, scale, square)
     np.testing.assert_array_equal(dispatched, short)
-    wide = np.empty(xs.shape)
-    both(xs.astype(np.float64), wide, np.empty_like(wide), scale, square)
-    assert not np.array_equal(wide.astype(np.float32), short)  # not the same code
-    long = [helpers._erfc_float64(x, scale, square) for x in xs[::60].tolist()]
-    np.testing.assert_array_equal(wide[::60], long)
 
 
 @pytest.fixture(scope="module")
@@ -522,7 +516,7 @@ def test_products_with_a_subnormal_factor_are_a_tail_of_their_own():
 def silu(tmp_path_factory):
     folder = tmp_path_factory.mktemp("numba_silu")
     path = folder / "silu_numba.py"
-    path.write_text(symgrad.generate(["silu", "gelu_tanh"], target="numba"))
+    path.write_text(symgrad.generate(["silu"], target="numba"))
     from symgrad.loader import import_path
 
     return import_path(path, "silu_numba")
@@ -547,15 +541,16 @@ def test_the_product_tail_takes_the_exact_product_across_blocks(silu):
                 assert _ulps(serial[0][i], truth) <= 2.0, (i, x[i])
 
 
-def test_the_flag_is_a_constant_of_the_loop(silu):
-    """`_holds_float64` is a constant of the array's type: the float32 loop of
-    GELU-tanh's forward carries no double-double path (LLVM's fma, which only
-    the float64 results take), the float64 loop does."""
-    for dtype, fused in ((np.float32, False), (np.float64, True)):
+def test_the_flag_is_a_constant_of_the_loop(mish):
+    """`_holds_float64` is a constant of the array's type: in Mish's forward,
+    whose product tail only float64 results need, the float32 block drops the
+    tail (no array to gather it into), the float64 block keeps it."""
+    module, _ = mish
+    for dtype, kept in ((np.float32, False), (np.float64, True)):
         x = np.linspace(-3.0, 3.0, 64).astype(dtype)
-        block = silu._gelu_tanh_forward_block
+        block = module._mish_forward_block
         block(x, np.empty_like(x), np.empty_like(x))
         signature = next(
             s for s in block.signatures if s[0].dtype == numba.from_dtype(dtype)
         )
-        assert ("@llvm.fma." in block.inspect_llvm(signature)) == fused, dtype
+        assert ("NRT_MemInfo_alloc" in block.inspect_llvm(signature)) == kept, dtype

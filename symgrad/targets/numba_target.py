@@ -319,7 +319,8 @@ class Pass:
     tail_takes: str = ""  # what the tail's elements take: "the series", ...
     block_notes: tuple[str, ...] = ()  # the comment on the loop over a block
     block_arguments: str = ""  # the loop's, each array cut to the block b
-    picked_arguments: str = ""  # the loop's, inputs picked, results new arrays
+    picked_arguments: str = ""  # the loop's, on the gathered arrays
+    input_arrays: tuple[str, ...] = ()  # the loop's inputs: "douts", "xs"
     result_arrays: tuple[str, ...] = ()  # the loop's results: "dxs"
 
     @property
@@ -453,11 +454,12 @@ def _pass(
         ),
         picked_arguments=", ".join(
             [
-                *(f"{a}[picked]" for a in arrays),
+                *(f"{a}_picked" for a in arrays),
                 *params,
                 *(f"{r}_picked" for r in results),
             ]
         ),
+        input_arrays=tuple(arrays),
         result_arrays=tuple(results),
         stores=", ".join(f"{r}[i]" for r in results),
         # Numbers in float64 (booleans as they are): the element function
