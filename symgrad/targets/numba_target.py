@@ -583,7 +583,8 @@ def _print_with_tails(assignments, names, arrays, taken, tables, *rest):
     Both element functions take the same arguments, in the same precision:
     where either has a float64 path, both compute in float64.  With one
     condition, the tail's elements take the series alone, not the select."""
-    plain, conditions, nodes, float64_only = split_tails(assignments, rest[1])
+    _, loaded, *_ = rest  # (prefix, loaded, reference, memory)
+    plain, conditions, nodes, float64_only = split_tails(assignments, loaded)
     if len(conditions) == 1:  # its elements need the series alone
         assignments = [(target, _series_alone(expr)) for target, expr in assignments]
     lines, native = _print_numba_pass(assignments, names, arrays, taken, tables, *rest)
