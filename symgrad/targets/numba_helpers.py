@@ -22,9 +22,10 @@ arrays as they are (it computes in their precision, as NumPy's layers do); every
 other pass reads float64, so a float32 layer there is computed in float64 and
 rounded once when the loop stores it.  The rest (erf, erfc, the exact tails)
 compute in float64; erfc of a float32 argument takes float32's shorter fit
-there (`_erfc_float32`, within 0.6 ulps of float32).  All are ``inline="always"`` (inlined into the loop before
-LLVM sees it) and use NumPy's error model: a division by zero gives inf, as in
-NumPy, instead of raising, which would put a branch in the loop.
+there (`_erfc_float32`, within 0.6 ulps of float32).  All are
+``inline="always"`` (inlined into the loop before LLVM sees it) and use NumPy's
+error model: a division by zero gives inf, as in NumPy, instead of raising,
+which would put a branch in the loop.
 """
 
 import numba

@@ -648,12 +648,8 @@ def _with_tail(part: Pass, sums, tail) -> Pass:
     products = dict.fromkeys(
         _tail_note(n) for n in nodes if isinstance(n, tail_product)
     )
-    kinds = {isinstance(node, near_tail) for node in nodes}
-    takes = " and ".join(
-        what
-        for kind, what in ((True, "the series"), (False, "exact products"))
-        if kind in kinds
-    )
+    present = (("the series", notes), ("exact products", products))
+    takes = " and ".join(what for what, found in present if found)
     block = (
         f"The sums, vectorised; then the elements where {condition} again, with "
         f"{takes}."
