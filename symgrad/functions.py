@@ -663,6 +663,42 @@ class exp_once(sympy.Function):  # noqa: N801
         return f"exp({printer._print(self.args[0])})"
 
 
+class _FromExponential(sympy.Function):
+    """f(a) computed from e = exp(-|a|), its second argument, which the fused
+    loop computes for another part already (`symgrad.rewrite.from_shared_exponential`
+    builds it): the function is its first argument's, and prints as one."""
+
+    nargs = 2
+    of: type[sympy.Function]
+
+    def as_call(self) -> sympy.Expr:
+        return self.of(self.args[0])
+
+    def _eval_evalf(self, prec):
+        return self.as_call()._eval_evalf(prec)
+
+    def _eval_is_real(self):
+        return self.args[0].is_real
+
+    def _latex(self, printer, exp=None):
+        return printer._print(self.as_call(), exp=exp)
+
+    def _sympystr(self, printer):
+        return printer._print(self.as_call())
+
+
+class sigmoid_from(_FromExponential):  # noqa: N801
+    """sigmoid(a) from exp(-|a|): (e if a < 0 else 1)/(1 + e)."""
+
+    of = sigmoid
+
+
+class softplus_from(_FromExponential):  # noqa: N801
+    """softplus(a) from exp(-|a|): max(a, 0) + log1p(e)."""
+
+    of = softplus
+
+
 def _power(latex: str, exp: str | None) -> str:
     """SymPy's LaTeX printer passes ``exp`` when the function is raised to a power."""
     return latex if exp is None else rf"\left({latex}\right)^{{{exp}}}"

@@ -13,8 +13,10 @@ from symgrad.functions import (
     exp_of_polynomial,
     exp_once,
     sigmoid,
+    sigmoid_from,
     sigmoid_of_polynomial,
     softplus,
+    softplus_from,
     tail_product,
     tame,
 )
@@ -24,6 +26,7 @@ from symgrad.rewrite import (
     cos_complement,
     erfc_of_complement,
     expm1,
+    from_shared_exponential,
     guard_branches,
     log1p,
     log_of_sigmoid,
@@ -473,3 +476,42 @@ def test_only_the_fused_target_merges_calls():
     assert "np.tanh(" in readable
     forward = fused.split("def _mish_forward_one")[1].split("\n\n")[0]
     assert forward.count("_exp(") == 1 and "_tanh(" not in forward
+
+
+# -- from_shared_exponential: one exp(-|a|) for every call that computes it -------
+
+_A = clip(X, -750.0, 24.0)
+
+
+@pytest.mark.parametrize(
+    "exprs, shared",
+    [
+        ([sigmoid(X) + softplus(X)], {X}),
+        ([sigmoid(X), softplus(X) * X], {X}),  # across a pass's assignments
+        ([exp_once(-abs(_A)) * _A, sigmoid(_A)], {_A}),  # a merged part's exp
+        ([sigmoid(2 * X) * softplus(2 * X) + sigmoid(X)], {2 * X}),
+        ([sigmoid(X)], set()),  # one call: the helper computes it
+        ([sigmoid(X) * softplus(2 * X)], set()),  # two arguments
+        ([exp_once(X) * sigmoid(X)], set()),  # exp(a) is not exp(-|a|)
+    ],
+    ids=str,
+)
+def test_calls_of_one_argument_share_exp_of_minus_its_magnitude(exprs, shared):
+    """Each argument with two or more of sigmoid, softplus and exp(-|a|) in the
+    pass gets the `_from` forms, which take that exp; the value is the same."""
+    rewritten = from_shared_exponential(exprs)
+    froms = {
+        n.args[0]
+        for e in rewritten
+        for n in sympy.preorder_traversal(e)
+        if isinstance(n, (sigmoid_from, softplus_from))
+    }
+    assert froms == shared
+    for n in (n for e in rewritten for n in sympy.preorder_traversal(e)):
+        if isinstance(n, (sigmoid_from, softplus_from)):
+            assert n.args[1] == exp_once(-abs(n.args[0]))
+            assert not isinstance(n.args[0], (sigmoid, softplus))
+    for before, after in zip(exprs, rewritten, strict=True):
+        for x in (-800.0, -3.0, -0.5, 0.0, 0.25, 2.0, 30.0):
+            want, got = (float(e.subs(X, x).evalf(30)) for e in (before, after))
+            assert got == pytest.approx(want, rel=1e-15, abs=0.0)

@@ -36,7 +36,7 @@ from ..functions import near_root, near_tail, near_zero, softplus, tail_product
 from ..layer import DOUT, LayerFormulas, comment_lines, local_name, snake_name
 from ..model import MASK, X, Y
 from ..printing import LayerPrinter, UnprintableError, _float_literal
-from ..rewrite import exp_like_calls, for_fused_loops
+from ..rewrite import exp_like_calls, for_fused_loops, from_shared_exponential
 from ..sharing import S
 from .framework_printer import FrameworkPrinter
 from .numpy_readable import class_tables, print_pass, table_name
@@ -170,6 +170,14 @@ class NumbaPrinter(FrameworkPrinter):
         self.helpers.add(helper)
         return f"{helper}({', '.join(arguments)})"
 
+    def _print_sigmoid_from(self, expr: sympy.Function) -> str:
+        """sigmoid(a) from exp(-|a|), computed already (`_sigmoid_from`)."""
+        helper = f"_{type(expr).__name__}"
+        self.helpers.add(helper)
+        return f"{helper}({', '.join(self._print(a) for a in expr.args)})"
+
+    _print_softplus_from = _print_sigmoid_from
+
     def _print_Mul(self, expr: sympy.Mul) -> str:
         coefficient, rest = expr.as_coeff_Mul()
         if coefficient == -1 and isinstance(rest, softplus):
@@ -269,7 +277,9 @@ def _for_fused_loops(assignments) -> tuple[tuple, tuple[str, ...]]:
                 notes.append(f"a = {sympy.sstr(argument)}")
             part = sympy.sstr(part.xreplace({argument: a}))
             notes.append(f"{part} = rational in exp(-|{a}|)")
-    return tuple(merged), tuple(dict.fromkeys(notes))  # each note once
+    names = [name for name, _ in merged]
+    shared = from_shared_exponential([expr for _, expr in merged])
+    return tuple(zip(names, shared, strict=True)), tuple(dict.fromkeys(notes))
 
 
 def _tail_note(node: near_tail | tail_product) -> str:
