@@ -187,7 +187,7 @@ class LayerPrinter(NumPyPrinter):
                 numerator.append(factor)
         prec = PRECEDENCE["Mul"]
         top = " * ".join(self.parenthesize(f, prec, strict=True) for f in numerator)
-        top = top or "1.0"
+        top = top or self._print(sympy.Float(1.0))
         if not denominator:
             return top
         # Always parenthesised (format_expression drops what is redundant): an
@@ -211,11 +211,12 @@ class LayerPrinter(NumPyPrinter):
             product = " * ".join([self.parenthesize(base, prec)] * int(abs(exponent)))
             if exponent > 0:
                 return product
-            return f"1.0 / {product if abs(exponent) == 1 else f'({product})'}"
+            one = self._print(sympy.Float(1.0))
+            return f"{one} / {product if abs(exponent) == 1 else f'({product})'}"
         if exponent == sympy.S.Half:
             return f"{self.fn('sqrt')}({self._print(base)})"
         if exponent == -sympy.S.Half:
-            return f"1.0 / {self.fn('sqrt')}({self._print(base)})"
+            return f"{self._print(sympy.Float(1.0))} / {self.fn('sqrt')}({self._print(base)})"
         if (
             exponent.is_Rational
             and exponent.q == 2
@@ -224,7 +225,9 @@ class LayerPrinter(NumPyPrinter):
             # u**(3/2) -> u * sqrt(u): one sqrt instead of a general power.
             whole = sympy.Pow(base, (abs(exponent.p) - 1) // 2, evaluate=False)
             text = f"{self._print(whole)} * {self.fn('sqrt')}({self._print(base)})"
-            return text if exponent > 0 else f"1.0 / ({text})"
+            return (
+                text if exponent > 0 else f"{self._print(sympy.Float(1.0))} / ({text})"
+            )
         if base == sympy.E:
             return f"{self.fn('exp')}({self._print(exponent)})"
         pow_prec = PRECEDENCE["Pow"]

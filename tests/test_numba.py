@@ -1,11 +1,14 @@
 """The numba target's own parts: its vectorisable math in float64 and float32
 (in ulps against mpmath, special values, SIMD code in the compiled loop), and
-the layer's loops (float32 computed in float64 where a pass needs an exact path
-or the policy is accuracy, in float32 elsewhere; ``out=`` buffers, the cache
-next to the module, the loop over threads agreeing with the serial one).  The catalog's accuracy, extremes
-and agreement with the NumPy layers run over this target in test_targets."""
+the layer's loops (float32 computed in float64 under prefer='accuracy' and
+where a pass's sums need an exact path, its tail's elements in float64 where
+only the tail does, in float32 elsewhere; ``out=`` buffers, the cache next to
+the module, the loop over threads agreeing with the serial one).  The catalog's
+accuracy, extremes and agreement with the NumPy layers run over this target in
+test_targets."""
 
 import math
+import re
 
 import mpmath
 import numpy as np
@@ -222,14 +225,39 @@ def mish(tmp_path_factory):
     return import_path(path, "mish_numba"), folder
 
 
-def test_float32_is_computed_in_float64_and_rounded_once(mish):
-    module, _ = mish
+def test_float32_is_computed_in_float64_and_rounded_once_for_accuracy():
     rng = np.random.default_rng(3)
     x = (rng.standard_normal(4096) * 5).astype(np.float32)
+    layer = symgrad.compile("silu", target="numba", prefer="accuracy")
+    y32, y64 = layer().forward(x), layer().forward(x.astype(np.float64))
+    assert y32.dtype == np.float32
+    np.testing.assert_array_equal(y32, y64.astype(np.float32))
+
+
+def test_a_memory_pass_computes_float32_sums_in_float32_and_its_tail_in_float64(
+    mish,
+):
+    """Mish's forward sums in 16 float32 lanes, near the float64 result; the
+    tail's elements (x < -86.3125, where a float32 factor is subnormal) in
+    float64, rounded once: the float32 product keeps every digit there."""
+    module, _ = mish
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.standard_normal(4096) * 5, np.linspace(-100, -80, 801)])
+    x = x.astype(np.float32)
     narrow, wide = module.Mish(), module.Mish()
     y32, y64 = narrow.forward(x), wide.forward(x.astype(np.float64))
     assert y32.dtype == np.float32
-    np.testing.assert_array_equal(y32, y64.astype(np.float32))
+    rounded = y64.astype(np.float32)
+    tail = x < -86.3125
+    np.testing.assert_array_equal(y32[tail], rounded[tail])
+    assert np.any(y32[~tail] != rounded[~tail])  # computed in float32
+    np.testing.assert_array_max_ulp(y32, rounded, maxulp=3)
+    ir = "".join(
+        text
+        for signature, text in module._mish_forward_block.inspect_llvm().items()
+        if "float32" in str(signature)
+    )
+    assert "<16 x float>" in ir
 
 
 def test_out_buffers_are_written_and_checked(mish):
@@ -564,11 +592,15 @@ def test_the_product_tail_takes_the_exact_product_across_blocks(silu):
                 assert _ulps(serial[0][i], truth) <= 2.0, (i, x[i])
 
 
-def test_the_flag_is_a_constant_of_the_loop(mish):
-    """`_holds_float64` is a constant of the array's type: in Mish's forward,
-    whose product tail only float64 results need, the float32 block drops the
-    tail (no array to gather it into), the float64 block keeps it."""
-    module, _ = mish
+def test_the_flag_is_a_constant_of_the_loop():
+    """`_holds_float64` is a constant of the array's type: in Mish's forward
+    under prefer='accuracy' (float32 computed in float64), whose product tail
+    only float64 results need, the float32 block drops the tail (no array to
+    gather it into), the float64 block keeps it."""
+    import sys
+
+    layer = symgrad.compile("mish", target="numba", prefer="accuracy")
+    module = sys.modules[layer.__module__]
     for dtype, kept in ((np.float32, False), (np.float64, True)):
         x = np.linspace(-3.0, 3.0, 64).astype(dtype)
         block = module._mish_forward_block
@@ -577,3 +609,22 @@ def test_the_flag_is_a_constant_of_the_loop(mish):
             s for s in block.signatures if s[0].dtype == numba.from_dtype(dtype)
         )
         assert ("NRT_MemInfo_alloc" in block.inspect_llvm(signature)) == kept, dtype
+
+
+@pytest.mark.parametrize("name", sorted(symgrad.CATALOG))
+def test_a_native_pass_has_no_float64_number(name):
+    """A pass that computes in its arrays' precision writes every number as
+    ``_like(reference, c)``: one float64 literal (``1.0 / u``) would make its
+    float32 arithmetic float64 from there on.  Its tail, if it reads float64,
+    may."""
+    from symgrad.layer import layer_formulas
+
+    act = symgrad.activation(name)
+    layer = numba_target.layer_source(layer_formulas(symgrad.derive(act)))
+    for part in (layer.forward, layer.backward):
+        if "np.float64(" in part.reads:
+            continue
+        for line in part.lines:
+            code = re.sub(r"_like\(\w+, -?[0-9.e+-]+\)|_[A-Z0-9_]+", "", line)
+            code = code.split("#")[0]
+            assert not re.search(r"(?<![\w.])[0-9]+\.[0-9]*", code), (name, line)

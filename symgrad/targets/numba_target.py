@@ -315,6 +315,7 @@ class Pass:
     loop_arguments: str  # "xs, beta, outs, ss": input arrays, numbers, outputs
     stores: str  # "outs[i], ss[i]"
     reads: str  # "xs[i], beta"
+    tail_reads: str  # the same for the tail's element function
     size: str  # the first input array, whose size the loop runs to
     call: str  # the class's arguments to the loop: "_flat(x), self.beta, ..."
     notes: tuple[str, ...] = ()  # comment lines: the calls merged into one exp
@@ -441,17 +442,42 @@ def _reads_flag(lines) -> bool:
 
 
 def _pass(
-    name, arguments, lines, inputs, params, outputs, values, native=False
+    name,
+    arguments,
+    lines,
+    inputs,
+    params,
+    outputs,
+    values,
+    native=False,
+    tail_native=None,
 ) -> Pass:
     """A `Pass`; ``values`` maps a parameter to what the class passes for it.
     A ``native`` pass reads its arrays, and takes its parameters, in the
-    arrays' precision; any other reads numbers in float64."""
+    arrays' precision; any other reads numbers in float64.  Its tail, if any,
+    is native where ``tail_native`` says (by default, where the pass is)."""
     arrays = [f"{a}s" for a in inputs]
     results = [f"{r}s" for r in outputs]
     flag = []
     if _reads_flag(lines):
         arguments = (*arguments, EXACT)
         flag = [f"_holds_float64({results[0]})"]
+
+    def reads(native: bool) -> str:
+        # Numbers in float64 (booleans as they are): the element function
+        # computes in float64, and the loop's store rounds once; a native
+        # pass's numbers in its first array's type.
+        return ", ".join(
+            [
+                *(
+                    f"{a}[i]" if a == "masks" or native else f"np.float64({a}[i])"
+                    for a in arrays
+                ),
+                *(f"_like({arrays[0]}[i], {p})" if native else p for p in params),
+                *flag,
+            ]
+        )
+
     return Pass(
         function=f"{name}_one",
         loop=name,
@@ -472,19 +498,8 @@ def _pass(
         input_arrays=tuple(arrays),
         result_arrays=tuple(results),
         stores=", ".join(f"{r}[i]" for r in results),
-        # Numbers in float64 (booleans as they are): the element function
-        # computes in float64, and the loop's store rounds once; a native
-        # pass's numbers in its first array's type.
-        reads=", ".join(
-            [
-                *(
-                    f"{a}[i]" if a == "masks" or native else f"np.float64({a}[i])"
-                    for a in arrays
-                ),
-                *(f"_like({arrays[0]}[i], {p})" if native else p for p in params),
-                *flag,
-            ]
-        ),
+        reads=reads(native),
+        tail_reads=reads(native if tail_native is None else tail_native),
         size=arrays[0],
         call=", ".join(
             [
@@ -588,28 +603,30 @@ def _print_numba_pass(
 
 def _print_with_tails(assignments, names, arrays, taken, tables, *rest):
     """`_print_numba_pass` for a pass whose tails (`split_tails`) are computed
-    apart: (its statements with the sums, whether native, and () or (the
-    statements with the series, the tails' condition printed, the tails)).
-    Both element functions take the same arguments, in the same precision:
-    where either has a float64 path, both compute in float64.  With one
-    condition, the tail's elements take the series alone, not the select."""
+    apart: (its statements with the sums, whether they are native, whether the
+    tail's are, and () or (the statements with the series, the tails'
+    condition printed, the tails)).  Where only the tail has a float64 path,
+    the sums compute in the arrays' precision and the tail's few elements in
+    float64, every dtype's (a float32 factor is subnormal where a float64 one
+    is not: each tail's condition then holds for both); where the sums have
+    one, both compute in float64.  With one condition, the tail's elements
+    take the series alone, not the select."""
     _, loaded, *_ = rest  # (prefix, loaded, reference, memory)
     plain, conditions, nodes, float64_only = split_tails(assignments, loaded)
     if len(conditions) == 1:  # its elements need the series alone
         assignments = [(target, _series_alone(expr)) for target, expr in assignments]
     lines, native = _print_numba_pass(assignments, names, arrays, taken, tables, *rest)
     if not conditions:
-        return lines, native, ()
+        return lines, native, native, ()
     sums, sums_native = _print_numba_pass(plain, names, arrays, taken, tables, *rest)
-    if sums_native != native:  # one of them has a float64 path: both take it
+    if native and not sums_native:  # the sums have a float64 path: both take it
         *options, _ = rest
         native = False
         lines, _ = _print_numba_pass(
             assignments, names, arrays, taken, tables, *options, False
         )
-        sums, _ = _print_numba_pass(
-            plain, names, arrays, taken, tables, *options, False
-        )
+    if sums_native and not native:  # float32's tail is in float64 too
+        float64_only = frozenset()
     printer = NumbaPrinter(names, arrays, tables)
     flags = [f"{EXACT} and " if c in float64_only else "" for c in conditions]
     condition = " or ".join(
@@ -632,7 +649,7 @@ def _print_with_tails(assignments, names, arrays, taken, tables, *rest):
         tested = flags[0] + statements[0].removeprefix(f"{targets[0]} = ")
         if len(f"    return {tested}") <= 88:
             statements, result = [], tested
-    return sums, native, (lines, condition, nodes, statements, result)
+    return sums, sums_native, native, (lines, condition, nodes, statements, result)
 
 
 def _series_alone(expr: sympy.Expr) -> sympy.Expr:
@@ -695,19 +712,23 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
     tables: dict[tuple[float, ...], str] = {}
     loaded = [symbol for symbol, _ in formulas.reads]
     memory = act.prefer == "memory"
-    forward_lines, forward_native, forward_tail = _print_with_tails(
-        forward_assignments, names, arrays, taken, tables, prefix, (), "x", memory
+    forward_lines, forward_native, forward_tail_native, forward_tail = (
+        _print_with_tails(
+            forward_assignments, names, arrays, taken, tables, prefix, (), "x", memory
+        )
     )
-    backward_lines, backward_native, backward_tail = _print_with_tails(
-        backward_assignments,
-        names,
-        arrays,
-        taken,
-        tables,
-        prefix,
-        loaded,
-        next((local_name(s) for s in loaded if s != MASK), "dout"),
-        memory,
+    backward_lines, backward_native, backward_tail_native, backward_tail = (
+        _print_with_tails(
+            backward_assignments,
+            names,
+            arrays,
+            taken,
+            tables,
+            prefix,
+            loaded,
+            next((local_name(s) for s in loaded if s != MASK), "dout"),
+            memory,
+        )
     )
     forward_results = ("out", *(n for n, _ in formulas.forward if n != "out"))
     loads = tuple(local_name(symbol) for symbol, _ in formulas.reads)
@@ -727,6 +748,7 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
         forward_results,
         values,
         native=forward_native,
+        tail_native=forward_tail_native,
     )
     forward = replace(
         _with_tail(forward, forward_lines, forward_tail),
@@ -741,6 +763,7 @@ def layer_source(formulas: LayerFormulas) -> NumbaLayer:
         backward_results,
         values,
         native=backward_native,
+        tail_native=backward_tail_native,
     )
     backward = replace(
         _with_tail(backward, backward_lines, backward_tail),

@@ -379,6 +379,8 @@ class _Pass:
             and isinstance(p, sympy.Expr)
             and not p.is_Atom
             and self.varies(p)
+            # 1/u apart would be a reciprocal and a product: u is a part too
+            and not (p.is_Pow and p.exp.is_negative)
         ]
         sized = sorted(
             ((len(self.text(p)), sympy.default_sort_key(p), p) for p in parts),
