@@ -187,7 +187,7 @@ class LayerPrinter(NumPyPrinter):
                 numerator.append(factor)
         prec = PRECEDENCE["Mul"]
         top = " * ".join(self.parenthesize(f, prec, strict=True) for f in numerator)
-        top = top or self._print(sympy.Float(1.0))
+        top = top or self._one()
         if not denominator:
             return top
         # Always parenthesised (format_expression drops what is redundant): an
@@ -196,6 +196,11 @@ class LayerPrinter(NumPyPrinter):
         if len(denominator) > 1:
             bottom = f"({bottom})"
         return f"{top} / {bottom}"
+
+    def _one(self) -> str:
+        """1 as this printer writes numbers (of the arrays' type, where a
+        printer computes in it: a float64 1.0 there would widen the rest)."""
+        return self._print(sympy.Float(1.0))
 
     def _print_Pow(self, expr: sympy.Pow, rational: bool = False) -> str:
         base, exponent = expr.args
@@ -211,12 +216,13 @@ class LayerPrinter(NumPyPrinter):
             product = " * ".join([self.parenthesize(base, prec)] * int(abs(exponent)))
             if exponent > 0:
                 return product
-            one = self._print(sympy.Float(1.0))
-            return f"{one} / {product if abs(exponent) == 1 else f'({product})'}"
+            return (
+                f"{self._one()} / {product if abs(exponent) == 1 else f'({product})'}"
+            )
         if exponent == sympy.S.Half:
             return f"{self.fn('sqrt')}({self._print(base)})"
         if exponent == -sympy.S.Half:
-            return f"{self._print(sympy.Float(1.0))} / {self.fn('sqrt')}({self._print(base)})"
+            return f"{self._one()} / {self.fn('sqrt')}({self._print(base)})"
         if (
             exponent.is_Rational
             and exponent.q == 2
@@ -225,9 +231,7 @@ class LayerPrinter(NumPyPrinter):
             # u**(3/2) -> u * sqrt(u): one sqrt instead of a general power.
             whole = sympy.Pow(base, (abs(exponent.p) - 1) // 2, evaluate=False)
             text = f"{self._print(whole)} * {self.fn('sqrt')}({self._print(base)})"
-            return (
-                text if exponent > 0 else f"{self._print(sympy.Float(1.0))} / ({text})"
-            )
+            return text if exponent > 0 else f"{self._one()} / ({text})"
         if base == sympy.E:
             return f"{self.fn('exp')}({self._print(exponent)})"
         pow_prec = PRECEDENCE["Pow"]

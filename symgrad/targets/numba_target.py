@@ -2,8 +2,9 @@
 
 The same `LayerFormulas` as the NumPy layers, with one more rewrite: exp-like
 calls of one argument become one exp and a rational function of it where that
-is exact (`symgrad.rewrite.one_exponential`: Mish takes one exp forward and two
-backward, not 3 and 5 calls), noted in a comment.  Each pass is printed as the
+is exact (`symgrad.rewrite.one_exponential`: Mish takes one exp forward and one
+backward, not 3 and 5 calls; a sigmoid or softplus left beside such an exp
+takes it too, `from_shared_exponential`), noted in a comment.  Each pass is printed as the
 body of an element function (`NumbaPrinter`: the readable printer on numbers,
 with the vectorisable functions of `numba_helpers` for exp, log, tanh, sigmoid,
 softplus ...), and two loops call it over the flattened arrays: one serial, one
@@ -11,12 +12,12 @@ over threads (``numba.prange``) from the class's ``parallel_from`` elements on
 (`PARALLEL_WORK` over the element's exp-like calls).  A loop reads each input
 once and writes only the outputs and the arrays forward keeps for backward.
 Under ``prefer="memory"`` a pass computes in its arrays' precision, as NumPy's
-layers do (float32 in float32 arithmetic: twice the SIMD lanes), unless it
-needs an exact float64 path (a product with a subnormal factor, exp of a
-polynomial that rounds: the `EXACT` flag); such passes, and every pass under
-``prefer="accuracy"``, compute in float64 and round once where the loop
-stores the result.  Loops
-compile on first use and are cached next to the module (``cache=True``).  The
+layers do (float32 in float32 arithmetic: twice the SIMD lanes), unless its
+sums need an exact float64 path (exp of a polynomial that rounds: the `EXACT`
+flag); where only its tail does (a product with a subnormal factor), the
+tail's elements compute in float64.  Passes with such sums, and every pass
+under ``prefer="accuracy"``, compute in float64 and round once where the loop
+stores the result.  Loops compile on first use and are cached next to the module (``cache=True``).  The
 class around them has the NumPy ``--fast`` layers' API: ``forward(x,
 out=None)``, ``backward(dout, out=None)``, ``params`` and ``grads``.
 """
