@@ -579,12 +579,23 @@ def erfc_of_scaled(expr: sympy.Expr) -> sympy.Expr | None:
     return scaled_erfc(rest, scale, scale**2)
 
 
+#: Beyond |q| u**2 = _SQUARE_ZERO, exp(q*u**2) times any float64 is 0: u is
+#: clipped there.  The split is taken for |q| up to _SQUARE_SPLIT_Q, where the
+#: correction's exponent, at most |q| |u| / 16, stays below 77 inside the clip:
+#: finite in float32 too.
+_SQUARE_ZERO = 1460
+_SQUARE_SPLIT_Q = 1024
+
+
 def exp_of_square(expr: sympy.Expr) -> sympy.Expr | None:
-    """exp(q*u**2) -> exp(q*h**2) * exp(q*(u - h)*(u + h)), h = u to 1/16.
+    """exp(q*u**2) -> exp(q*h**2) * exp(q*(v - h)*(v + h)), v = u clipped where
+    exp(q*u**2) is 0, h = v to 1/16.
 
     u**2 is rounded, so exp(q*u**2) is off by |q| u**2 ulps (220 at GELU's
-    slope, x = -21); h**2 is exact, and (u - h)*(u + h) is small, so its
-    rounding costs nothing.  Both factors stay finite where the product is.
+    slope, x = -21); h**2 is exact, and (v - h)*(v + h) is small, so its
+    rounding costs nothing.  Unclipped, 16*u overflowed at the float's largest
+    value, and (u - h)*(u + h), up to |u|/16, made the product 0*inf where
+    exp(q*h**2) is 0 (x*exp(-x**2) was NaN from x = 6e8).
     """
     if not isinstance(expr, sympy.exp):
         return None
@@ -592,10 +603,12 @@ def exp_of_square(expr: sympy.Expr) -> sympy.Expr | None:
     if not (isinstance(rest, sympy.Pow) and rest.exp == 2 and q.is_negative):
         return None
     u = rest.base
-    if not u.has(X, Y) or isinstance(u, nearest):
+    if not u.has(X, Y) or isinstance(u, nearest) or -q > _SQUARE_SPLIT_Q:
         return None
-    h = nearest(u, sympy.Rational(1, 16))
-    return sympy.exp(q * h**2) * sympy.exp(q * (u - h) * (u + h))
+    bound = sympy.Float(math.ceil(math.sqrt(_SQUARE_ZERO / -float(q))))
+    v = clip(u, -bound, bound)
+    h = nearest(v, sympy.Rational(1, 16))
+    return sympy.exp(q * h**2) * sympy.exp(q * (v - h) * (v + h))
 
 
 def sech_squared(expr: sympy.Expr) -> sympy.Expr | None:

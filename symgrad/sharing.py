@@ -209,9 +209,15 @@ def _saturated_at_clips(sub: sympy.Expr, part: sympy.Expr, values) -> bool:
     env = {s: mpmath.mpf(v) for s, v in values.items()}
     for b in bounds:
         near = evaluate_fixed(part, {**env, X: b})
-        far = evaluate_fixed(part, {**env, X: 1e3 * b})
-        if near is None or far is None:
-            return False
-        if abs(near - far) > 2.0**-53 * abs(far) and max(abs(near), abs(far)) > 1e-300:
-            return False
+        # Far out, on and off the grid of a `nearest` inside part: on it, exp's
+        # correction (x - h)*(x + h) is 0 and looks saturated.
+        for far_x in (1e3 * b, 1e3 * b + b / 3):
+            far = evaluate_fixed(part, {**env, X: far_x})
+            if near is None or far is None:
+                return False
+            if (
+                abs(near - far) > 2.0**-53 * abs(far)
+                and max(abs(near), abs(far)) > 1e-300
+            ):
+                return False
     return True

@@ -515,3 +515,48 @@ def test_calls_of_one_argument_share_exp_of_minus_its_magnitude(exprs, shared):
         for x in (-800.0, -3.0, -0.5, 0.0, 0.25, 2.0, 30.0):
             want, got = (float(e.subs(X, x).evalf(30)) for e in (before, after))
             assert got == pytest.approx(want, rel=1e-15, abs=0.0)
+
+
+# -- exp_of_square far out: 0, not 0*inf ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "x*exp(-x**2)",
+        "x**2*exp(-(x/3)**2)",
+        "exp(-x**2/2)*sigmoid(x)",
+        "x**3*exp(-(x - 1)**2)",
+    ],
+)
+@pytest.mark.parametrize("target", ["numpy", "numba"])
+def test_exp_of_a_square_is_zero_far_out_without_warnings(formula, target):
+    """h = x to 1/16 made exp(q*h**2)*exp(q*(x - h)*(x + h)) 0*inf from x = 6e8
+    (NaN), and 16*x overflowed at the largest float: now x is clipped where the
+    value is 0, in the rule and in what forward caches for backward.  Finite,
+    below the normal range far out; within 4 ulps of mpmath near 0."""
+    if target == "numba":
+        pytest.importorskip("numba")
+    import warnings
+
+    import symgrad
+
+    act = symgrad.parse(formula, name="gauss")
+    layer = symgrad.compile(act, target=target)()
+    for dtype in (np.float64, np.float32):
+        largest = float(np.finfo(dtype).max)
+        far = np.array([largest, -largest, 6.4e8, -2.2e10, 63739.5, 1e4 + 1 / 3])
+        x = np.concatenate([far, [0.75, -1.5]]).astype(dtype)
+        with warnings.catch_warnings(), np.errstate(all="raise", under="ignore"):
+            warnings.simplefilter("error")
+            y = layer.forward(x)
+            dx = layer.backward(np.ones_like(x))
+        tiny = np.finfo(dtype).tiny  # the truth is 0 there, or subnormal
+        assert np.all(np.abs(y[: far.size]) < tiny), y
+        assert np.all(np.abs(dx[: far.size]) < tiny), dx
+        f = sympy.lambdify(X, act.expr, "mpmath")
+        slope = sympy.lambdify(X, sympy.diff(act.expr, X), "mpmath")
+        for i, point in enumerate(x[far.size :].tolist(), start=far.size):
+            for value, exact in ((y[i], f(point)), (dx[i], slope(point))):
+                ulps = abs(float(value) - float(exact)) / np.spacing(dtype(abs(exact)))
+                assert ulps <= 4, (dtype, point, value, exact)
