@@ -29,6 +29,7 @@ from .functions import (
     finite,
     near_root,
     near_zero,
+    nearest,
     scaled_erfc,
     sigmoid,
     sigmoid_of_polynomial,
@@ -130,6 +131,10 @@ def _in_output_and_part(forward, derivative, part, values) -> sympy.Expr | None:
     if plain_derivative.has(near_root, near_zero):
         # Its polynomial reads x - r: x recomputed from y and s is an ulp or
         # two off, and near r that is all of x - r.
+        return None
+    if plain_forward.has(nearest):
+        # A step function of x has no inverse, and SymPy took 18 s to say so
+        # (exp(-1000*x**2), past the default budget).
         return None
     try:
         solutions = sympy.solve(sympy.Eq(Y, plain_forward), X)

@@ -527,6 +527,7 @@ def test_calls_of_one_argument_share_exp_of_minus_its_magnitude(exprs, shared):
         "x**2*exp(-(x/3)**2)",
         "exp(-x**2/2)*sigmoid(x)",
         "x**3*exp(-(x - 1)**2)",
+        "exp(-400*x**2)",  # a steep one: the correction stays finite in float32
     ],
 )
 @pytest.mark.parametrize("target", ["numpy", "numba"])
