@@ -22,7 +22,6 @@ arrays of 1e6 and 1e7 elements.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -325,9 +324,6 @@ def markdown(report: dict, machine_line: str) -> str:
 
 def run_target(target: str, names, dtypes, folder: Path, args) -> dict:
     """Measure ``target`` ('torch' or 'jax'); the report for the JSON file."""
-    os.environ.setdefault(
-        "OMP_WAIT_POLICY", "PASSIVE"
-    )  # torch's threads spin otherwise
     rows = (torch_rows if target == "torch" else jax_rows)(names, dtypes, folder, args)
     return {
         "target": target,

@@ -4,13 +4,19 @@ and what compiling them costs once.
 
 Every candidate writes into ``out=`` arrays made beforehand (PyTorch cannot),
 forward then backward, interleaved in one process; reported are medians and
-ratios of medians.  The one-time costs are measured in fresh processes: the
-first call's compile of a layer's two loops (one dtype), and the same module
-imported again with numba's cache next to it.
+ratios of medians.  PyTorch runs in a process of its own, interleaved with
+the floor there: its OpenMP threads spin for milliseconds after each call
+(libgomp's default), and took the cores from the threads of whatever ran next
+(numba's loops 1.5-2x slower at 1e6).  The one-time costs are measured in
+fresh processes: the first call's compile of a layer's two loops (one dtype),
+and the same module imported again with numba's cache next to it.  A training
+step of a small NumPy network shows what the threads do beside NumPy's
+matrix products (`network`).
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import sys
@@ -36,7 +42,7 @@ def run(names, dtypes, folder: Path, args) -> dict:
     path.write_text(symgrad.generate(names, target="numba"))
     fused = import_path(path, "bench_numba")
     fast = bench.generated_classes(names, folder, fast=True)
-    torch = None if args.no_torch else bench.load_torch()
+    torch = {} if args.no_torch else torch_in_a_process(names, dtypes, args.repeats)
     print("\nfused numba layers: forward+backward into out= arrays, medians")
     print(f"{'layer':<10} {'dtype':<8} {'N':>7} {'numba':>10} {'fast':>10} "
           f"{'numba/floor':>11} {'numba/fast':>10} {'torch/numba':>11}")  # fmt: skip
@@ -53,11 +59,13 @@ def run(names, dtypes, folder: Path, args) -> dict:
                     "fast": bench._with_buffers(fast[name](), x, dout),
                     "floor": bench._floor(x, dout),
                 }
-                if torch is not None and name in torch[1]:
-                    candidates["torch"] = bench._torch_both(torch, name, x, dout)
                 median = bench.interleaved(
                     candidates, bench._repeats(size, args.repeats)
                 )
+                if (name, dtype, size) in torch:
+                    median["torch"], torch_floor = torch[name, dtype, size]
+                    # Its process's floor, for the record: the two should agree.
+                    median["torch_floor"] = torch_floor
                 row = {
                     "activation": name,
                     "dtype": dtype,
@@ -82,8 +90,122 @@ def run(names, dtypes, folder: Path, args) -> dict:
     return {
         "sizes": rows,
         "threads": crossover(fused, names, dtypes, args),
+        "network": network(fused, args),
         "costs": one_time_costs(names, folder),
     }
+
+
+def torch_in_a_process(names, dtypes, repeats: float) -> dict:
+    """{(name, dtype, size): (PyTorch's seconds, the floor's)}, measured in a
+    child process (`torch_rows`), or {} without PyTorch."""
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        "import numba_target; "
+        f"print(json.dumps(numba_target.torch_rows({names!r}, {dtypes!r}, "
+        f"{repeats!r})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    return {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
+
+
+def torch_rows(names, dtypes, repeats: float) -> list[list]:
+    """PyTorch autograd's forward+backward and the floor, interleaved, for
+    each layer it has, at the table's sizes: [name, dtype, size, s, floor s]."""
+    import run as bench
+
+    torch = bench.load_torch()
+    if torch is None:
+        return []
+    # One forward+backward of each first, at every size, as in a process that
+    # has trained a while: the first calls at a size run with the allocator
+    # cold (glibc maps fresh pages for them), up to 3.5x slower at 1e6.
+    for dtype in dtypes:
+        for size in SIZES:
+            x, dout = bench._data(size, dtype)
+            for name in names:
+                if name in torch[1]:
+                    bench._torch_both(torch, name, x, dout)
+    rows = []
+    for dtype in dtypes:
+        for size in SIZES:
+            x, dout = bench._data(size, dtype)
+            for name in names:
+                if name not in torch[1]:
+                    continue
+                median = bench.interleaved(
+                    {
+                        "torch": bench._torch_both(torch, name, x, dout),
+                        "floor": bench._floor(x, dout),
+                    },
+                    bench._repeats(size, repeats),
+                )
+                rows.append([name, dtype, size, median["torch"], median["floor"]])
+    return rows
+
+
+#: (batch, features) of the network: a hidden layer of 100 units, and batches
+#: from the book's largest to 1e7 elements a layer.
+NETWORK_SHAPES = [(1000, 100), (10_000, 100), (100_000, 100)]
+
+
+def network(fused, args, name: str = "mish") -> list[dict]:
+    """A training step of a NumPy network (x @ W, the layer, twice; backward
+    through both, with the weights' gradients): the layers as they come
+    (threads from ``parallel_from``) against serial loops.  The matrix products
+    run on OpenBLAS's threads; loops whose idle threads spun (numba's OpenMP
+    ``prange``) made the step up to 8.5x slower."""
+    import numpy as np
+    import run as bench
+
+    import symgrad
+
+    cls = getattr(fused, symgrad.activation(name).class_name)
+    rng = np.random.default_rng(0)
+    weights = [rng.standard_normal((100, 100)) * 0.1 for _ in range(2)]
+
+    def step(x, layers):
+        def run():
+            h, inputs = x, []
+            for w, layer in zip(weights, layers, strict=True):
+                inputs.append(h)
+                h = layer.forward(h @ w)
+            d = np.ones_like(h)
+            backward = zip(weights[::-1], layers[::-1], inputs[::-1], strict=True)
+            for w, layer, h_in in backward:
+                d = layer.backward(d)
+                _ = h_in.T @ d  # the weights' gradient
+                d = d @ w.T
+
+        return run
+
+    print(f"\na NumPy network's training step, {name} layers: as they come / serial")
+    rows = []
+    for shape in NETWORK_SHAPES:
+        x = rng.standard_normal(shape)
+        serial = [cls(), cls()]
+        for layer in serial:
+            layer.parallel_from = x.size + 1
+        median = bench.interleaved(
+            {"threads": step(x, [cls(), cls()]), "serial": step(x, serial)},
+            bench._repeats(x.size, args.repeats),
+        )
+        row = {
+            "activation": name,
+            "shape": list(shape),
+            "threads_from": cls.parallel_from,
+            "step_us": median["threads"] * 1e6,
+            "serial_us": median["serial"] * 1e6,
+            "step_over_serial": median["threads"] / median["serial"],
+        }
+        rows.append(row)
+        print(
+            f"  {str(shape):<12} {bench._time(median['threads']):>10} "
+            f"{bench._time(median['serial']):>10} {row['step_over_serial']:6.2f}"
+        )
+    return rows
 
 
 def crossover(fused, names, dtypes, args) -> list[dict]:

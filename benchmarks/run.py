@@ -87,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
 
     names = _choices(args.activations, list(symgrad.CATALOG), "activation")
     dtypes = _choices(args.dtypes, DTYPES, "dtype")
+    if args.target != "numba":
+        # PyTorch runs in this process, interleaved with the others, whose
+        # threads its idle OpenMP threads would take the cores from: they sleep
+        # at once.  (`--target numba` runs PyTorch in a process of its own, as
+        # it comes.)  Set before its runtime starts, which reads it once.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     info = machine()
     print(_machine_line(info), flush=True)
     if args.target == "numba":
@@ -269,6 +275,8 @@ def machine() -> dict[str, object]:
         "simd": simd(),
         "cpu_class": "AVX-512" if vectorised_avx512 else "no AVX-512 (AVX2)",
         "emulated": bool(os.environ.get("NPY_DISABLE_CPU_FEATURES")),
+        # How PyTorch's idle OpenMP threads wait (libgomp's policy).
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
     }
 
 
@@ -282,6 +290,7 @@ def _machine_line(info: dict) -> str:
         f"{info['cpu']}, {info['cores']} cores, Python {info['python']}, NumPy "
         f"{info['numpy']}; SIMD found: {' '.join(info['simd']['found']) or 'none'}"
         f"; class: {info['cpu_class']}{emulated}"
+        f"; OMP_WAIT_POLICY: {info.get('omp_wait_policy', 'not recorded')}"
     )
 
 
@@ -643,7 +652,6 @@ def startup(names) -> dict[str, float]:
 
 def load_torch():
     """torch and its functions for the layers it has, or None."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # its threads spin otherwise
     try:
         import torch
     except ImportError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import keyword
+import sys
 import tokenize
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -258,4 +259,12 @@ def _environment() -> jinja2.Environment:
     # Text from the user goes through these where it lands (`symgrad.text`).
     environment.filters["comment"] = text.comment
     environment.filters["docstring"] = text.docstring
+    environment.tests["standard"] = _from_standard_library
     return environment
+
+
+def _from_standard_library(statement: str) -> bool:
+    """Whether an import statement imports from Python's standard library (ruff
+    puts those in a group of their own, first)."""
+    module = statement.removeprefix("from ").removeprefix("import ").split()[0]
+    return module.partition(".")[0] in sys.stdlib_module_names

@@ -231,7 +231,7 @@ def test_unsupported_input_dtypes_are_refused_clearly(name, fast, dtype):
 def test_the_fast_layers_keep_one_thread_pool(monkeypatch):
     """Thread counts and array sizes varying call to call leave one pool's
     threads alive, not a pool per size."""
-    from symgrad.targets import numpy_fast_helpers as helpers
+    from symgrad.targets import thread_helpers as helpers
 
     layer = symgrad.compile("gelu", fast=True)()
     before = threading.active_count()

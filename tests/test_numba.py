@@ -9,6 +9,7 @@ test_targets."""
 
 import math
 import re
+import time
 
 import mpmath
 import numpy as np
@@ -273,39 +274,73 @@ def test_out_buffers_are_written_and_checked(mish):
         layer.forward(x, out=x)
 
 
-def test_the_loop_over_threads_gives_the_serial_loops_bits(mish):
+@pytest.mark.parametrize("threads", ["2", "3", "7"])
+def test_the_parts_over_threads_give_the_serial_loops_bits(mish, monkeypatch, threads):
+    """Split over threads, in parts of whole 4,096-element blocks and a last
+    part of what is left, each loop writes the bits of the serial loop: Mish's
+    two passes (each with tail elements) and PReLU's backward, whose number
+    goes to every part whole and whose per-element gradient is split too."""
     module, _ = mish
-    x = np.random.default_rng(5).standard_normal(3000)
-    serial, parallel = (np.empty_like(x) for _ in range(2))
-    s1, s2 = np.empty_like(x), np.empty_like(x)
-    module._mish_forward(x, serial, s1)
-    module._mish_forward_parallel(x, parallel, s2)
-    np.testing.assert_array_equal(serial, parallel)
-    np.testing.assert_array_equal(s1, s2)
+    monkeypatch.setenv("SYMGRAD_THREADS", threads)
+    x = np.random.default_rng(5).standard_normal(3 * 4096 + 123) * 8
+    dout = np.random.default_rng(6).standard_normal(x.size)
+
+    def both(threads):
+        out, s, dx = (np.empty_like(x) for _ in range(3))
+        module._run(module._mish_forward, threads, x, out, s)
+        module._run(module._mish_backward, threads, dout, x, s, dx)
+        dweight, dx2 = np.empty_like(x), np.empty_like(x)
+        module._run(module._prelu_backward, threads, dout, x, 0.25, dweight, dx2)
+        return out, s, dx, dweight, dx2
+
+    for serial, split in zip(both(False), both(True), strict=True):
+        np.testing.assert_array_equal(serial, split)
 
 
-def test_the_layer_takes_the_loop_over_threads_from_parallel_from(mish, monkeypatch):
-    """Below ``parallel_from`` the serial loops run, from it on the loops over
-    threads, with the same bits; an instance can move the threshold."""
+def test_the_layer_splits_over_threads_from_parallel_from(mish, monkeypatch):
+    """Below ``parallel_from`` a loop runs once, from it on over threads, with
+    the same bits; an instance can move the threshold."""
     module, _ = mish
     taken = []
     run = module._run
     monkeypatch.setattr(
-        module, "_run", lambda *a: taken.append(a[1 if a[2] else 0].__name__) or run(*a)
+        module, "_run", lambda *a: taken.append((a[0].__name__, a[1])) or run(*a)
     )
     layer = module.Mish()
-    x = np.random.default_rng(6).standard_normal(64) * 10
+    x = np.random.default_rng(6).standard_normal(9000) * 10
     expected = (layer.forward(x).copy(), layer.backward(np.ones_like(x)).copy())
-    layer.parallel_from = 64
+    layer.parallel_from = 9000
     got = (layer.forward(x).copy(), layer.backward(np.ones_like(x)).copy())
     assert taken == [
-        "_mish_forward",
-        "_mish_backward",
-        "_mish_forward_parallel",
-        "_mish_backward_parallel",
+        ("_mish_forward", False),
+        ("_mish_backward", False),
+        ("_mish_forward", True),
+        ("_mish_backward", True),
     ]
     for a, b in zip(expected, got, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_idle_threads_sleep_and_the_loops_release_the_gil(mish, monkeypatch):
+    """After a layer's loops ran over threads, the process takes no CPU time
+    while it waits: numba's OpenMP loops (``prange``) left their threads
+    spinning for milliseconds, which took the cores from NumPy's matrix
+    products.  The loops are compiled without the GIL, so the parts run at
+    once, and no loop is numba's ``parallel=True``."""
+    module, _ = mish
+    monkeypatch.setenv("SYMGRAD_THREADS", "2")
+    layer = module.Mish()
+    layer.parallel_from = 1
+    x = np.random.default_rng(7).standard_normal(1 << 18)
+    for _ in range(3):
+        layer.forward(x)
+        layer.backward(np.ones_like(x))
+    started = time.process_time()
+    time.sleep(0.05)
+    assert time.process_time() - started < 0.002  # OpenMP's threads: 6.6 ms
+    for loop in (module._mish_forward, module._mish_backward, module._prelu_forward):
+        assert loop.targetoptions["nogil"] is True
+        assert not loop.targetoptions.get("parallel")
 
 
 @pytest.mark.parametrize(
@@ -473,7 +508,7 @@ def test_a_tail_is_computed_again_on_its_elements_in_blocks(mish):
     """Mish's backward computes the sum on every element and the series on
     those beyond x = -5.0625, block by block: each element is the element
     function its side asks for, across block edges and in the last, partial
-    block, and the loop over threads gives the same bits."""
+    block, and the loop split over threads gives the same bits."""
     module, _ = mish
     rng = np.random.default_rng(11)
     x = rng.uniform(-12.0, 3.0, 3 * 4096 + 1000)
@@ -482,7 +517,7 @@ def test_a_tail_is_computed_again_on_its_elements_in_blocks(mish):
     s = np.tanh(np.log1p(np.exp(x)))
     serial, parallel = np.empty_like(x), np.empty_like(x)
     module._mish_backward(dout, x, s, serial)
-    module._mish_backward_parallel(dout, x, s, parallel)
+    module._run(module._mish_backward, True, dout, x, s, parallel)
     np.testing.assert_array_equal(serial, parallel)
     tail = x < -5.0625
     assert 0 < tail.sum() < x.size
@@ -508,17 +543,17 @@ def test_the_block_with_a_tail_is_simd_code(mish, dtype):
 
 
 def test_the_loops_ask_for_512_bit_vectors(mish):
-    """Each loop's function (a loop over threads: its body, compiled apart)
-    carries LLVM's "prefer-vector-width"="512", which it takes on a CPU with
-    AVX-512, where LLVM's own tuning stops at 256 bits."""
+    """Each loop's function carries LLVM's "prefer-vector-width"="512", which
+    it takes on a CPU with AVX-512, where LLVM's own tuning stops at 256 bits:
+    a loop over the elements, and a pass's block (sums and tail)."""
     from llvmlite import binding
 
     module, _ = mish
     x = np.linspace(-9.0, 3.0, 512)
     out, s = np.empty_like(x), np.empty_like(x)
     loops = {
-        module._mish_forward: (x, out, s),
-        module._mish_forward_parallel: (x, out, s),
+        module._prelu_forward: (x, 0.25, out),
+        module._mish_forward_block: (x, out, s),
         module._mish_backward_block: (np.ones_like(x), x, s, np.empty_like(x)),
     }
     avx512 = binding.get_host_cpu_features().get("avx512f", False)
@@ -583,7 +618,7 @@ def test_the_product_tail_takes_the_exact_product_across_blocks(silu):
     serial = [np.empty_like(x), np.empty_like(x)]
     parallel = [np.empty_like(x), np.empty_like(x)]
     silu._silu_forward(x, *serial)
-    silu._silu_forward_parallel(x, *parallel)
+    silu._run(silu._silu_forward, True, x, *parallel)
     np.testing.assert_array_equal(serial[0], parallel[0])
     with mpmath.workdps(30):
         for i in [4095, 4096, x.size - 1, *range(0, x.size, 301)]:

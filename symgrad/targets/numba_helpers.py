@@ -42,6 +42,7 @@ from .interface_helpers import (  # noqa: F401 (the layers' interface, copied to
     _float_array,
 )
 from .polynomial_tables import _ERF_SMALL, _ERFC_F32, _ERFC_F64, _TANH_F32
+from .thread_helpers import _executor, _threads
 
 #: 1.5 * 2**52: x + _SHIFTER rounds x to an integer, which the low bits hold.
 _SHIFTER = 6755399441055744.0
@@ -569,9 +570,27 @@ def _total(values):
         return float(np.sum(values))
 
 
-def _run(serial, parallel, threads, *arguments):
-    """The loop over threads if ``threads``, else the serial one."""
-    return (parallel if threads else serial)(*arguments)
+def _run(loop, threads, *arguments):
+    """loop(*arguments), and if ``threads``, over one part of the flat arrays
+    per thread (`_threads`; numbers go to every part whole), each part whole
+    blocks of 4,096 elements: the loops release the GIL (``nogil``), and the
+    caller runs the first part while the pool's threads run the others."""
+    size = arguments[0].size
+    parts = min(_threads(), -(-size // 4096)) if threads else 1
+    if parts <= 1:
+        return loop(*arguments)
+    blocks = -(-size // 4096)
+    bounds = [min(blocks * k // parts * 4096, size) for k in range(parts)] + [size]
+
+    def part(k):
+        start, stop = bounds[k], bounds[k + 1]
+        return [a[start:stop] if isinstance(a, np.ndarray) else a for a in arguments]
+
+    pool = _executor(parts - 1)
+    futures = [pool.submit(loop, *part(k)) for k in range(1, parts)]
+    loop(*part(0))
+    for future in futures:
+        future.result()
 
 
 @_inline

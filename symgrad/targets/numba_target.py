@@ -7,9 +7,12 @@ backward, not 3 and 5 calls; a sigmoid or softplus left beside such an exp
 takes it too, `from_shared_exponential`), noted in a comment.  Each pass is printed as the
 body of an element function (`NumbaPrinter`: the readable printer on numbers,
 with the vectorisable functions of `numba_helpers` for exp, log, tanh, sigmoid,
-softplus ...), and two loops call it over the flattened arrays: one serial, one
-over threads (``numba.prange``) from the class's ``parallel_from`` elements on
-(`PARALLEL_WORK` over the element's exp-like calls).  A loop reads each input
+softplus ...), and one loop per direction calls it over the flattened arrays.
+The loop releases the GIL, and from the class's ``parallel_from`` elements on
+(`PARALLEL_WORK` over the element's exp-like calls) the layer runs it on one
+part of the arrays per thread, from a pool whose idle threads sleep
+(`numba_helpers._run`), not numba's ``prange``, whose OpenMP threads spin
+after each loop and took the cores from NumPy's matrix products.  A loop reads each input
 once and writes only the outputs and the arrays forward keeps for backward.
 Under ``prefer="memory"`` a pass computes in its arrays' precision, as NumPy's
 layers do (float32 in float32 arithmetic: twice the SIMD lanes), unless its
@@ -249,13 +252,15 @@ class InPrecisionPrinter(NumbaPrinter):
     _print_One = _print_Zero = _print_NegativeOne = _print_Integer
 
 
-#: Elements times (1 + exp-like calls per element) from which the loops over
-#: threads beat the serial ones, measured with `benchmarks/run.py --target numba`
-#: on 2 cores (Intel Xeon, AVX-512, float64): 262,144 elements for ReLU (no
-#: call), 131,072 for sigmoid, tanh, ELU and SiLU (1), 65,536 for softplus, Mish
-#: and GELU-tanh (2-3), 32,768 for GELU.  Threads cost a wake-up per loop; the
-#: more work an element takes, the sooner they pay.
-PARALLEL_WORK = 262_144
+#: Elements times (1 + exp-like calls per element) from which the layer's loops
+#: split over threads beat one loop, measured with `benchmarks/run.py --target
+#: numba` on 2 cores (Intel Xeon, AVX-512): 524,288 elements for ReLU (no call);
+#: 131,072 in float64 and 262,144 in float32 for sigmoid, tanh, SiLU (1),
+#: softplus and Mish (2); 65,536 and 131,072 for GELU and GELU-tanh.  Each call
+#: wakes a sleeping thread (tens of microseconds here); the more work an
+#: element takes, the sooner that pays.  The rule takes float32's crossover,
+#: up to 2x past float64's.
+PARALLEL_WORK = 524_288
 
 
 def parallel_from(calls: int) -> int:
@@ -309,7 +314,7 @@ class Pass:
     """One direction: its element function, and the loop and call around it."""
 
     function: str  # the element function: _mish_forward_one
-    loop: str  # the loops: _mish_forward and _mish_forward_parallel
+    loop: str  # the loop: _mish_forward
     arguments: tuple[str, ...]  # the element function's, numbers
     lines: tuple[str, ...]
     results: tuple[str, ...]
@@ -570,7 +575,7 @@ class NumbaLayer:
         functions = [
             f"{self.prefix}_{direction}{kind}"
             for direction in ("forward", "backward")
-            for kind in ("_one", "", "_parallel")
+            for kind in ("_one", "")
         ]
         functions += [
             name

@@ -8,9 +8,7 @@ tested directly.  Each is stable for every finite input and preserves the dtype
 of its argument (constants are Python floats, which NumPy treats as weak).
 """
 
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
 import numpy as np
@@ -29,6 +27,7 @@ from .numpy_helpers import (
     _LOG1P_IS_SIMD,
     _erfc_near_zero,
 )
+from .thread_helpers import _executor, _threads
 
 _BOOL = np.dtype(bool)
 #: Below this many elements, and with no out= buffer, a layer runs whole-array
@@ -39,36 +38,6 @@ _SMALL = 65536
 #: below, a kernel runs once on the whole arrays, which measured faster here
 #: than blocks (no per-block dispatch; the arrays fit in the L2 cache).
 _PARALLEL = 1 << 18
-
-
-def _threads():
-    """Threads to split large arrays over: $SYMGRAD_THREADS, else the usable CPUs."""
-    setting = os.environ.get("SYMGRAD_THREADS", "")
-    if setting.isdigit() and int(setting) > 0:
-        return int(setting)
-    if hasattr(os, "sched_getaffinity"):
-        return min(len(os.sched_getaffinity(0)), 8)
-    return min(os.cpu_count() or 1, 8)
-
-
-_pools = {}
-_pools_lock = threading.Lock()
-
-
-def _executor(workers):
-    """The process's one pool, with at least ``workers`` threads: a larger
-    need (a raised $SYMGRAD_THREADS) replaces it, and a forked child, which
-    has no threads of its parent's pool, makes its own."""
-    pid = os.getpid()
-    with _pools_lock:
-        pool = _pools.get(pid)
-        if pool is None or pool._max_workers < workers:
-            if pool is not None:
-                pool.shutdown(wait=False)
-            pool = ThreadPoolExecutor(workers, thread_name_prefix="symgrad")
-            _pools.clear()
-            _pools[pid] = pool
-        return pool
 
 
 class _Scratch(threading.local):
