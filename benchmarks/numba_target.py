@@ -90,19 +90,19 @@ def run(names, dtypes, folder: Path, args) -> dict:
     return {
         "sizes": rows,
         "threads": crossover(fused, names, dtypes, args),
-        "network": network(fused, args),
+        "network": network(fused, "mish" if "mish" in names else names[-1], args),
         "costs": one_time_costs(names, folder),
     }
 
 
-def torch_in_a_process(names, dtypes, repeats: float) -> dict:
+def torch_in_a_process(names, dtypes, repeats: float, sizes=SIZES) -> dict:
     """{(name, dtype, size): (PyTorch's seconds, the floor's)}, measured in a
     child process (`torch_rows`), or {} without PyTorch."""
     code = (
         f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
         "import numba_target; "
         f"print(json.dumps(numba_target.torch_rows({names!r}, {dtypes!r}, "
-        f"{repeats!r})))"
+        f"{repeats!r}, {list(sizes)!r})))"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -111,7 +111,7 @@ def torch_in_a_process(names, dtypes, repeats: float) -> dict:
     return {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
 
 
-def torch_rows(names, dtypes, repeats: float) -> list[list]:
+def torch_rows(names, dtypes, repeats: float, sizes=SIZES) -> list[list]:
     """PyTorch autograd's forward+backward and the floor, interleaved, for
     each layer it has, at the table's sizes: [name, dtype, size, s, floor s]."""
     import run as bench
@@ -123,14 +123,14 @@ def torch_rows(names, dtypes, repeats: float) -> list[list]:
     # has trained a while: the first calls at a size run with the allocator
     # cold (glibc maps fresh pages for them), up to 3.5x slower at 1e6.
     for dtype in dtypes:
-        for size in SIZES:
+        for size in sizes:
             x, dout = bench._data(size, dtype)
             for name in names:
                 if name in torch[1]:
                     bench._torch_both(torch, name, x, dout)
     rows = []
     for dtype in dtypes:
-        for size in SIZES:
+        for size in sizes:
             x, dout = bench._data(size, dtype)
             for name in names:
                 if name not in torch[1]:
@@ -151,7 +151,7 @@ def torch_rows(names, dtypes, repeats: float) -> list[list]:
 NETWORK_SHAPES = [(1000, 100), (10_000, 100), (100_000, 100)]
 
 
-def network(fused, args, name: str = "mish") -> list[dict]:
+def network(fused, name: str, args, shapes=NETWORK_SHAPES) -> list[dict]:
     """A training step of a NumPy network (x @ W, the layer, twice; backward
     through both, with the weights' gradients): the layers as they come
     (threads from ``parallel_from``) against serial loops.  The matrix products
@@ -183,7 +183,7 @@ def network(fused, args, name: str = "mish") -> list[dict]:
 
     print(f"\na NumPy network's training step, {name} layers: as they come / serial")
     rows = []
-    for shape in NETWORK_SHAPES:
+    for shape in shapes:
         x = rng.standard_normal(shape)
         serial = [cls(), cls()]
         for layer in serial:

@@ -732,6 +732,7 @@ def updated(old: dict, new: dict) -> dict:
         "learner": ("activation", "dtype", "shape"),
         "sizes": ("activation", "dtype", "size"),
         "threads": ("activation", "dtype"),  # numba's serial against threads
+        "network": ("activation", "shape"),  # numba's layers in a network
     }
     merged = {**old, "machine": new["machine"]}
     for section, value in new.items():

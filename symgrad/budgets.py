@@ -165,6 +165,8 @@ class _Worker:
     stages: list[str]
     #: The innermost stage an exception left, for the error.
     failed_in: str | None = None
+    #: The stage that ended last: time spent between stages follows it.
+    ended: str | None = None
 
     def report(self) -> None:
         _send(self.output, ("stage", _stage()))
@@ -192,7 +194,7 @@ def stage(name: str) -> Iterator[None]:
         _worker.failed_in = _worker.failed_in or name
         raise
     finally:
-        _worker.stages.pop()
+        _worker.ended = _worker.stages.pop()
         _worker.report()
 
 
@@ -230,9 +232,13 @@ def attempt(
 
 
 def _stage() -> str:
-    if _worker is None or not _worker.stages:
+    """The stage the worker is in, for a budget error: the innermost one
+    open, else what follows the one that ended last."""
+    if _worker is None:
         return "starting"
-    return _worker.stages[-1]
+    if _worker.stages:
+        return _worker.stages[-1]
+    return f"the work after {_worker.ended}" if _worker.ended else "starting"
 
 
 def _run_one(output, limits: Budget, function, args) -> None:

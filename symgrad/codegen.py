@@ -23,7 +23,7 @@ from typing import Any
 import jinja2
 
 from . import __version__, text
-from .budgets import for_activation
+from .budgets import for_activation, stage
 from .catalog import CATALOG, is_builtin, resolve
 from .derivation import derive
 from .errors import SYMPY_FAILURES, FormulaError
@@ -120,7 +120,10 @@ def _layer_source(target: Target, derivation: Derivation):
     """The target's layer source, with SymPy's failures on an odd formula
     reported as such."""
     try:
-        return target.layer_source(layer_formulas(derivation))
+        with stage("laying out forward and backward"):
+            formulas = layer_formulas(derivation)
+        with stage(f"writing the {target.name} layer"):
+            return target.layer_source(formulas)
     except FormulaError:
         raise
     except SYMPY_FAILURES as error:

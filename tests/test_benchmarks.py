@@ -171,3 +171,33 @@ def test_an_update_replaces_only_the_rows_measured_again():
         "import_numba_s": 0.2,
         "first_call_compile_s": {"relu": 0.4, "mish": 5.0},
     }
+
+
+@pytest.mark.slow
+def test_the_numba_benchmark_times_pytorch_apart_and_a_network_step(tmp_path):
+    """PyTorch's rows come from a process of their own (its idle threads spin
+    into the others' timing), for the layers it has; the network step runs
+    the layers as they come and with serial loops, and both compute."""
+    pytest.importorskip("torch")
+    pytest.importorskip("numba")
+    import numba_target
+
+    from symgrad.loader import import_path
+
+    rows = numba_target.torch_in_a_process(
+        ["mish", "softsign"], ["float32"], 0.05, sizes=[1000]
+    )
+    assert list(rows) == [("mish", "float32", 1000)]
+    assert all(t > 0 for t in rows["mish", "float32", 1000])
+    path = tmp_path / "net_numba.py"
+    path.write_text(symgrad.generate(["mish"], target="numba"))
+    fused = import_path(path, "net_numba")
+
+    class Args:
+        repeats = 0.05
+
+    [row] = numba_target.network(fused, "mish", Args, shapes=[(300, 100)])
+    assert (
+        row["shape"] == [300, 100] and row["threads_from"] == fused.Mish.parallel_from
+    )
+    assert row["step_us"] > 0 and row["serial_us"] > 0

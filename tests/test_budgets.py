@@ -102,6 +102,12 @@ def _sleep_in_stage(name: str) -> None:
         time.sleep(60)
 
 
+def _sleep_after_stage(name: str) -> None:
+    with stage(name):
+        pass
+    time.sleep(60)
+
+
 def _cheaper_path() -> str:
     return attempt("a slow stage", lambda: time.sleep(60), lambda: "cheap", 0.2)
 
@@ -132,6 +138,16 @@ def test_running_out_of_time_names_the_stage_and_how_to_raise_it():
     # The server that ran it was ended with it; the next piece of work starts
     # a new one and succeeds.
     assert within_budget(pow, 2, 10, subject="f") == 1024
+
+
+def test_time_spent_between_stages_names_the_stage_before_it():
+    """Not "starting", as it said: the work after the stage that ended last."""
+    with symgrad.budget(seconds=0.5):
+        _, result = _outcome(
+            lambda: within_budget(_sleep_after_stage, "weighing", subject="f")
+        )
+    assert isinstance(result, BudgetExceeded)
+    assert str(result).startswith("'f': the work after weighing ran out of time")
 
 
 def test_a_stage_with_a_cheaper_path_takes_it():

@@ -5,7 +5,8 @@ whose idle threads sleep.  numba's own loops over threads (``prange``) run on
 OpenMP, whose idle threads spin for milliseconds after each loop (libgomp's
 default); in a NumPy network that took the cores from OpenBLAS's matrix
 products, and a training step with Mish layers at (1000, 100) ran 8.5x slower
-than with serial loops (`benchmarks/numba_target.py` measures both).
+than with serial loops.  With this pool it takes the serial loops' time
+(`benchmarks/numba_target.py`'s `network`).
 """
 
 import os
