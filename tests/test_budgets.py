@@ -127,13 +127,17 @@ def _recurse(depth: int) -> int:
     return _recurse(depth + 1) + 1
 
 
-def test_running_out_of_time_names_the_stage_and_how_to_raise_it():
+def _out_of_time(function, *args) -> tuple[float, str]:
+    """(seconds taken, the error) of ``function(*args)`` with 0.5 s to run."""
     with symgrad.budget(seconds=0.5):
-        taken, result = _outcome(
-            lambda: within_budget(_sleep_in_stage, "weighing", subject="f")
-        )
+        taken, result = _outcome(lambda: within_budget(function, *args, subject="f"))
     assert isinstance(result, BudgetExceeded)
-    assert str(result).startswith("'f': weighing ran out of time (0.5 s)")
+    return taken, str(result)
+
+
+def test_running_out_of_time_names_the_stage_and_how_to_raise_it():
+    taken, error = _out_of_time(_sleep_in_stage, "weighing")
+    assert error.startswith("'f': weighing ran out of time (0.5 s)")
     assert taken < 0.5 + SLACK
     # The server that ran it was ended with it; the next piece of work starts
     # a new one and succeeds.
@@ -142,12 +146,8 @@ def test_running_out_of_time_names_the_stage_and_how_to_raise_it():
 
 def test_time_spent_between_stages_names_the_stage_before_it():
     """Not "starting", as it said: the work after the stage that ended last."""
-    with symgrad.budget(seconds=0.5):
-        _, result = _outcome(
-            lambda: within_budget(_sleep_after_stage, "weighing", subject="f")
-        )
-    assert isinstance(result, BudgetExceeded)
-    assert str(result).startswith("'f': the work after weighing ran out of time")
+    _, error = _out_of_time(_sleep_after_stage, "weighing")
+    assert error.startswith("'f': the work after weighing ran out of time")
 
 
 def test_a_stage_with_a_cheaper_path_takes_it():
