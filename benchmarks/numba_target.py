@@ -119,30 +119,25 @@ def torch_rows(names, dtypes, repeats: float, sizes=SIZES) -> list[list]:
     torch = bench.load_torch()
     if torch is None:
         return []
+    data = {(d, s): bench._data(s, d) for d in dtypes for s in sizes}
+    cases = [
+        (name, dtype, size, *data[dtype, size])
+        for dtype in dtypes
+        for size in sizes
+        for name in names
+        if name in torch[1]
+    ]
     # One forward+backward of each first, at every size, as in a process that
     # has trained a while: the first calls at a size run with the allocator
     # cold (glibc maps fresh pages for them), up to 3.5x slower at 1e6.
-    for dtype in dtypes:
-        for size in sizes:
-            x, dout = bench._data(size, dtype)
-            for name in names:
-                if name in torch[1]:
-                    bench._torch_both(torch, name, x, dout)
+    runs = [bench._torch_both(torch, name, x, dout) for name, _, _, x, dout in cases]
     rows = []
-    for dtype in dtypes:
-        for size in sizes:
-            x, dout = bench._data(size, dtype)
-            for name in names:
-                if name not in torch[1]:
-                    continue
-                median = bench.interleaved(
-                    {
-                        "torch": bench._torch_both(torch, name, x, dout),
-                        "floor": bench._floor(x, dout),
-                    },
-                    bench._repeats(size, repeats),
-                )
-                rows.append([name, dtype, size, median["torch"], median["floor"]])
+    for (name, dtype, size, x, dout), run in zip(cases, runs, strict=True):
+        median = bench.interleaved(
+            {"torch": run, "floor": bench._floor(x, dout)},
+            bench._repeats(size, repeats),
+        )
+        rows.append([name, dtype, size, median["torch"], median["floor"]])
     return rows
 
 

@@ -576,10 +576,10 @@ def _run(loop, threads, *arguments):
     blocks of 4,096 elements: the loops release the GIL (``nogil``), and the
     caller runs the first part while the pool's threads run the others."""
     size = arguments[0].size
-    parts = min(_threads(), -(-size // 4096)) if threads else 1
+    blocks = -(-size // 4096)
+    parts = min(_threads(), blocks) if threads else 1
     if parts <= 1:
         return loop(*arguments)
-    blocks = -(-size // 4096)
     bounds = [min(blocks * k // parts * 4096, size) for k in range(parts)] + [size]
 
     def part(k):
